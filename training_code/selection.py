@@ -1,0 +1,84 @@
+"""Choosing the two attempts: aggregate each candidate's scores and rank the candidates.
+
+A candidate is a distinct grid in the original task's frame. Decoding gives it one generation NLL per
+view that produced it; scoring gives it one NLL per scoring view (the candidate rendered as the reply
+of an augmented view of the task, see `view_scoring_texts`). The aggregations:
+
+- ``product-of-experts`` (the ARChitects): sum of the scoring NLLs, i.e. the product of the views'
+  probabilities; lower is better. Their ablation: 40.5 -> 69 points from augmented scoring.
+- ``max-generation-probability``: the best generation NLL alone (no scoring pass needed).
+- ``min-probability``: the worst scoring view's NLL (every expert must agree).
+- ``mean-probability``: the mean of the scoring views' probabilities.
+- ``vote`` (arc24): how many views produced the candidate; ties broken by the best generation NLL.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .grids import Grid, grid_key
+
+
+@dataclass
+class ScoredCandidate:
+    """One distinct candidate grid (original frame) and what decoding and scoring said of it."""
+
+    grid: Grid
+    generation_nlls: list[float] = field(default_factory=list)  # one per view that decoded it
+    scoring_nlls: list[float] = field(default_factory=list)  # one per scoring view
+
+    @property
+    def votes(self) -> int:
+        return len(self.generation_nlls)
+
+
+def merge_candidates(found: Sequence[tuple[Grid, float]]) -> list[ScoredCandidate]:
+    """Merge (grid, generation NLL) pairs from several views into distinct candidates, in first-seen order."""
+    by_grid: dict[tuple, ScoredCandidate] = {}
+    for grid, nll in found:
+        cand = by_grid.setdefault(grid_key(grid), ScoredCandidate(np.asarray(grid, dtype=np.uint8)))
+        cand.generation_nlls.append(float(nll))
+    return list(by_grid.values())
+
+
+def _needs_scores(c: ScoredCandidate) -> list[float]:
+    if not c.scoring_nlls:
+        raise ValueError("this aggregation needs scoring NLLs; score the candidates under augmented views first")
+    return c.scoring_nlls
+
+
+def _logmeanexp_neg(nlls: list[float]) -> float:
+    """-log(mean(exp(-nll))), computed stably: the NLL of the mean probability."""
+    low = min(nlls)
+    return low - math.log(sum(math.exp(low - x) for x in nlls) / len(nlls))
+
+
+# Each aggregation maps a candidate to a sort key; smaller sorts first (is better).
+AGGREGATIONS: dict[str, Callable[[ScoredCandidate], tuple[float, ...]]] = {
+    "product-of-experts": lambda c: (sum(_needs_scores(c)),),
+    "max-generation-probability": lambda c: (min(c.generation_nlls, default=math.inf),),
+    "min-probability": lambda c: (max(_needs_scores(c)),),
+    "mean-probability": lambda c: (_logmeanexp_neg(_needs_scores(c)),),
+    "vote": lambda c: (-c.votes, min(c.generation_nlls, default=math.inf)),
+}
+DEFAULT_AGGREGATION = "product-of-experts"
+
+
+def rank_candidates(candidates: Sequence[ScoredCandidate], aggregation: str = DEFAULT_AGGREGATION,
+                    ) -> list[ScoredCandidate]:
+    """Candidates best first under an aggregation; ties keep the input order (stable sort)."""
+    try:
+        score = AGGREGATIONS[aggregation]
+    except KeyError:
+        raise ValueError(f"unknown aggregation {aggregation!r}; choose from {', '.join(AGGREGATIONS)}") from None
+    return sorted(candidates, key=score)
+
+
+def choose_attempts(candidates: Sequence[ScoredCandidate], aggregation: str = DEFAULT_AGGREGATION,
+                    n: int = 2) -> list[Grid]:
+    """The ``n`` best grids (fewer when there are fewer candidates)."""
+    return [c.grid for c in rank_candidates(candidates, aggregation)[:n]]
