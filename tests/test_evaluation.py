@@ -1,0 +1,160 @@
+"""Tests of the evaluation pipeline on the tiny model: a complete verified submission whatever happens,
+determinism, resume after a kill, cache isolation between models, time budget, and the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training_code import evaluation, model_tools
+from training_code.evaluation import EXIT_FELL_BACK, EvalConfig, decoding_keys, run_evaluation, select_tasks
+from training_code.formats import format_from_spec
+from training_code.submission import read_submission
+
+FMT = format_from_spec("architects")
+
+
+def task(seed: int, n_train: int = 2, n_test: int = 1, size: int = 2) -> tuple[dict, list]:
+    rng = np.random.default_rng(seed)
+
+    def grid():
+        return rng.integers(0, 3, size=(size, size)).tolist()
+
+    return ({"train": [{"input": grid(), "output": grid()} for _ in range(n_train)],
+             "test": [{"input": grid()} for _ in range(n_test)]},
+            [grid() for _ in range(n_test)])
+
+
+def write_set(folder: Path, tasks: dict[str, tuple[dict, list]], extra: dict | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    challenges = {t: c for t, (c, _) in tasks.items()} | (extra or {})
+    (folder / "x_challenges.json").write_text(json.dumps(challenges))
+    (folder / "x_solutions.json").write_text(json.dumps({t: s for t, (_, s) in tasks.items()} | {
+        t: [[[0]] for _ in c["test"]] for t, c in (extra or {}).items()}))
+    return folder / "x_challenges.json"
+
+
+def tiny(seed: int = 0):
+    return model_tools.build_tiny_model(FMT.alphabet, seed=seed, hidden_size=32, layers=1, heads=2)
+
+
+def config(challenges: Path, out: Path, **kw) -> EvalConfig:
+    # sampling, because DFS finds nothing above any useful threshold in a random model's near-uniform
+    # distribution; two of each view keep it fast. test_dfs_... runs the DFS path.
+    base = dict(challenges=str(challenges), output=str(out), ttt=False, decoder="sample", views=2, scoring_views=2,
+                max_tokens=1024, progress=False, report=False, cache=False)
+    return EvalConfig(**{**base, **kw})
+
+
+TASKS = {"aaa": task(1), "bbb": task(2, n_test=2), "ccc": task(3, n_train=3)}
+
+
+def test_the_submission_covers_every_test_input_and_is_verified(tmp_path):
+    challenges = write_set(tmp_path, TASKS)
+    summary = run_evaluation(config(challenges, tmp_path / "out", ttt=True, ttt_steps=2, report=True), tiny())
+    sub = read_submission(summary.submission_path, {"aaa": 1, "bbb": 2, "ccc": 1})
+    assert set(sub) == {"aaa", "bbb", "ccc"} and len(sub["bbb"]) == 2
+    assert summary.score is not None and summary.score.tasks == 3
+    assert set(summary.metrics) >= {"accuracy", "pass_2", "correct_pixels", "unanswered"}
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert set(report["tasks"]) == {"aaa", "bbb", "ccc"}
+    entries = [e for t in report["tasks"].values() for cands in t["candidates"].values() for e in cands]
+    assert entries and all(len(e["scoring_nlls"]) == 2 and e["correct"] in (True, False) for e in entries)
+    assert sorted(p.name for p in (tmp_path / "out" / "pictures").iterdir()) == [
+        "aaa_0.png", "bbb_0.png", "bbb_1.png", "ccc_0.png"]
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["views"] == 2
+
+
+def test_same_seed_gives_a_byte_identical_submission(tmp_path):
+    challenges = write_set(tmp_path, TASKS)
+    a = run_evaluation(config(challenges, tmp_path / "a", ttt=True, ttt_steps=2), tiny())
+    b = run_evaluation(config(challenges, tmp_path / "b", ttt=True, ttt_steps=2), tiny())
+    assert a.submission_path.read_bytes() == b.submission_path.read_bytes()
+    attempts = json.loads(a.submission_path.read_text())
+    assert any(entry["attempt_1"] != [[0]] for entries in attempts.values() for entry in entries)
+
+
+def test_bad_and_unanswerable_tasks_fall_back_and_the_exit_status_says_so(tmp_path):
+    ragged = {"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": [{"input": [[1]]}, {"input": [[2]]}]}
+    big, big_solution = task(4, size=20)  # its prompt cannot fit the 300-token budget
+    challenges = write_set(tmp_path, TASKS | {"big": (big, big_solution)}, extra={"bad": ragged})
+    summary = run_evaluation(config(challenges, tmp_path / "out", max_tokens=300), tiny())
+    sub = json.loads(summary.submission_path.read_text())
+    assert set(sub) == {"aaa", "bbb", "ccc", "big", "bad"}
+    assert sub["bad"] == [{"attempt_1": [[0]], "attempt_2": [[0]]}] * 2
+    assert summary.exit_status == EXIT_FELL_BACK
+    assert ("bad", 1) in summary.fell_back and ("big", 0) in summary.fell_back
+    assert "not rectangular" in summary.errors["bad"] and "tokens" in summary.errors["big"]
+
+
+def test_a_killed_run_resumes_without_redoing_finished_tasks(tmp_path, monkeypatch):
+    challenges = write_set(tmp_path, TASKS)
+    cfg = config(challenges, tmp_path / "out", cache=True)
+    real_solve = evaluation.solve_task
+    solved = []
+
+    def dies_on_the_third(dataset, task_id, *args, **kwargs):
+        if len(solved) == 2:
+            raise KeyboardInterrupt  # the process is killed while working on the third task
+        solved.append(task_id)
+        return real_solve(dataset, task_id, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "solve_task", dies_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_evaluation(cfg, tiny())
+    finished = list(solved)
+    solved.clear()
+
+    def counting(dataset, task_id, *args, **kwargs):
+        solved.append(task_id)
+        return real_solve(dataset, task_id, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "solve_task", counting)
+    resumed = run_evaluation(cfg, tiny())
+    assert len(finished) == 2 and solved == [t for t in ["aaa", "bbb", "ccc"] if t not in finished]
+    fresh = run_evaluation(config(challenges, tmp_path / "fresh"), tiny())
+    assert resumed.submission_path.read_bytes() == fresh.submission_path.read_bytes()
+
+    # another model (other weights, other fingerprint) never reads these results
+    solved.clear()
+    run_evaluation(cfg, tiny(seed=1))
+    assert solved == ["aaa", "bbb", "ccc"]
+
+
+def test_a_spent_time_budget_still_writes_a_complete_valid_submission(tmp_path):
+    challenges = write_set(tmp_path, TASKS)
+    summary = run_evaluation(config(challenges, tmp_path / "out", time_budget=1e-6), tiny())
+    sub = read_submission(summary.submission_path, {"aaa": 1, "bbb": 2, "ccc": 1})
+    assert len(sub) == 3 and summary.exit_status == EXIT_FELL_BACK
+    assert all("time budget" in summary.errors[t] for t in ("aaa", "bbb", "ccc"))
+
+
+def test_task_selection_by_ids_count_or_all(tmp_path):
+    from training_code.arc_loader import ArcDataset
+
+    ds = ArcDataset.from_kaggle(write_set(tmp_path, TASKS | {"ddd": task(9, size=5)}))
+    assert select_tasks(ds, "", FMT) == ["aaa", "bbb", "ccc", "ddd"]
+    assert select_tasks(ds, "ccc,aaa", FMT) == ["ccc", "aaa"]
+    assert "ddd" not in select_tasks(ds, "3", FMT)  # the longest rendering is left out
+    with pytest.raises(ValueError, match="zzz"):
+        select_tasks(ds, "aaa,zzz", FMT)
+
+
+def test_dfs_with_test_time_training_runs_through_the_pipeline(tmp_path):
+    challenges = write_set(tmp_path, {"aaa": task(1)})
+    summary = run_evaluation(config(challenges, tmp_path / "out", decoder="dfs", min_prob=0.5, ttt=True,
+                                    ttt_steps=2), tiny())
+    assert read_submission(summary.submission_path, {"aaa": 1})["aaa"][0]["attempt_1"].shape >= (1, 1)
+
+
+def test_decoding_views_are_the_d8_transforms_with_colours_and_shuffles(tmp_path):
+    from training_code.arc_loader import ArcDataset
+
+    ds = ArcDataset.from_kaggle(write_set(tmp_path, TASKS))
+    keys = decoding_keys(ds.tasks["ccc"], 0, 8, np.random.default_rng(0), keep_background=True)
+    assert keys[0] == keys[0].base  # the identity view first
+    assert sorted((k.transpose, k.rotation) for k in keys) == [(t, r) for t in (False, True) for r in range(4)]
+    assert all(k.colours[0] == 0 and sorted(k.example_order) == [0, 1, 2] for k in keys[1:])

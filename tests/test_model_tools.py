@@ -1,0 +1,499 @@
+"""Tests of the model layer: loading, vocabulary shrinking, the masking collator and LoRA.
+
+Fast tests run on tiny randomly initialised Llamas (``build_tiny_model``). Tests marked ``slow``
+use the bundled SmolLM2-135M GGUF and are skipped when it is absent (``make
+models/SmolLM2-135M-Instruct.Q4_1.gguf`` provides it).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from training_code import model_tools as mt
+from training_code.formats import ArchitectsFormat, RenderedTask
+from training_code.model_tools import (
+    IGNORE_INDEX,
+    MaskingCollator,
+    add_lora,
+    build_tiny_model,
+    load_adapter,
+    load_model,
+    merge_adapter,
+    remove_adapter,
+    save_adapter,
+    save_merged,
+    shrink_for_format,
+    shrink_vocabulary,
+)
+
+FMT = ArchitectsFormat(eos="</s>")
+EXTRA = "xyz!?#"  # characters of the tiny model's vocabulary that shrinking drops
+
+
+def logits_of(model: torch.nn.Module, ids: list[list[int]]) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=torch.tensor(ids, dtype=torch.long)).logits
+
+
+def random_texts(alphabet: str, n: int, length: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    chars = list(alphabet)
+    return ["".join(rng.choice(chars, size=length)) for _ in range(n)]
+
+
+def small_task(rng: np.random.Generator, n_train: int = 2) -> tuple[list[tuple[np.ndarray, np.ndarray]], ...]:
+    def grid() -> np.ndarray:
+        return rng.integers(0, 10, size=(int(rng.integers(1, 4)), int(rng.integers(1, 4))), dtype=np.uint8)
+
+    train = [(grid(), grid()) for _ in range(n_train)]
+    return train, grid(), grid()
+
+
+def perturb_lora(model: torch.nn.Module, seed: int = 1, scale: float = 0.05) -> None:
+    """Make every LoRA matrix and every fully trained copy non-zero, reproducibly."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * scale)
+
+
+# ---------------------------------------------------------------------------------------------
+# The tiny model
+
+
+def test_tiny_model_is_seeded_and_leaves_global_rng_alone():
+    state = torch.random.get_rng_state()
+    a = build_tiny_model(FMT.alphabet, seed=3)
+    b = build_tiny_model(FMT.alphabet, seed=3)
+    c = build_tiny_model(FMT.alphabet, seed=4)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert a.fingerprint == b.fingerprint != c.fingerprint
+    for (name, p), (_, q) in zip(a.model.named_parameters(), b.model.named_parameters()):
+        assert torch.equal(p, q), name
+
+
+def test_tiny_tokenizer_is_one_token_per_character():
+    tiny = build_tiny_model(FMT.alphabet)
+    tok = tiny.tokenizer
+    text = "ABI01\n2+/-=O9\n</s>"
+    enc = tok(text, return_offsets_mapping=True)
+    assert len(enc["input_ids"]) == len(text) - len("</s>") + 1
+    assert enc["input_ids"][-1] == tok.eos_token_id == tiny.model.config.eos_token_id
+    assert tok.decode(enc["input_ids"]) == text
+    assert (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) == (0, 1, 2)
+    with pytest.raises(ValueError, match="also alphabet characters"):
+        build_tiny_model("01<", eos="<")
+
+
+# ---------------------------------------------------------------------------------------------
+# Shrinking
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_shrink_keeps_logits_of_kept_tokens(tied):
+    original = build_tiny_model(FMT.alphabet + EXTRA, tie_embeddings=tied)
+    shrunk = build_tiny_model(FMT.alphabet + EXTRA, tie_embeddings=tied)
+    model, tok, mapping = shrink_vocabulary(shrunk.model, shrunk.tokenizer, FMT.alphabet)
+
+    assert len(tok) == len(mapping) == model.config.vocab_size == len(FMT.alphabet) + 3
+    assert model.get_input_embeddings().weight.shape[0] == len(mapping)
+    assert model.get_output_embeddings().weight.shape[0] == len(mapping)
+    assert (model.get_output_embeddings().weight is model.get_input_embeddings().weight) == tied
+    for role in ("bos", "eos", "pad"):
+        old = getattr(original.tokenizer, f"{role}_token_id")
+        assert getattr(tok, f"{role}_token_id") == mapping.old_to_new[old]
+        assert getattr(model.config, f"{role}_token_id") == mapping.old_to_new[old]
+        assert getattr(model.generation_config, f"{role}_token_id") == mapping.old_to_new[old]
+
+    texts = random_texts(FMT.alphabet, n=3, length=40)
+    new_ids = [tok(t)["input_ids"] for t in texts]
+    old_ids = [original.tokenizer(t)["input_ids"] for t in texts]
+    assert new_ids == [mapping.to_new(ids) for ids in old_ids]
+    expected = logits_of(original.model, old_ids)[..., list(mapping.old_ids)]
+    torch.testing.assert_close(logits_of(model, new_ids), expected, atol=1e-5, rtol=0)
+
+
+def test_shrunk_model_saves_and_reloads_with_plain_transformers(tmp_path):
+    tiny = build_tiny_model(FMT.alphabet + EXTRA, tie_embeddings=True)
+    model, tok, _ = shrink_vocabulary(tiny.model, tiny.tokenizer, FMT.alphabet)
+    save_merged(model, tok, tmp_path / "shrunk")
+    model2 = AutoModelForCausalLM.from_pretrained(tmp_path / "shrunk", local_files_only=True)
+    tok2 = AutoTokenizer.from_pretrained(tmp_path / "shrunk", local_files_only=True)
+    text = FMT.render(*small_task(np.random.default_rng(0))).text
+    assert tok2(text)["input_ids"] == tok(text)["input_ids"]
+    assert (tok2.eos_token, tok2.pad_token, tok2.bos_token) == (tok.eos_token, tok.pad_token, tok.bos_token)
+    ids = [tok(text)["input_ids"]]
+    torch.testing.assert_close(logits_of(model2, ids), logits_of(model, ids), atol=1e-6, rtol=0)
+
+
+def test_shrink_rejects_characters_that_are_not_single_tokens():
+    tiny = build_tiny_model("0123\n")
+    with pytest.raises(ValueError, match=r"not single tokens.*'a'.*'b'"):
+        shrink_vocabulary(tiny.model, tiny.tokenizer, "01ab")
+
+
+def test_shrink_keeps_the_special_tokens_the_tokenizer_adds():
+    tiny = build_tiny_model(FMT.alphabet + EXTRA)
+    vocab = tiny.tokenizer.get_vocab()
+    specials = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
+    tiny.tokenizer = mt._char_tokenizer(vocab, specials, prefix=["<s>"])  # a tokenizer that adds bos
+    model, tok, mapping = shrink_vocabulary(tiny.model, tiny.tokenizer, FMT.alphabet)
+    assert tok("0")["input_ids"] == [tok.bos_token_id, tok.convert_tokens_to_ids("0")]
+    assert tok("0", add_special_tokens=False)["input_ids"] == [tok.convert_tokens_to_ids("0")]
+    rendered = FMT.render(*small_task(np.random.default_rng(1)))
+    batch = MaskingCollator(tok)([rendered])
+    assert batch["input_ids"][0, 0] == tok.bos_token_id and batch["labels"][0, 0] == IGNORE_INDEX
+
+
+def test_shrink_for_format_checks_eos_and_refingerprints():
+    tiny = build_tiny_model(FMT.alphabet + EXTRA)
+    with pytest.raises(ValueError, match="eos"):
+        shrink_for_format(tiny, ArchitectsFormat(eos="<|im_end|>"))
+    before = tiny.fingerprint
+    shrunk, mapping = shrink_for_format(tiny, FMT)
+    assert shrunk.fingerprint != before
+    assert set(shrunk.tokenizer.get_vocab()) == set(FMT.alphabet) | {"<s>", "</s>", "<pad>"}
+    assert len(mapping) == len(shrunk.tokenizer)
+
+
+# ---------------------------------------------------------------------------------------------
+# The masking collator
+
+
+@pytest.fixture(scope="module")
+def tiny_fmt():
+    return build_tiny_model(FMT.alphabet)
+
+
+def labelled_chars(tok, task, labels):
+    """Character positions of ``task.text`` whose tokens carry loss."""
+    enc = tok(task.text, return_offsets_mapping=True)
+    chars: set[int] = set()
+    for (start, end), label, token in zip(enc["offset_mapping"], labels, enc["input_ids"]):
+        if label != IGNORE_INDEX:
+            assert label == token
+            chars.update(range(start, end))
+    return chars
+
+
+def test_collator_labels_exactly_the_output_grids_and_their_closing(tiny_fmt):
+    tok = tiny_fmt.tokenizer
+    task = FMT.render(*small_task(np.random.default_rng(2), n_train=3))
+    assert len(task.output_spans) == 4
+    enc = MaskingCollator(tok).encode(task)
+    span_chars = {i for s, e in task.output_spans for i in range(s, e)}
+    assert labelled_chars(tok, task, enc.labels) == span_chars
+    # every span ends with "\n" + eos and both carry loss
+    for _, end in task.output_spans:
+        assert task.text[end - len("\n</s>"):end] == "\n</s>"
+    labelled_ids = [i for i in enc.labels if i != IGNORE_INDEX]
+    assert labelled_ids.count(tok.eos_token_id) == 4
+    assert labelled_ids[-2:] == [tok.convert_tokens_to_ids("\n"), tok.eos_token_id]
+    # the reply is the last span
+    assert task.output_spans[-1] == (len(task.prompt), len(task.text))
+
+
+def test_collator_masks_the_first_outputs(tiny_fmt):
+    tok = tiny_fmt.tokenizer
+    task = FMT.render(*small_task(np.random.default_rng(3), n_train=2))
+    enc = MaskingCollator(tok, mask_first_n_outputs=1).encode(task)
+    later = {i for s, e in task.output_spans[1:] for i in range(s, e)}
+    assert labelled_chars(tok, task, enc.labels) == later
+
+
+def test_collator_pads_right(tiny_fmt):
+    tok = tiny_fmt.tokenizer
+    rng = np.random.default_rng(4)
+    tasks = [FMT.render(*small_task(rng, n_train=1)), FMT.render(*small_task(rng, n_train=3))]
+    collator = MaskingCollator(tok)
+    lengths = [len(collator.encode(t).input_ids) for t in tasks]
+    batch = collator(tasks)
+    assert batch["input_ids"].shape == batch["labels"].shape == (2, max(lengths))
+    for row, n in enumerate(lengths):
+        assert batch["attention_mask"][row].tolist() == [1] * n + [0] * (max(lengths) - n)
+        assert (batch["input_ids"][row, n:] == tok.pad_token_id).all()
+        assert (batch["labels"][row, n:] == IGNORE_INDEX).all()
+        assert batch["labels"][row, :n].tolist() == collator.encode(tasks[row]).labels
+    padded = MaskingCollator(tok, pad_to_multiple_of=64)(tasks)
+    assert padded["input_ids"].shape[1] % 64 == 0 and padded["input_ids"].shape[1] >= max(lengths)
+    assert all(t.dtype == torch.long for t in batch.values())
+
+
+def test_collator_never_truncates_or_drops(tiny_fmt):
+    tok = tiny_fmt.tokenizer
+    task = FMT.render(*small_task(np.random.default_rng(5)))
+    n = len(MaskingCollator(tok).encode(task).input_ids)
+    MaskingCollator(tok, max_length=n)([task])
+    with pytest.raises(ValueError, match="longer than max_length"):
+        MaskingCollator(tok, max_length=n - 1)([task])
+    with pytest.raises(ValueError, match="not in the vocabulary.*'~'"):
+        MaskingCollator(tok).encode(RenderedTask("I0~", "1\n</s>", ((3, 9),)))
+    with pytest.raises(ValueError, match="across the boundary"):
+        MaskingCollator(tok).encode(RenderedTask("I0", "1\n</s>", ((2, 6),)))  # cuts "</s>"
+
+
+# ---------------------------------------------------------------------------------------------
+# LoRA
+
+
+@pytest.mark.parametrize(("tied", "train_embeddings"), [(False, False), (False, True), (True, True)])
+def test_merged_adapter_gives_the_same_logits(tmp_path, tied, train_embeddings):
+    tiny = build_tiny_model(FMT.alphabet + EXTRA, tie_embeddings=tied)
+    model, tok, _ = shrink_vocabulary(tiny.model, tiny.tokenizer, FMT.alphabet)
+    peft_model = add_lora(model, r=4, alpha=8, train_embeddings=train_embeddings)
+    trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
+    assert any("lora_A" in n for n in trainable) and not any("lm_head.lora" in n for n in trainable)
+    assert any("embed_tokens" in n for n in trainable) == train_embeddings
+    perturb_lora(peft_model)
+    ids = [tok(t)["input_ids"] for t in random_texts(FMT.alphabet, n=2, length=30, seed=7)]
+    with peft_model.disable_adapter():
+        before = logits_of(peft_model, ids)
+    unmerged = logits_of(peft_model, ids)
+    assert not torch.allclose(unmerged, before, atol=1e-3)  # the adapter does something
+
+    save_adapter(peft_model, tmp_path / "adapter", tok)
+    fresh = build_tiny_model(FMT.alphabet + EXTRA, tie_embeddings=tied)
+    base, _, _ = shrink_vocabulary(fresh.model, fresh.tokenizer, FMT.alphabet)
+    reloaded = load_adapter(base, tmp_path / "adapter")
+    torch.testing.assert_close(logits_of(reloaded, ids), unmerged, atol=1e-5, rtol=0)
+
+    merged = merge_adapter(peft_model)
+    assert type(merged).__name__ == "LlamaForCausalLM"
+    torch.testing.assert_close(logits_of(merged, ids), unmerged, atol=1e-4, rtol=0)
+
+    save_merged(merged, tok, tmp_path / "merged")
+    plain = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", local_files_only=True)
+    torch.testing.assert_close(logits_of(plain, ids), unmerged, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("train_embeddings", [False, True])
+def test_removed_adapter_leaves_the_base_as_it_was(train_embeddings):
+    tiny = build_tiny_model(FMT.alphabet, tie_embeddings=train_embeddings)
+    ids = [tiny.tokenizer("ABI01\n+/-=O1\n")["input_ids"]]
+    before = logits_of(tiny.model, ids)
+    peft_model = add_lora(tiny.model, r=4, train_embeddings=train_embeddings)
+    perturb_lora(peft_model)
+    assert not torch.allclose(logits_of(peft_model, ids), before, atol=1e-4)
+    base = remove_adapter(peft_model)
+    assert type(base).__name__ == "LlamaForCausalLM" and remove_adapter(base) is base
+    torch.testing.assert_close(logits_of(base, ids), before, atol=0, rtol=0)
+    assert mt.fingerprint_of(base, tiny.tokenizer) == tiny.fingerprint
+    # test-time training repeats the cycle on the same base, task after task
+    again = add_lora(base, r=4, train_embeddings=train_embeddings, seed=1)
+    perturb_lora(again, seed=2)
+    torch.testing.assert_close(logits_of(remove_adapter(again), ids), before, atol=0, rtol=0)
+
+
+def test_add_lora_is_seeded_and_leaves_global_rng_alone():
+    state = torch.random.get_rng_state()
+    a = add_lora(build_tiny_model(FMT.alphabet).model, r=4, seed=5)
+    b = add_lora(build_tiny_model(FMT.alphabet).model, r=4, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(p, q), name
+
+
+def test_load_adapter_checks_the_vocabulary(tmp_path):
+    tiny = build_tiny_model(FMT.alphabet + EXTRA)
+    model, tok, _ = shrink_vocabulary(tiny.model, tiny.tokenizer, FMT.alphabet)
+    save_adapter(add_lora(model, r=2), tmp_path / "adapter", tok)
+    with pytest.raises(ValueError, match="same alphabet"):
+        load_adapter(build_tiny_model(FMT.alphabet + EXTRA).model, tmp_path / "adapter")
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading and fingerprints
+
+
+def test_load_model_from_a_local_directory(tmp_path):
+    tiny = build_tiny_model(FMT.alphabet)
+    save_merged(tiny.model, tiny.tokenizer, tmp_path / "tiny")
+    loaded = load_model(tmp_path / "tiny", backend="auto")
+    assert loaded.backend == "transformers" or torch.cuda.is_available()
+    again = load_model(tmp_path / "tiny", backend="transformers", dtype="float32")
+    assert loaded.fingerprint == again.fingerprint
+    ids = [tiny.tokenizer("ABI01\n")["input_ids"]]
+    torch.testing.assert_close(logits_of(again.model, ids), logits_of(tiny.model, ids), atol=1e-6, rtol=0)
+    with torch.no_grad():
+        next(again.model.parameters()).add_(1.0)
+    assert again.refingerprinted().fingerprint != loaded.fingerprint
+    assert load_model(tmp_path / "tiny", dtype="bfloat16").model.dtype == torch.bfloat16
+
+
+def test_fingerprint_of_an_adapter_on_a_frozen_base():
+    tiny = build_tiny_model(FMT.alphabet)
+    peft_model = add_lora(tiny.model, r=2)
+    a = mt.fingerprint_of(peft_model, tiny.tokenizer, base=tiny.fingerprint)
+    perturb_lora(peft_model)
+    b = mt.fingerprint_of(peft_model, tiny.tokenizer, base=tiny.fingerprint)
+    assert a != b and len(a) == 64
+
+
+def test_load_model_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="never fetched"):
+        load_model(tmp_path / "missing")
+    with pytest.raises(ValueError, match="unknown backend"):
+        mt.choose_backend("vllm")
+    tiny = build_tiny_model(FMT.alphabet)
+    save_merged(tiny.model, tiny.tokenizer, tmp_path / "tiny")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
+            load_model(tmp_path / "tiny", backend="unsloth")
+        with pytest.raises(ValueError, match="load_in_4bit"):
+            load_model(tmp_path / "tiny", load_in_4bit=True)
+
+
+def test_gguf_lookup_prefers_an_installed_package_and_explains_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(mt, "_installed_package_gguf", lambda: None)
+    with pytest.raises(FileNotFoundError, match=r"make models/SmolLM2-135M-Instruct\.Q4_1\.gguf"):
+        mt.find_smollm2_gguf(tmp_path)
+    (tmp_path / mt.SMOLLM2_GGUF).write_bytes(b"")
+    assert mt.find_smollm2_gguf(tmp_path) == tmp_path / mt.SMOLLM2_GGUF
+    monkeypatch.undo()
+
+    site = tmp_path / "site"
+    package = site / mt.SMOLLM2_PACKAGE
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise RuntimeError('the package code must not run')\n")
+    (package / mt.SMOLLM2_GGUF).write_bytes(b"")
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    assert mt.find_smollm2_gguf(tmp_path / "elsewhere") == package / mt.SMOLLM2_GGUF
+
+
+def test_directories_are_written_atomically(tmp_path):
+    target = tmp_path / "out"
+    with pytest.raises(RuntimeError):
+        with mt._atomic_dir(target, replace=True) as tmp:
+            (tmp / "half.txt").write_text("half")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []  # neither a target nor a temporary directory is left
+    with mt._atomic_dir(target, replace=True) as tmp:
+        (tmp / "a.txt").write_text("first")
+    with mt._atomic_dir(target, replace=False) as tmp:  # a conversion someone else finished first
+        (tmp / "a.txt").write_text("second")
+    assert (target / "a.txt").read_text() == "first"
+    with mt._atomic_dir(target, replace=True) as tmp:  # a new adapter or merged model
+        (tmp / "b.txt").write_text("third")
+    assert [p.name for p in target.iterdir()] == ["b.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+# ---------------------------------------------------------------------------------------------
+# SmolLM2 (slow)
+
+
+def _smollm2_gguf() -> Path | None:
+    try:
+        return mt.find_smollm2_gguf()
+    except FileNotFoundError:
+        return None
+
+
+needs_smollm2 = pytest.mark.skipif(
+    _smollm2_gguf() is None, reason=f"{mt.SMOLLM2_GGUF} absent: run `make {mt.SMOLLM2_MAKE_TARGET}`"
+)
+
+
+@pytest.fixture(scope="module")
+def smol():
+    # the production path: converts the GGUF into models/smollm2-135m on first use (about 25 s), then reuses it
+    return load_model(mt.SMOLLM2_NAME, backend="transformers", dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def smol_shrunk(smol):
+    fmt = ArchitectsFormat(eos=smol.tokenizer.eos_token)
+    shrunk, mapping = shrink_for_format(copied(smol), fmt)
+    return fmt, shrunk, mapping
+
+
+def copied(loaded):
+    """A LoadedModel whose model can be shrunk in place without touching ``loaded``."""
+    return dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_smollm2_tokenizer_facts(smol):
+    tok = smol.tokenizer
+    pieces = tok.convert_ids_to_tokens(tok("0123\n", add_special_tokens=False)["input_ids"])
+    assert pieces == ["0", "1", "2", "3", "Ċ"]  # one token per digit and per newline ("Ċ" is "\n")
+    assert len(tok("\n\n", add_special_tokens=False)["input_ids"]) == 1  # but two newlines merge
+    assert tok.convert_ids_to_tokens(tok("+/-=O", add_special_tokens=False)["input_ids"]) == ["+", "/-", "=", "O"]
+    assert tok("0")["input_ids"] == tok("0", add_special_tokens=False)["input_ids"]  # no bos added
+    # the GGUF's own metadata (eos=pad=2), not transformers' swapped reading of it
+    assert (tok.eos_token, tok.pad_token, tok.bos_token) == ("<|im_end|>", "<|im_end|>", "<|im_start|>")
+    assert smol.model.config.eos_token_id == tok.eos_token_id == 2
+    assert not hasattr(smol.model.config, "quantization_config")
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_smollm2_shrunk_logits_match(smol, smol_shrunk):
+    fmt, shrunk, mapping = smol_shrunk
+    assert len(mapping) == len(fmt.alphabet) + 3  # <|endoftext|> (unk), <|im_start|> (bos), <|im_end|> (eos, pad)
+    texts = [t + fmt.eos for t in random_texts(fmt.alphabet, n=2, length=48, seed=11)]
+    new_ids = [shrunk.tokenizer(t)["input_ids"] for t in texts]
+    old_ids = [list(np.asarray(mapping.old_ids)[ids]) for ids in new_ids]
+    expected = logits_of(smol.model, old_ids)[..., list(mapping.old_ids)]
+    torch.testing.assert_close(logits_of(shrunk.model, new_ids), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_smollm2_rendered_task_is_the_original_tokens_char_by_char(smol, smol_shrunk):
+    fmt, shrunk, mapping = smol_shrunk
+    tok = smol.tokenizer
+    task = fmt.render(*small_task(np.random.default_rng(6), n_train=2))
+    # SmolLM2 merges "/-" (and preprompt letters), so the reference is the text tokenized character
+    # by character (the eos text as its one special token)
+    reference: list[int] = []
+    rest = task.text
+    while rest:
+        if rest.startswith(fmt.eos):
+            reference.append(tok.eos_token_id)
+            rest = rest[len(fmt.eos):]
+        else:
+            (single,) = tok(rest[0], add_special_tokens=False)["input_ids"]
+            reference.append(single)
+            rest = rest[1:]
+    assert shrunk.tokenizer(task.text)["input_ids"] == mapping.to_new(reference)
+    # grid text alone needs no such care: the original tokenizer already writes one token per cell
+    grid_text = task.reply
+    assert mapping.to_new(tok(grid_text)["input_ids"]) == shrunk.tokenizer(grid_text)["input_ids"]
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_smollm2_shrunk_saves_and_reloads(tmp_path, smol_shrunk):
+    fmt, shrunk, _ = smol_shrunk
+    save_merged(shrunk.model, shrunk.tokenizer, tmp_path / "smol-shrunk")
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "smol-shrunk", local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(tmp_path / "smol-shrunk", local_files_only=True)
+    text = fmt.render(*small_task(np.random.default_rng(8), n_train=1)).text
+    assert tok(text)["input_ids"] == shrunk.tokenizer(text)["input_ids"]
+    ids = [tok(text)["input_ids"]]
+    torch.testing.assert_close(logits_of(model, ids), logits_of(shrunk.model, ids), atol=1e-5, rtol=0)
+    # the shrunk vocabulary keeps SmolLM2's unknown token; the collator refuses text that needs it
+    assert shrunk.tokenizer.unk_token == "<|endoftext|>"
+    with pytest.raises(ValueError, match="unknown token"):
+        MaskingCollator(shrunk.tokenizer).encode(RenderedTask("I0~", "1\n" + fmt.eos, ((3, 5 + len(fmt.eos)),)))
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_smollm2_gguf_loads_directly_like_the_converted_checkpoint(smol):
+    direct = load_model(_smollm2_gguf(), backend="transformers", dtype="float32")
+    assert direct.tokenizer.eos_token == smol.tokenizer.eos_token
+    ids = [smol.tokenizer("I01\n10\n+/-=O", add_special_tokens=False)["input_ids"]]
+    torch.testing.assert_close(logits_of(direct.model, ids), logits_of(smol.model, ids), atol=1e-5, rtol=0)

@@ -1,0 +1,490 @@
+"""The evaluation pipeline: from a challenges file to a verified submission.json.
+
+    load challenges -> for each task: [test-time training] -> decode each test input under N views
+    -> invert candidates to the original frame -> merge -> score under K views -> choose two attempts
+    -> write submission.json atomically -> read it back and validate -> with solutions: score, metrics, report
+
+`run_evaluation` is that diagram in one function; each step is a call into the module that owns it.
+A task that fails anywhere is logged with why and answered with the fallback; the submission always
+covers every test input of every task in the challenges file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import model_tools
+from .arc_loader import ArcDataset, AugmentOptions, Key, Task, random_key
+from .cli import save_config
+from .formats import FormatParseError, format_from_spec
+from .grids import ArcDataError, Grid, grid_to_list
+from .inference_tools import MAX_REPLY_TOKENS, DecodeOptions, batched_nll, decode, torch_generator
+from .metrics import evaluate
+from .selection import DEFAULT_AGGREGATION, ScoredCandidate, merge_candidates, rank_candidates
+from .submission import build_submission, score_submission, write_verified_submission
+from .training import TrainConfig, leave_one_out_views, train
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FELL_BACK = 0, 3  # exit status of the run_evaluation_* scripts
+
+
+@dataclass
+class EvalConfig:
+    """Everything an evaluation run depends on. Entry scripts are presets of this."""
+
+    challenges: str = field(default="input/arc-agi_evaluation_challenges.json",
+                            metadata={"help": "Kaggle challenges JSON"})
+    solutions: str = field(default="auto", metadata={
+        "help": "solutions JSON; 'auto': the _solutions file beside the challenges if there is one; '' for none"})
+    output: str = field(default="output/smollm2", metadata={"help": "folder for submission.json and the report"})
+    tasks: str = field(default="", metadata={
+        "help": "task ids joined by commas, or a count N: the N tasks with the shortest rendering; '' for all"})
+    model: str = field(default="smollm2-135m", metadata={"help": "bundled model name or a local model path"})
+    adapter: str = field(default="", metadata={"help": "a LoRA adapter to apply (and merge) before anything else"})
+    format: str = field(default="architects", metadata={"help": "text format spec (see training_code.formats)"})
+    backend: str = field(default="auto", metadata={"help": "auto, transformers or unsloth"})
+    max_tokens: int = field(default=8192, metadata={"help": "token budget of one rendered view"})
+    ttt: bool = field(default=True, metadata={"help": "test-time training on each task's own examples"})
+    ttt_steps: int = field(default=16, metadata={"help": "optimizer steps of test-time training per task"})
+    ttt_batch_size: int = 2
+    ttt_learning_rate: float = 1e-4
+    ttt_lora_r: int = 16
+    ttt_lora_alpha: int = 16
+    decoder: str = field(default="dfs", metadata={"help": "dfs, greedy or sample"})
+    min_prob: float = field(default=0.1, metadata={"help": "DFS threshold: keep replies with probability >= this"})
+    views: int = field(default=8, metadata={"help": "augmented views each test input is decoded under"})
+    scoring_views: int = field(default=8, metadata={"help": "augmented views each candidate is scored under"})
+    aggregation: str = field(default=DEFAULT_AGGREGATION, metadata={"help": "how scores rank candidates"})
+    keep_background: bool = field(default=True, metadata={"help": "colour permutations keep colour 0"})
+    seed: int = 0
+    time_budget: float = field(default=0.0, metadata={"help": "seconds; stop starting new work in time (0: none)"})
+    cache: bool = field(default=True, metadata={"help": "cache task results on disk so a killed run resumes"})
+    report: bool = field(default=True, metadata={"help": "write report.json and a picture per task"})
+    progress: bool = True
+
+
+@dataclass
+class TaskResult:
+    """What one task produced: per test input, the ranked candidates and the per-view predictions."""
+
+    task_id: str
+    candidates: dict[int, list[ScoredCandidate]] = field(default_factory=dict)
+    view_predictions: dict[int, list[Grid | None]] = field(default_factory=dict)  # best grid of each view
+    error: str = ""
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {
+            "task_id": self.task_id, "error": self.error, "seconds": self.seconds,
+            "candidates": {str(i): [{"grid": grid_to_list(c.grid), "generation_nlls": c.generation_nlls,
+                                     "scoring_nlls": c.scoring_nlls} for c in cands]
+                           for i, cands in self.candidates.items()},
+            "view_predictions": {str(i): [None if g is None else grid_to_list(g) for g in preds]
+                                 for i, preds in self.view_predictions.items()},
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict) -> TaskResult:
+        return cls(
+            obj["task_id"],
+            {int(i): [ScoredCandidate(np.asarray(c["grid"], dtype=np.uint8), list(c["generation_nlls"]),
+                                      list(c["scoring_nlls"])) for c in cands]
+             for i, cands in obj["candidates"].items()},
+            {int(i): [None if g is None else np.asarray(g, dtype=np.uint8) for g in preds]
+             for i, preds in obj["view_predictions"].items()},
+            obj["error"], obj["seconds"],
+        )
+
+
+@dataclass
+class EvalSummary:
+    submission_path: Path
+    fell_back: list[tuple[str, int]]
+    errors: dict[str, str]
+    score: Any = None  # KaggleScore when solutions were given
+    metrics: dict[str, float] | None = None
+    seconds: float = 0.0
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_FELL_BACK if self.fell_back else EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------
+# Small pieces
+
+
+def stable_seed(*parts: Any) -> int:
+    """A seed from text parts (task id, run seed): independent of task order, so resumed and partial
+    runs draw the same views as a full one."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def select_tasks(dataset: ArcDataset, spec: str, fmt) -> list[str]:
+    """Task ids from ``--tasks``: ids joined by commas, a count N (the N shortest renderings, ties by id)
+    or '' for all, in id order."""
+    spec = spec.strip()
+    if not spec:
+        return sorted(dataset.tasks)
+    if spec.isdigit():
+        lengths: dict[str, int] = {}
+        for key, length in zip(dataset.keys, dataset.lengths(fmt)):
+            lengths[key.task_id] = max(length, lengths.get(key.task_id, 0))
+        return sorted(sorted(lengths, key=lambda t: (lengths[t], t))[: int(spec)])
+    ids = [t.strip() for t in spec.split(",") if t.strip()]
+    unknown = [t for t in ids if t not in dataset.tasks]
+    if unknown:
+        raise ValueError(f"--tasks names tasks not in the challenges: {', '.join(unknown)}")
+    return ids
+
+
+def decoding_keys(task: Task, test_index: int, n: int, rng: np.random.Generator, keep_background: bool) -> list[Key]:
+    """``n`` views of a test input: the eight D8 transforms in turn (identity first), each with a random
+    colour permutation (the identity view keeps its colours) and shuffled examples."""
+    keys = []
+    for i in range(n):
+        transpose, rotation = bool((i // 4) % 2), i % 4
+        base = Key(task.task_id, test_index, transpose, rotation)
+        if i == 0:
+            keys.append(base)
+            continue
+        opts = AugmentOptions(d8=False, colours=True, keep_background=keep_background, shuffle_examples=True)
+        keys.append(random_key(base, len(task.train), rng, opts))
+    return keys
+
+
+def scoring_keys(task: Task, test_index: int, n: int, rng: np.random.Generator, keep_background: bool) -> list[Key]:
+    """``n`` random views for scoring, drawn independently of the decoding views."""
+    opts = AugmentOptions(keep_background=keep_background)
+    return [random_key(Key(task.task_id, test_index), len(task.train), rng, opts) for _ in range(n)]
+
+
+class ModelSession:
+    """A loaded, shrunk model with its tokenizer and format: turns views into token ids and back."""
+
+    def __init__(self, loaded: model_tools.LoadedModel, fmt, max_tokens: int):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.fmt = fmt
+        self.max_tokens = max_tokens
+        vocab = len(self.tokenizer)
+        self.token_texts = [self.tokenizer.decode([i]) for i in range(vocab)]
+        self.eos_id = self.tokenizer.eos_token_id
+
+    def ids(self, text: str) -> list[int]:
+        # no special tokens added: training (MaskingCollator(add_special_tokens=False)) sees the same ids
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.ids(text))
+
+
+# --------------------------------------------------------------------------------------------------
+# One task
+
+
+def fit_key(dataset: ArcDataset, key: Key, session: ModelSession, reply_room: int) -> Key:
+    """The key with training examples dropped until the prompt leaves ``reply_room`` tokens free."""
+    fitted, too_long = dataset.with_keys([key]).fit_to_budget(
+        session.fmt, session.max_tokens - reply_room, session.count_tokens)
+    if too_long:
+        raise ArcDataError(f"view {key} needs {too_long[0][1]} tokens with one example and {reply_room} for the "
+                           f"reply; the context is {session.max_tokens} tokens", task_id=key.task_id)
+    return fitted.keys[0]
+
+
+def reply_room(task: Task, fmt) -> int:
+    """Tokens to keep free for the reply: twice the largest grid's reply in the task (outputs rarely
+    outgrow that), at most the largest possible reply. One token per character after shrinking."""
+    largest = max(len(fmt.reply_text(g)) for e in (*task.train, *task.test) for g in (e.input, e.output)
+                  if g is not None)
+    return min(MAX_REPLY_TOKENS, 2 * largest)
+
+
+def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: ModelSession, config: EvalConfig,
+                   rng: np.random.Generator, deadline: float) -> tuple[list[ScoredCandidate], list[Grid | None]]:
+    """Decode one test input under several views, invert, merge, and score the candidates."""
+    room = reply_room(task, session.fmt)
+    found: list[tuple[Grid, float]] = []
+    per_view: list[Grid | None] = []
+    best_text: tuple[float, Grid] | None = None
+    checker = session.fmt.reply_checker()
+    generator = torch_generator(rng, next(session.model.parameters()).device)
+    for key in decoding_keys(task, test_index, config.views, rng, config.keep_background):
+        if time.monotonic() > deadline:
+            break
+        key = fit_key(dataset, key, session, room)
+        prompt_ids = session.ids(dataset.render(key, session.fmt, with_reply=False).prompt)
+        # replies longer than the room kept for them are cut: an untrained model otherwise writes
+        # hundreds of tokens of grid-shaped noise per view
+        options = DecodeOptions(name=config.decoder, min_prob=config.min_prob, max_new_tokens=room)
+        guess = None
+        if best_text is not None:  # follow the best candidate so far, transformed into this view, first
+            guess = session.ids(session.fmt.reply_text(key.transform(best_text[1])))[:-1]  # the end token follows
+        cands = decode(options, session.model, prompt_ids, eos_id=session.eos_id,
+                       token_texts=session.token_texts, checker=checker, guess=guess, generator=generator)
+        view_best = None
+        for cand in cands:
+            try:
+                grid = key.invert(session.fmt.parse_reply(cand.text))
+            except FormatParseError:
+                continue  # text the checker let through but the strict parser refuses: not a candidate
+            found.append((grid, cand.nll))
+            if view_best is None:
+                view_best = grid
+            if best_text is None or cand.nll < best_text[0]:
+                best_text = (cand.nll, grid)
+        per_view.append(view_best)
+    candidates = merge_candidates(found)
+    if candidates and config.scoring_views and config.aggregation not in ("vote", "max-generation-probability"):
+        score_candidates(dataset, task, test_index, candidates, session, config, rng)
+    return rank_candidates(candidates, config.aggregation) if candidates else [], per_view
+
+
+def score_candidates(dataset: ArcDataset, task: Task, test_index: int, candidates: Sequence[ScoredCandidate],
+                     session: ModelSession, config: EvalConfig, rng: np.random.Generator) -> None:
+    """Each candidate's NLL under ``scoring_views`` augmented views (batched forward passes)."""
+    sequences, starts, owners = [], [], []
+    for key in scoring_keys(task, test_index, config.scoring_views, rng, config.keep_background):
+        key = fit_key(dataset, key, session, reply_room(task, session.fmt))
+        view = dataset.view(key)
+        for c_index, cand in enumerate(candidates):
+            rendered = session.fmt.render(view.train, view.test_input, key.transform(cand.grid))
+            prompt_ids = session.ids(rendered.prompt)
+            sequences.append(prompt_ids + session.ids(rendered.reply))
+            starts.append(len(prompt_ids))
+            owners.append(c_index)
+    nlls = batched_nll(session.model, sequences, starts)
+    for c_index, nll in zip(owners, nlls):
+        candidates[c_index].scoring_nlls.append(float(nll))
+
+
+def solve_task(dataset: ArcDataset, task_id: str, session: ModelSession, config: EvalConfig,
+               deadline: float) -> TaskResult:
+    """Test-time training (optional) then candidates for every test input of one task."""
+    began = time.monotonic()
+    task = dataset.tasks[task_id]
+    rng = np.random.default_rng(stable_seed(config.seed, task_id))
+    result = TaskResult(task_id)
+    adapter = None
+    if config.ttt:
+        adapter = test_time_train(dataset, task_id, session, config, rng)
+    try:
+        for test_index in range(len(task.test)):
+            cands, per_view = candidates_for(dataset, task, test_index, session, config, rng, deadline)
+            result.candidates[test_index] = cands
+            result.view_predictions[test_index] = per_view
+    finally:
+        if adapter is not None:
+            session.model = model_tools.remove_adapter(session.model)
+    result.seconds = time.monotonic() - began
+    return result
+
+
+def test_time_train(dataset: ArcDataset, task_id: str, session: ModelSession, config: EvalConfig,
+                    rng: np.random.Generator):
+    """A fresh LoRA trained on leave-one-out views of the task's own examples; the model is left wrapped."""
+    data = leave_one_out_views(dataset, [task_id], rng, views=8,
+                               options=AugmentOptions(keep_background=config.keep_background))
+    if not data.keys:
+        log.info("task %s: too few examples for test-time training", task_id)
+        return None
+    data, too_long = data.fit_to_budget(session.fmt, session.max_tokens, session.count_tokens)
+    if not data.keys:
+        return None
+    seed = stable_seed(config.seed, task_id, "ttt")
+    session.model = model_tools.add_lora(session.model, r=config.ttt_lora_r, alpha=config.ttt_lora_alpha,
+                                         seed=seed % (2**31))
+    train_config = TrainConfig(learning_rate=config.ttt_learning_rate, embedding_learning_rate=config.ttt_learning_rate,
+                               max_steps=config.ttt_steps, batch_size=config.ttt_batch_size, warmup_ratio=0.1,
+                               seed=seed % (2**31), on_the_fly=False, progress=False, log_every=0,
+                               max_length=session.max_tokens)
+    collate = model_tools.MaskingCollator(session.tokenizer, max_length=session.max_tokens, add_special_tokens=False)
+    train(session.model, collate, data.shuffled(rng), session.fmt, train_config, description=f"ttt {task_id}")
+    return session.model
+
+
+# --------------------------------------------------------------------------------------------------
+# The run
+
+
+def result_cache(config: EvalConfig, fingerprint: str):
+    """A disk cache of finished tasks, keyed by everything a task's result depends on."""
+    if not config.cache:
+        return None
+    import diskcache
+
+    return diskcache.Cache(str(Path(config.output) / "cache"))
+
+
+def task_cache_key(fingerprint: str, task: Task, config: EvalConfig) -> str:
+    """Model and adapter fingerprint, the task's content and every option that changes its result."""
+    relevant = {k: v for k, v in asdict(config).items()
+                if k not in ("challenges", "solutions", "output", "tasks", "time_budget", "cache", "report",
+                             "progress")}
+    # test outputs are left out: knowing the solutions must not change what the model is asked
+    content = ([[grid_to_list(e.input), grid_to_list(e.output)] for e in task.train]
+               + [[grid_to_list(e.input)] for e in task.test])
+    payload = json.dumps([fingerprint, task.task_id, content, relevant], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def load_challenges(config: EvalConfig) -> tuple[ArcDataset, dict[str, int]]:
+    """The challenges (bad tasks left out with a warning) and the test counts of every task in the file,
+    bad ones included, so that each still gets its two attempts."""
+    challenges = Path(config.challenges)
+    solutions = None
+    if config.solutions == "auto":
+        guess = challenges.with_name(challenges.name.replace("_challenges", "_solutions"))
+        solutions = guess if "_challenges" in challenges.name and guess.is_file() else None
+    elif config.solutions:
+        solutions = Path(config.solutions)
+    dataset = ArcDataset.from_kaggle(challenges, solutions, skip_bad=True)
+    raw = json.loads(challenges.read_text(encoding="utf-8"))
+    counts = {}
+    for task_id, task in raw.items():
+        tests = task.get("test") if isinstance(task, dict) else None
+        counts[task_id] = max(1, len(tests)) if isinstance(tests, list) else 1
+    return dataset, counts
+
+
+def run_evaluation(config: EvalConfig, loaded: model_tools.LoadedModel | None = None) -> EvalSummary:
+    """Challenges in, verified submission.json out (and a score and report when solutions are known).
+
+    ``loaded``: an already loaded model to use instead of ``config.model`` (tests pass a tiny one).
+    """
+    began = time.monotonic()
+    deadline = began + config.time_budget if config.time_budget > 0 else float("inf")
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "config.json")
+
+    dataset, test_counts = load_challenges(config)
+    errors: dict[str, str] = {e.task_id or "?": str(e) for e in dataset.skipped}
+    if loaded is None:
+        loaded = model_tools.load_model(config.model, backend=config.backend, max_seq_length=config.max_tokens)
+    fmt = format_from_spec(config.format, eos=loaded.tokenizer.eos_token)
+    loaded, _mapping = model_tools.shrink_for_format(loaded, fmt)
+    if config.adapter:  # trained on the shrunk vocabulary of this format: apply it after shrinking
+        merged = model_tools.merge_adapter(model_tools.load_adapter(loaded.model, config.adapter))
+        loaded = replace(loaded, model=merged).refingerprinted()
+    session = ModelSession(loaded, fmt, config.max_tokens)
+    task_ids = [t for t in select_tasks(dataset, config.tasks, fmt) if t in dataset.tasks]
+    selected_counts = {t: test_counts[t] for t in test_counts if not config.tasks or t in task_ids}
+    cache = result_cache(config, loaded.fingerprint)
+    log.info("model %s (%s backend), %d tasks, decoder %s, %d views, TTT %s", loaded.source, loaded.backend,
+             len(task_ids), config.decoder, config.views, "on" if config.ttt else "off")
+
+    results: dict[str, TaskResult] = {}
+    for task_id in tqdm(task_ids, desc="tasks", disable=not config.progress, dynamic_ncols=True):
+        if time.monotonic() > deadline:
+            errors[task_id] = "time budget spent before the task started"
+            continue
+        key = task_cache_key(loaded.fingerprint, dataset.tasks[task_id], config) if cache is not None else ""
+        if cache is not None and key in cache:
+            results[task_id] = TaskResult.from_json(json.loads(cache[key]))
+            continue
+        try:
+            results[task_id] = solve_task(dataset, task_id, session, config, deadline)
+        except (ArcDataError, RuntimeError, ValueError, MemoryError, FormatParseError) as e:
+            # one bad task never sinks the run: log why, answer it with the fallback, go on
+            log.warning("task %s fell back: %s: %s", task_id, type(e).__name__, e)
+            errors[task_id] = f"{type(e).__name__}: {e}"
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            continue
+        if cache is not None and time.monotonic() <= deadline:
+            cache[key] = json.dumps(results[task_id].to_json())  # JSON text: the cache never unpickles
+
+    ranked = {(t, i): [c.grid for c in cands] for t, r in results.items() for i, cands in r.candidates.items()}
+    build = build_submission(selected_counts, ranked)
+    submission_path = out / "submission.json"
+    write_verified_submission(submission_path, build.submission, selected_counts)
+    for task_id, _index in build.fell_back:
+        errors.setdefault(task_id, "no candidate decoded")
+    summary = EvalSummary(submission_path, list(build.fell_back), errors, seconds=time.monotonic() - began)
+
+    solutions = dataset.solutions()
+    if solutions:
+        solutions = {t: s for t, s in solutions.items() if t in selected_counts}
+        summary.score = score_submission(build.submission, solutions)
+        predictions = {(t, i): r.view_predictions.get(i, []) for t, r in results.items()
+                       for i in range(len(dataset.tasks[t].test))}
+        truths = {(t, i): g for t, grids in solutions.items() for i, g in enumerate(grids)}
+        predictions.update({k: [] for k in truths if k not in predictions})
+        chosen = {(t, i): [a["attempt_1"], a["attempt_2"]] for t, entries in build.submission.items()
+                  for i, a in enumerate(entries) if (t, i) in truths}
+        summary.metrics = evaluate(predictions, truths, chosen).overall.as_dict()
+    if config.report:
+        write_report(out, dataset, results, build.submission, summary, config)
+    return summary
+
+
+def write_report(out: Path, dataset: ArcDataset, results: dict[str, TaskResult], submission: dict,
+                 summary: EvalSummary, config: EvalConfig) -> None:
+    """report.json (every candidate with its scores) and a picture per task."""
+    from .plots import plot_answer
+
+    solutions = dataset.solutions()
+    report = {
+        "config": asdict(config),
+        "seconds": summary.seconds,
+        "errors": summary.errors,
+        "fell_back": [list(x) for x in summary.fell_back],
+        "score": None if summary.score is None else {"points": summary.score.points, "tasks": summary.score.tasks,
+                                                     "percentage": summary.score.percentage},
+        "metrics": summary.metrics,
+        "tasks": {t: r.to_json() for t, r in results.items()},
+    }
+    for task_id, result in results.items():
+        truths = solutions.get(task_id)
+        for index, cands in result.candidates.items():
+            truth = None if truths is None else truths[index]
+            for cand, entry in zip(cands, report["tasks"][task_id]["candidates"][str(index)]):
+                entry["correct"] = None if truth is None else bool(np.array_equal(cand.grid, truth))
+            task = dataset.tasks[task_id]
+            attempts = [np.asarray(submission[task_id][index][a]) for a in ("attempt_1", "attempt_2")]
+            plot_answer(out / "pictures" / f"{task_id}_{index}.png", f"{task_id} test {index}",
+                        [(e.input, e.output) for e in task.train], task.test[index].input, attempts, truth)
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
+
+
+def print_summary(summary: EvalSummary, out: Path) -> None:
+    print(f"\nsubmission: {summary.submission_path} (verified)")
+    if summary.score is not None:
+        s = summary.score
+        print(f"score: {s.points:.2f} of {s.tasks} tasks = {s.percentage:.1f}% (Kaggle rule: either attempt right)")
+    if summary.metrics:
+        print("arc24 metrics: " + ", ".join(f"{k} {v:.3f}" for k, v in summary.metrics.items()))
+    if summary.fell_back:
+        print(f"{len(summary.fell_back)} test inputs fell back to [[0]]:")
+        for task_id in sorted({t for t, _ in summary.fell_back}):
+            print(f"  {task_id}: {summary.errors.get(task_id, 'no candidate decoded')}")
+    if (out / "report.json").exists():
+        print(f"report: {out / 'report.json'}, pictures in {out / 'pictures'}")
+    print(f"time: {summary.seconds:.0f} s")
+
+
+def main(preset: EvalConfig, argv: Sequence[str] | None = None, description: str = "") -> int:
+    """Entry point of the run_evaluation_* presets: parse flags onto the preset, run, print, exit status."""
+    from .cli import parse_config
+
+    config = parse_config(preset, argv, description)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    summary = run_evaluation(config)
+    print_summary(summary, Path(config.output))
+    return summary.exit_status

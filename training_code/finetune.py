@@ -1,0 +1,137 @@
+"""Fine-tuning: teach a base model ARC in general (LoRA), then save the adapter and a merged model.
+
+    load base model -> shrink vocabulary to the format -> add LoRA -> train on the mixed sources
+    -> save adapter, merged model, config and training log under models/<name>/
+
+The run_finetune_* scripts are presets of `FinetuneConfig` and one call to `main`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import model_tools
+from .arc_loader import AugmentOptions, load_source
+from .cli import parse_config, save_config
+from .formats import PROMPT_VERSIONS, format_from_spec
+from .training import DataPart, TrainConfig, TrainResult, evaluation_loss, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FinetuneConfig:
+    """A fine-tuning run. Sources are any spec `arc_loader.load_source` understands."""
+
+    model: str = field(default="smollm2-135m", metadata={"help": "bundled model name or a local model path"})
+    name: str = field(default="smollm2-arc", metadata={"help": "output folder under --models-dir"})
+    models_dir: str = "models"
+    train_datasets: tuple[str, ...] = field(default=("arc-agi-1/training output-from-examples",), metadata={
+        "help": "SOURCE PROMPT_VERSION; SOURCE may end in *WEIGHT"})
+    format: str = field(default="architects", metadata={"help": "text format spec"})
+    backend: str = "auto"
+    load_in_4bit: str = field(default="auto", metadata={"help": "auto (4-bit on CUDA), yes or no"})
+    lora_r: int = 32
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    use_rslora: bool = False
+    train_embeddings: bool = field(default=True, metadata={"help": "also train embeddings and head in full"})
+    learning_rate: float = 1e-4
+    embedding_learning_rate: float = 1e-5
+    max_steps: int = 200
+    batch_size: int = 4
+    grad_accumulation: int = 1
+    warmup_ratio: float = 0.25
+    max_length: int = 8192
+    mask_first_n_outputs: int = 1
+    gradient_checkpointing: bool = False
+    on_the_fly: bool = field(default=True, metadata={"help": "a fresh random view per draw (else precomputed)"})
+    keep_background: bool = False
+    checkpoint_every: int = 50
+    seed: int = 0
+    merge: bool = field(default=True, metadata={"help": "also save a merged model (adapter folded in)"})
+    held_out_tasks: int = field(default=0, metadata={
+        "help": "tasks of the first source kept out of training to measure loss before and after (0: none)"})
+
+
+def parse_sources(specs: Sequence[str], rng: np.random.Generator) -> list[DataPart]:
+    """``SOURCE PROMPT_VERSION`` entries as weighted data parts."""
+    parts = []
+    for spec in specs:
+        words = spec.split()
+        if len(words) != 2 or words[1] not in PROMPT_VERSIONS:
+            raise ValueError(f"train dataset {spec!r}: expected 'SOURCE PROMPT_VERSION' with a version from "
+                             f"{', '.join(PROMPT_VERSIONS)}")
+        dataset, weight = load_source(words[0], rng, skip_bad=True)
+        parts.append(DataPart(dataset, words[1], weight))
+    return parts
+
+
+def run_finetune(config: FinetuneConfig) -> TrainResult:
+    out = Path(config.models_dir) / config.name
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "finetune_config.json")
+    rng = np.random.default_rng(config.seed)
+    four_bit = None if config.load_in_4bit == "auto" else config.load_in_4bit == "yes"
+    loaded = model_tools.load_model(config.model, backend=config.backend, max_seq_length=config.max_length,
+                                    load_in_4bit=four_bit)
+    fmt = format_from_spec(config.format, eos=loaded.tokenizer.eos_token)
+    loaded, _mapping = model_tools.shrink_for_format(loaded, fmt)
+    parts = parse_sources(config.train_datasets, rng)
+    held_out = None
+    if config.held_out_tasks:
+        first = parts[0].dataset
+        held_out, kept = first.split(config.held_out_tasks / len(first.tasks), rng)
+        parts[0] = DataPart(kept, parts[0].prompt_version, parts[0].weight)
+    model = model_tools.add_lora(loaded.model, r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout,
+                                 use_rslora=config.use_rslora, train_embeddings=config.train_embeddings,
+                                 seed=config.seed, backend=loaded.backend)
+    collate = model_tools.MaskingCollator(loaded.tokenizer, mask_first_n_outputs=config.mask_first_n_outputs,
+                                          max_length=config.max_length, add_special_tokens=False)
+    train_config = TrainConfig(
+        learning_rate=config.learning_rate, embedding_learning_rate=config.embedding_learning_rate,
+        max_steps=config.max_steps, batch_size=config.batch_size, grad_accumulation=config.grad_accumulation,
+        warmup_ratio=config.warmup_ratio, seed=config.seed, mask_first_n_outputs=config.mask_first_n_outputs,
+        max_length=config.max_length, on_the_fly=config.on_the_fly,
+        augment=AugmentOptions(keep_background=config.keep_background),
+        gradient_checkpointing=config.gradient_checkpointing, checkpoint_every=config.checkpoint_every)
+
+    def count_tokens(text: str) -> int:
+        return len(loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    log_entry: dict = {"parts": [(p.dataset.name, p.prompt_version, p.weight, len(p.dataset.keys)) for p in parts]}
+    if held_out is not None:
+        held_out, _too_long = held_out.fit_to_budget(fmt, config.max_length, count_tokens)
+        log_entry["held_out_loss_before"] = evaluation_loss(model, collate, held_out, fmt)
+    began = time.time()
+    result = train(model, collate, parts, fmt, train_config, checkpoint_dir=out / "checkpoint",
+                   count_tokens=count_tokens, description=f"finetune {config.name}")
+    if held_out is not None:
+        log_entry["held_out_loss_after"] = evaluation_loss(model, collate, held_out, fmt)
+        log_entry["held_out_tasks"] = sorted(held_out.tasks)
+    model_tools.save_adapter(model, out / "adapter", loaded.tokenizer)
+    if config.merge:
+        model_tools.save_merged(model, loaded.tokenizer, out / "merged")
+    log_entry.update(steps=result.steps, seconds=time.time() - began, tokens=result.tokens,
+                     tokens_per_second=result.tokens_per_second, padding_share=result.padding_share,
+                     losses=result.losses, config=asdict(config))
+    (out / "train_log.json").write_text(json.dumps(log_entry, indent=1, default=str), encoding="utf-8")
+    log.info("saved %s (adapter%s); final loss %.4f", out, " and merged model" if config.merge else "",
+             result.losses[-1] if result.losses else float("nan"))
+    return result
+
+
+def main(preset: FinetuneConfig, argv: Sequence[str] | None = None, description: str = "") -> int:
+    config = parse_config(preset, argv, description)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    result = run_finetune(config)
+    print(f"trained {result.steps} steps, {result.tokens_per_second:.0f} tokens/s, "
+          f"final loss {result.losses[-1]:.4f}; saved under {Path(config.models_dir) / config.name}")
+    return 0

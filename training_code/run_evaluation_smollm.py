@@ -1,0 +1,25 @@
+"""Evaluate the bundled SmolLM2-135M (with our ARC adapter when present) on ARC tasks; runs on a CPU.
+
+    python -m training_code.run_evaluation_smollm --tasks 5 [--help]
+
+Test-time training on each task, DFS decoding under 8 views, product-of-experts scoring, a verified
+output/smollm2/submission.json, and with solutions a score, arc24's metrics and a report.
+"""
+
+from pathlib import Path
+
+from .evaluation import EvalConfig, main
+
+ADAPTER = Path("models/smollm2-arc/adapter")  # run_finetune_smollm writes it; used when present
+
+PRESET = EvalConfig(
+    model="smollm2-135m",
+    adapter=str(ADAPTER) if ADAPTER.is_dir() else "",
+    output="output/smollm2",
+    max_tokens=4096,
+    ttt_steps=12, ttt_batch_size=2, ttt_learning_rate=3e-4, ttt_lora_r=16, ttt_lora_alpha=16,
+    views=8, scoring_views=8, min_prob=0.1,
+)
+
+if __name__ == "__main__":
+    raise SystemExit(main(PRESET, description=__doc__))
