@@ -113,6 +113,25 @@ def parse_task(task_id: str, raw: Any, file: str | None = None) -> Task:
     )
 
 
+def sampled_task(task_id: str, pairs: Sequence[Example], chosen: Sequence[int], file: str) -> Task:
+    """A task of the chosen pairs, in order: all but the last are training examples, the last the test."""
+    return Task(task_id, tuple(pairs[i] for i in chosen[:-1]), (pairs[chosen[-1]],), file)
+
+
+class BadTasks:
+    """What a loader does with a bad task: raise (the default) or, with skip_bad, warn and leave it out."""
+
+    def __init__(self, skip_bad: bool):
+        self.skip_bad = skip_bad
+        self.errors: list[ArcDataError] = []
+
+    def add(self, error: ArcDataError) -> None:
+        if not self.skip_bad:
+            raise error
+        log.warning("left out: %s", error)
+        self.errors.append(error)
+
+
 def read_json(path: str | Path) -> Any:
     """Read a JSON file; malformed JSON raises ArcDataError naming the file and the position."""
     try:
@@ -337,20 +356,17 @@ class ArcDataset:
                 raise ArcDataError(f"{len(extra)} tasks not in the challenges: {', '.join(extra[:5])}",
                                    file=solutions_file, task_id=extra[0])
         tasks: dict[str, Task] = {}
-        skipped: list[ArcDataError] = []
+        skipped = BadTasks(skip_bad)
         for task_id, raw_task in challenges.items():
             try:
                 task = parse_task(task_id, raw_task, file)
                 if solutions is not None:
                     task = with_solutions(task, solutions[task_id], solutions_file)
             except ArcDataError as e:
-                if not skip_bad:
-                    raise
-                log.warning("left out: %s", e)
-                skipped.append(e)
+                skipped.add(e)
                 continue
             tasks[task_id] = task
-        return cls(tasks, name=name, skipped=skipped)
+        return cls(tasks, name=name, skipped=skipped.errors)
 
     @classmethod
     def from_bundled(cls, name: str) -> ArcDataset:
@@ -377,7 +393,7 @@ class ArcDataset:
         if not root.is_dir():
             raise ArcDataError("not a directory", file=str(root))
         tasks: dict[str, Task] = {}
-        skipped: list[ArcDataError] = []
+        skipped = BadTasks(skip_bad)
         for file in sorted(root.rglob("*.json")):
             task_id = re.sub(r"[._ ]", "-", file.stem)
             try:
@@ -386,13 +402,10 @@ class ArcDataset:
                                        file=str(file), task_id=task_id)
                 tasks[task_id] = parse_task(task_id, read_json(file), str(file))
             except ArcDataError as e:
-                if not skip_bad:
-                    raise
-                log.warning("left out: %s", e)
-                skipped.append(e)
-        if not tasks and not skipped:
+                skipped.add(e)
+        if not tasks and not skipped.errors:
             raise ArcDataError("no *.json task files found", file=str(root))
-        return cls(tasks, name=root.name, skipped=skipped)
+        return cls(tasks, name=root.name, skipped=skipped.errors)
 
     @classmethod
     def from_rearc(cls, path: str | Path, rng: np.random.Generator, *, examples_per_task: int = 4,
@@ -407,7 +420,7 @@ class ArcDataset:
             raise ArcDataError("not a directory", file=str(root))
         need = examples_per_task + 1
         tasks: dict[str, Task] = {}
-        skipped: list[ArcDataError] = []
+        skipped = BadTasks(skip_bad)
         for file in sorted(root.glob("*.json")):
             base_id = re.sub(r"[._ ]", "-", file.stem)
             try:
@@ -419,14 +432,10 @@ class ArcDataset:
                 for n in range(tasks_per_file):
                     chosen = rng.choice(len(pairs), size=need, replace=False)
                     task_id = f"{base_id}-r{n}"
-                    tasks[task_id] = Task(task_id, tuple(pairs[i] for i in chosen[:-1]), (pairs[chosen[-1]],),
-                                          str(file))
+                    tasks[task_id] = sampled_task(task_id, pairs, chosen, str(file))
             except ArcDataError as e:
-                if not skip_bad:
-                    raise
-                log.warning("left out: %s", e)
-                skipped.append(e)
-        return cls(tasks, name=f"re-arc:{root.name}", skipped=skipped)
+                skipped.add(e)
+        return cls(tasks, name=f"re-arc:{root.name}", skipped=skipped.errors)
 
     @classmethod
     def from_barc(cls, path: str | Path, rng: np.random.Generator, *, max_examples: int = 100,
@@ -438,7 +447,7 @@ class ArcDataset:
         """
         file = str(path)
         tasks: dict[str, Task] = {}
-        skipped: list[ArcDataError] = []
+        skipped = BadTasks(skip_bad)
         try:
             lines = Path(path).read_text(encoding="utf-8").splitlines()
         except OSError as e:
@@ -469,13 +478,10 @@ class ArcDataset:
                 low, high = BARC_EXAMPLES_PER_TASK
                 n = int(rng.integers(low, min(high, len(pairs)) + 1))
                 chosen = rng.choice(len(pairs), size=n, replace=False)
-                tasks[task_id] = Task(task_id, tuple(pairs[i] for i in chosen[:-1]), (pairs[chosen[-1]],), file)
+                tasks[task_id] = sampled_task(task_id, pairs, chosen, file)
             except ArcDataError as e:
-                if not skip_bad:
-                    raise
-                log.warning("left out: %s", e)
-                skipped.append(e)
-        return cls(tasks, name=f"barc:{Path(path).name}", skipped=skipped)
+                skipped.add(e)
+        return cls(tasks, name=f"barc:{Path(path).name}", skipped=skipped.errors)
 
     # ---- task and key operations ---------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """Fine-tune the bundled SmolLM2-135M on ARC-AGI-1 training tasks (runs on a CPU).
 
-    python -m training_code.run_finetune_smollm [--max-steps 100] [--help]
+    python -m training_code.run_finetune_smollm [--max-steps 40] [--help]
 
 Writes models/smollm2-arc/{adapter,merged,checkpoint,train_log.json,finetune_config.json}; a killed run
 resumes from its last checkpoint when started again with the same settings. 20 training tasks are held
@@ -15,11 +15,11 @@ PRESET = FinetuneConfig(
     train_datasets=("arc-agi-1/training output-from-examples",),
     lora_r=16, lora_alpha=32,  # r=16 keeps the adapter near 20 MB, so it can live in the repository
     learning_rate=2e-4, embedding_learning_rate=2e-5,
-    max_steps=100, batch_size=2, grad_accumulation=2,
+    max_steps=40, batch_size=2, grad_accumulation=2,
     # on a CPU the long tail of tasks costs more than it teaches: longer views drop examples to fit, and
     # the CPU demo answers the shortest evaluation tasks anyway
-    max_length=1536,
-    checkpoint_every=10,
+    max_length=1024,
+    checkpoint_every=5,
     held_out_tasks=20,
 )
 
