@@ -626,7 +626,7 @@ class ArcDataset:
                     break
                 if len(order) <= min_examples:
                     too_long.append((key, length))
-                    log.info("key %s does not fit %d tokens (%d with %d examples)", key, max_tokens, length,
+                    log.debug("key %s does not fit %d tokens (%d with %d examples)", key, max_tokens, length,
                              len(order))
                     break
                 order.pop()

@@ -4,9 +4,11 @@
     -> invert candidates to the original frame -> merge -> score under K views -> choose two attempts
     -> write submission.json atomically -> read it back and validate -> with solutions: score, metrics, report
 
-`run_evaluation` is that diagram in one function; each step is a call into the module that owns it.
-A task that fails anywhere is logged with why and answered with the fallback; the submission always
-covers every test input of every task in the challenges file.
+`run_evaluation` is that diagram in three calls: `start_run` (load the challenges and the model),
+`solve_tasks` (one task after another) and `finish_run` (write, verify, score, report); each step is a
+call into the module that owns it. `training_code.distributed` runs the same three steps with the tasks
+split across processes. A task that fails anywhere is logged with why and answered with the fallback;
+the submission always covers every test input of every task in the challenges file.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ from .training import TrainConfig, leave_one_out_views, train
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FELL_BACK = 0, 3  # exit status of the run_evaluation_* scripts
+# A task may use at most this many fair shares of the time left (time left / tasks left), so that one
+# slow task cannot eat the budget of the tasks after it; 2 lets a big task take what small ones leave.
+TASK_SHARES = 2.0
 
 
 @dataclass
@@ -362,11 +367,33 @@ def load_challenges(config: EvalConfig) -> tuple[ArcDataset, dict[str, int]]:
     return dataset, counts
 
 
+@dataclass
+class EvalRun:
+    """A run with its inputs loaded: what solving tasks and writing the submission need."""
+
+    config: EvalConfig
+    dataset: ArcDataset
+    session: ModelSession
+    task_ids: list[str]  # the selected tasks that loaded, in the order they are solved
+    test_counts: dict[str, int]  # every selected task of the file (bad ones too) -> its number of test inputs
+    errors: dict[str, str]  # task id -> why it fell back
+    cache: Any  # a diskcache.Cache of finished tasks, or None
+    began: float  # time.monotonic() at the start
+    deadline: float  # time.monotonic() after which no new work starts
+
+
 def run_evaluation(config: EvalConfig, loaded: model_tools.LoadedModel | None = None) -> EvalSummary:
     """Challenges in, verified submission.json out (and a score and report when solutions are known).
 
     ``loaded``: an already loaded model to use instead of ``config.model`` (tests pass a tiny one).
     """
+    run = start_run(config, loaded)
+    results = solve_tasks(run, run.task_ids)
+    return finish_run(run, results)
+
+
+def start_run(config: EvalConfig, loaded: model_tools.LoadedModel | None = None) -> EvalRun:
+    """Load the challenges and the model (shrunk to the format, adapter merged) and select the tasks."""
     began = time.monotonic()
     deadline = began + config.time_budget if config.time_budget > 0 else float("inf")
     out = Path(config.output)
@@ -385,38 +412,51 @@ def run_evaluation(config: EvalConfig, loaded: model_tools.LoadedModel | None = 
     session = ModelSession(loaded, fmt, config.max_tokens)
     task_ids = [t for t in select_tasks(dataset, config.tasks, fmt) if t in dataset.tasks]
     selected_counts = {t: test_counts[t] for t in test_counts if not config.tasks or t in task_ids}
-    cache = result_cache(config, loaded.fingerprint)
     log.info("model %s (%s backend), %d tasks, decoder %s, %d views, TTT %s", loaded.source, loaded.backend,
              len(task_ids), config.decoder, config.views, "on" if config.ttt else "off")
+    return EvalRun(config, dataset, session, task_ids, selected_counts, errors,
+                   result_cache(config, loaded.fingerprint), began, deadline)
 
+
+def solve_tasks(run: EvalRun, task_ids: Sequence[str]) -> dict[str, TaskResult]:
+    """Each task from the cache or solved, in order; a failed or unstarted task goes to ``run.errors``."""
+    config, dataset, fingerprint = run.config, run.dataset, run.session.loaded.fingerprint
     results: dict[str, TaskResult] = {}
-    for task_id in tqdm(task_ids, desc="tasks", disable=not config.progress, dynamic_ncols=True):
-        if time.monotonic() > deadline:
-            errors[task_id] = "time budget spent before the task started"
+    for done, task_id in enumerate(tqdm(task_ids, desc="tasks", disable=not config.progress, dynamic_ncols=True)):
+        now = time.monotonic()
+        if now > run.deadline:
+            run.errors[task_id] = "time budget spent before the task started"
             continue
-        key = task_cache_key(loaded.fingerprint, dataset.tasks[task_id], config) if cache is not None else ""
-        if cache is not None and key in cache:
-            results[task_id] = TaskResult.from_json(json.loads(cache[key]))
+        task_deadline = min(run.deadline, now + TASK_SHARES * (run.deadline - now) / (len(task_ids) - done))
+        key = task_cache_key(fingerprint, dataset.tasks[task_id], config) if run.cache is not None else ""
+        if run.cache is not None and key in run.cache:
+            results[task_id] = TaskResult.from_json(json.loads(run.cache[key]))
             continue
         try:
-            results[task_id] = solve_task(dataset, task_id, session, config, deadline)
+            results[task_id] = solve_task(dataset, task_id, run.session, config, task_deadline)
         except (ArcDataError, RuntimeError, ValueError, MemoryError, FormatParseError) as e:
             # one bad task never sinks the run: log why, answer it with the fallback, go on
             log.warning("task %s fell back: %s: %s", task_id, type(e).__name__, e)
-            errors[task_id] = f"{type(e).__name__}: {e}"
+            run.errors[task_id] = f"{type(e).__name__}: {e}"
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             continue
-        if cache is not None and time.monotonic() <= deadline:
-            cache[key] = json.dumps(results[task_id].to_json())  # JSON text: the cache never unpickles
+        if run.cache is not None and time.monotonic() <= task_deadline:  # a task cut short is not cached
+            run.cache[key] = json.dumps(results[task_id].to_json())  # JSON text: the cache never unpickles
+    return results
 
+
+def finish_run(run: EvalRun, results: dict[str, TaskResult]) -> EvalSummary:
+    """Write the verified submission for every selected task; with solutions, score it; the report."""
+    config, dataset, errors, selected_counts = run.config, run.dataset, run.errors, run.test_counts
+    out = Path(config.output)
     ranked = {(t, i): [c.grid for c in cands] for t, r in results.items() for i, cands in r.candidates.items()}
     build = build_submission(selected_counts, ranked)
     submission_path = out / "submission.json"
     write_verified_submission(submission_path, build.submission, selected_counts)
     for task_id, _index in build.fell_back:
         errors.setdefault(task_id, "no candidate decoded")
-    summary = EvalSummary(submission_path, list(build.fell_back), errors, seconds=time.monotonic() - began)
+    summary = EvalSummary(submission_path, list(build.fell_back), errors, seconds=time.monotonic() - run.began)
 
     solutions = dataset.solutions()
     if solutions:

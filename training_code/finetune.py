@@ -119,7 +119,9 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
     model_tools.save_adapter(model, out / "adapter", loaded.tokenizer)
     if config.merge:
         model_tools.save_merged(model, loaded.tokenizer, out / "merged")
-    log_entry.update(steps=result.steps, seconds=time.time() - began, tokens=result.tokens,
+    # steps: optimizer steps the adapter has had in all; a resumed run adds only steps_this_run
+    log_entry.update(steps=len(result.losses), steps_this_run=result.steps, max_steps=config.max_steps,
+                     seconds_this_run=time.time() - began, tokens_this_run=result.tokens,
                      tokens_per_second=result.tokens_per_second, padding_share=result.padding_share,
                      losses=result.losses, config=asdict(config))
     (out / "train_log.json").write_text(json.dumps(log_entry, indent=1, default=str), encoding="utf-8")
