@@ -37,7 +37,7 @@ data: $(DATA_STAMP)
 model: $(SMOL_GGUF)
 
 # The demo: SmolLM2 with test-time training on the 8 ARC-AGI-1 evaluation tasks with the shortest
-# rendering (a fixed rule), DFS under 8 views, product-of-experts scoring; about 5 minutes on 2 cores.
+# rendering (a fixed rule), DFS under 8 views, product-of-experts scoring.
 # Exit status 3 from the script means some test inputs fell back to [[0]]: the demo still succeeded.
 DEMO_ARGS ?= --tasks 8
 demo: $(STAMP) $(SMOL_GGUF) $(DATA_STAMP)

@@ -8,43 +8,17 @@ import os
 import socket
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from pipeline_data import task, tiny, write_set
 
-from training_code import distributed, model_tools
+from training_code import distributed
 from training_code.distributed import Rank, config_from_json, merged_results, parse_command_line, shard_tasks
 from training_code.evaluation import EvalConfig, run_evaluation, solve_tasks, start_run
-from training_code.formats import format_from_spec
 from training_code.submission import read_submission
 
-FMT = format_from_spec("architects")
-
-
-def task(seed: int, n_train: int = 2, n_test: int = 1, size: int = 2) -> tuple[dict, list]:
-    rng = np.random.default_rng(seed)
-
-    def grid():
-        return rng.integers(0, 3, size=(size, size)).tolist()
-
-    return ({"train": [{"input": grid(), "output": grid()} for _ in range(n_train)],
-             "test": [{"input": grid()} for _ in range(n_test)]},
-            [grid() for _ in range(n_test)])
-
-
 TASKS = {"aaa": task(1), "bbb": task(2, n_test=2), "ccc": task(3, n_train=3), "ddd": task(4, size=3)}
-
-
-def write_set(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "x_challenges.json").write_text(json.dumps({t: c for t, (c, _) in TASKS.items()}))
-    (folder / "x_solutions.json").write_text(json.dumps({t: s for t, (_, s) in TASKS.items()}))
-    return folder / "x_challenges.json"
-
-
-def tiny():
-    return model_tools.build_tiny_model(FMT.alphabet, seed=0, hidden_size=32, layers=1, heads=2)
 
 
 def config(challenges: Path, out: Path, **kw) -> EvalConfig:
@@ -88,7 +62,7 @@ def test_shards_are_disjoint_cover_every_task_and_balance_sizes():
 
 
 def test_two_cpu_ranks_give_the_same_submission_as_one_process(tmp_path, one_thread):
-    challenges = write_set(tmp_path)
+    challenges = write_set(tmp_path, TASKS)
     cfg = config(challenges, tmp_path / "ranks2", report=True)
     mp.spawn(rank_worker, args=(2, free_port(), cfg), nprocs=2, join=True)
 
@@ -105,7 +79,7 @@ def test_two_cpu_ranks_give_the_same_submission_as_one_process(tmp_path, one_thr
 
 
 def test_tasks_of_a_rank_that_wrote_nothing_fall_back_with_the_reason(tmp_path, one_thread):
-    challenges = write_set(tmp_path)
+    challenges = write_set(tmp_path, TASKS)
     run = start_run(config(challenges, tmp_path / "out", ttt=False), tiny())
     shards = [["aaa", "ccc"], ["bbb", "ddd"]]
     distributed.write_rank_file(run, Rank(0, 2), shards[0], solve_tasks(run, shards[0]))

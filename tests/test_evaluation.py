@@ -8,37 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pipeline_data import FMT, task, tiny, write_set
 
-from training_code import evaluation, model_tools
+from training_code import evaluation
 from training_code.evaluation import EXIT_FELL_BACK, EvalConfig, decoding_keys, run_evaluation, select_tasks
-from training_code.formats import format_from_spec
 from training_code.submission import read_submission
-
-FMT = format_from_spec("architects")
-
-
-def task(seed: int, n_train: int = 2, n_test: int = 1, size: int = 2) -> tuple[dict, list]:
-    rng = np.random.default_rng(seed)
-
-    def grid():
-        return rng.integers(0, 3, size=(size, size)).tolist()
-
-    return ({"train": [{"input": grid(), "output": grid()} for _ in range(n_train)],
-             "test": [{"input": grid()} for _ in range(n_test)]},
-            [grid() for _ in range(n_test)])
-
-
-def write_set(folder: Path, tasks: dict[str, tuple[dict, list]], extra: dict | None = None) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    challenges = {t: c for t, (c, _) in tasks.items()} | (extra or {})
-    (folder / "x_challenges.json").write_text(json.dumps(challenges))
-    (folder / "x_solutions.json").write_text(json.dumps({t: s for t, (_, s) in tasks.items()} | {
-        t: [[[0]] for _ in c["test"]] for t, c in (extra or {}).items()}))
-    return folder / "x_challenges.json"
-
-
-def tiny(seed: int = 0):
-    return model_tools.build_tiny_model(FMT.alphabet, seed=seed, hidden_size=32, layers=1, heads=2)
 
 
 def config(challenges: Path, out: Path, **kw) -> EvalConfig:
