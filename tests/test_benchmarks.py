@@ -1,0 +1,70 @@
+"""The benchmark scripts' --smoke modes, on a tiny random model, so that the scripts cannot rot:
+each runs end to end and writes its JSON and its picture."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import bench_ablation, bench_decoders, bench_selection
+from training_code.selection import AGGREGATIONS
+
+
+@pytest.mark.slow
+def test_decoders_then_selection_smoke(tmp_path):
+    out = tmp_path / "decoders.json"
+    bench_decoders.main(["--smoke", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert set(result["summary"]) == {"dfs@0.1", "dfs@0.02", "greedy", "sample x8"}
+    assert len(result["records"]) >= len(result["tasks"]) == 2  # one record per test input
+    assert out.with_suffix(".png").stat().st_size > 0
+
+    bench_selection.main(["--input", str(out)])
+    selection = json.loads((tmp_path / "selection.json").read_text())
+    assert set(selection["table"]) == set(AGGREGATIONS)  # the smoke pool is scored, so every aggregation ranks
+    assert (tmp_path / "selection.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_ablation_smoke_and_resume(tmp_path):
+    out = tmp_path / "ablation.json"
+    bench_ablation.main(["--smoke", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert list(result["summary"]) == ["baseline", "+TTT", "+augmented scoring", "+DFS"]
+    # the baseline runs once per task (seed-independent), the other steps once per task and seed
+    assert len(result["records"]) == len(result["tasks"]) * (1 + len(result["seeds"]))
+    assert all(len(row["runs"]) == len(result["seeds"]) for row in result["summary"].values())
+    assert out.with_suffix(".png").stat().st_size > 0
+
+    before = out.read_text()
+    bench_ablation.main(["--smoke", "--out", str(out), "--resume"])  # nothing left to do: same records
+    assert json.loads(out.read_text())["records"] == json.loads(before)["records"]
+
+
+def test_ablation_steps_add_one_idea_each():
+    configs = bench_ablation.steps(bench_ablation.EvalConfig(views=4, scoring_views=3), min_prob=0.05)
+    base, ttt, scored, dfs = configs.values()
+    assert (base.ttt, base.decoder, base.views, base.scoring_views) == (False, "greedy", 1, 0)
+    assert bench_ablation.seed_independent(base) and not bench_ablation.seed_independent(ttt)
+    assert ttt.ttt and (ttt.decoder, ttt.views, ttt.scoring_views) == ("greedy", 1, 0)
+    assert (scored.views, scored.scoring_views, scored.aggregation) == (4, 3, "product-of-experts")
+    assert (dfs.decoder, dfs.min_prob) == ("dfs", 0.05) and dfs.views == 4
+
+
+def test_selection_ranks_the_same_pool_every_way():
+    def cand(value: int, generation: list[float], scoring: list[float], correct: bool) -> dict:
+        return {"grid": [[value]], "generation_nlls": generation, "scoring_nlls": scoring, "correct": correct}
+
+    # three candidates: the right one is best by product of experts and by mean probability, third by
+    # generation probability and by votes
+    pool = [cand(1, [0.1, 0.2, 0.3], [5.0, 5.0], False), cand(2, [0.5, 0.6], [4.0, 4.5], False),
+            cand(3, [0.9], [1.0, 6.0], True)]
+    table = bench_selection.rank_all([{"pool": pool}, {"pool": []}])
+    assert table["product-of-experts"]["two_attempt_accuracy"] == 0.5  # one of two test inputs
+    assert table["product-of-experts"]["top1_given_found"] == 1.0
+    assert table["mean-probability"]["top1_given_found"] == 1.0
+    assert table["max-generation-probability"]["top2_given_found"] == 0.0
+    assert table["vote"]["top2_given_found"] == 0.0
+    assert table["min-probability"]["top2_given_found"] == 0.0  # its worst view (6.0) is the worst of all
+    assert all(row["found"] == 1 for row in table.values())
