@@ -39,6 +39,7 @@ from training_code.evaluation import (
     ModelSession,
     candidates_for,
     load_challenges,
+    prepare_session,
     score_candidates,
     select_tasks,
     stable_seed,
@@ -71,17 +72,11 @@ def resolve_adapter(flag: str) -> str:
 def session_for(config: EvalConfig, smoke: bool = False) -> ModelSession:
     """The model of ``config`` loaded, shrunk to the format and with its adapter merged, as
     ``run_evaluation`` prepares it; ``smoke``: a tiny random model over the format's alphabet instead."""
+    loaded = None
     if smoke:
         loaded = model_tools.build_tiny_model(format_from_spec(config.format).alphabet, seed=config.seed,
                                               hidden_size=32, layers=1, heads=2)
-    else:
-        loaded = model_tools.load_model(config.model, backend=config.backend, max_seq_length=config.max_tokens)
-    fmt = format_from_spec(config.format, eos=loaded.tokenizer.eos_token)
-    loaded, _ = model_tools.shrink_for_format(loaded, fmt)
-    if config.adapter:  # trained on the shrunk vocabulary: applied after shrinking, as the pipeline does
-        merged = model_tools.merge_adapter(model_tools.load_adapter(loaded.model, config.adapter))
-        loaded = replace(loaded, model=merged).refingerprinted()
-    return ModelSession(loaded, fmt, config.max_tokens)
+    return prepare_session(config, loaded)
 
 
 def decoder_configs(base: EvalConfig, thresholds: list[float]) -> dict[str, EvalConfig]:

@@ -392,6 +392,18 @@ def run_evaluation(config: EvalConfig, loaded: model_tools.LoadedModel | None = 
     return finish_run(run, results)
 
 
+def prepare_session(config: EvalConfig, loaded: model_tools.LoadedModel | None = None) -> ModelSession:
+    """The model of ``config`` (or ``loaded``), shrunk to the format, with the config's adapter merged."""
+    if loaded is None:
+        loaded = model_tools.load_model(config.model, backend=config.backend, max_seq_length=config.max_tokens)
+    fmt = format_from_spec(config.format, eos=loaded.tokenizer.eos_token)
+    loaded, _mapping = model_tools.shrink_for_format(loaded, fmt)
+    if config.adapter:  # trained on the shrunk vocabulary of this format: apply it after shrinking
+        merged = model_tools.merge_adapter(model_tools.load_adapter(loaded.model, config.adapter))
+        loaded = replace(loaded, model=merged).refingerprinted()
+    return ModelSession(loaded, fmt, config.max_tokens)
+
+
 def start_run(config: EvalConfig, loaded: model_tools.LoadedModel | None = None) -> EvalRun:
     """Load the challenges and the model (shrunk to the format, adapter merged) and select the tasks."""
     began = time.monotonic()
@@ -402,14 +414,8 @@ def start_run(config: EvalConfig, loaded: model_tools.LoadedModel | None = None)
 
     dataset, test_counts = load_challenges(config)
     errors: dict[str, str] = {e.task_id or "?": str(e) for e in dataset.skipped}
-    if loaded is None:
-        loaded = model_tools.load_model(config.model, backend=config.backend, max_seq_length=config.max_tokens)
-    fmt = format_from_spec(config.format, eos=loaded.tokenizer.eos_token)
-    loaded, _mapping = model_tools.shrink_for_format(loaded, fmt)
-    if config.adapter:  # trained on the shrunk vocabulary of this format: apply it after shrinking
-        merged = model_tools.merge_adapter(model_tools.load_adapter(loaded.model, config.adapter))
-        loaded = replace(loaded, model=merged).refingerprinted()
-    session = ModelSession(loaded, fmt, config.max_tokens)
+    session = prepare_session(config, loaded)
+    loaded, fmt = session.loaded, session.fmt
     task_ids = [t for t in select_tasks(dataset, config.tasks, fmt) if t in dataset.tasks]
     selected_counts = {t: test_counts[t] for t in test_counts if not config.tasks or t in task_ids}
     log.info("model %s (%s backend), %d tasks, decoder %s, %d views, TTT %s", loaded.source, loaded.backend,
