@@ -327,8 +327,8 @@ def test_time_train(dataset: ArcDataset, task_id: str, session: ModelSession, co
 # The run
 
 
-def result_cache(config: EvalConfig, fingerprint: str):
-    """A disk cache of finished tasks, keyed by everything a task's result depends on."""
+def result_cache(config: EvalConfig):
+    """A disk cache of finished tasks; `task_cache_key` keys it by everything a result depends on."""
     if not config.cache:
         return None
     import diskcache
@@ -421,7 +421,7 @@ def start_run(config: EvalConfig, loaded: model_tools.LoadedModel | None = None)
     log.info("model %s (%s backend), %d tasks, decoder %s, %d views, TTT %s", loaded.source, loaded.backend,
              len(task_ids), config.decoder, config.views, "on" if config.ttt else "off")
     return EvalRun(config, dataset, session, task_ids, selected_counts, errors,
-                   result_cache(config, loaded.fingerprint), began, deadline)
+                   result_cache(config), began, deadline)
 
 
 def solve_tasks(run: EvalRun, task_ids: Sequence[str]) -> dict[str, TaskResult]:

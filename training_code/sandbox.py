@@ -522,12 +522,23 @@ def _program_globals() -> dict:
     return names
 
 
+def failure(kind: str, message: str) -> dict:
+    """A worker's failure message (JSON-ready), its text cut to MESSAGE_CHARS."""
+    return {"ok": False, "error": kind, "message": message[:MESSAGE_CHARS]}
+
+
+def program_failure(error: BaseException, out_of_memory: str) -> dict:
+    """The failure message for what a program raised: forbidden, memory, or its own error."""
+    if isinstance(error, ForbiddenError):
+        return failure("forbidden", str(error))
+    if isinstance(error, MemoryError):
+        return failure("memory", out_of_memory)
+    return failure("error", f"{type(error).__name__}: {error}")
+
+
 def _run_job(job: dict, check: bool, violations: list[str]) -> Iterator[dict]:
     """The messages for one job: one per grid, in order."""
     source, grids = job["source"], job["grids"]
-
-    def failure(kind: str, message: str) -> dict:
-        return {"ok": False, "error": kind, "message": message[:MESSAGE_CHARS]}
 
     try:
         reason = forbidden_reason(source) if check else None
@@ -543,12 +554,8 @@ def _run_job(job: dict, check: bool, violations: list[str]) -> Iterator[dict]:
         exec(compile(source, "<program>", "exec"), names)  # untrusted: checked above, restricted builtins
         solve = names.get("solve")
         setup_error = None if callable(solve) else failure("error", "the program defines no solve(grid) function")
-    except ForbiddenError as e:
-        setup_error = failure("forbidden", str(e))
-    except MemoryError:
-        setup_error = failure("memory", "out of memory while defining the program")
     except BaseException as e:  # anything the program raises is its own failure, reported
-        setup_error = failure("error", f"{type(e).__name__}: {e}")
+        setup_error = program_failure(e, "out of memory while defining the program")
     for raw in grids:
         if setup_error is not None or violations:
             yield setup_error or failure("forbidden", f"{violations[-1]} is not allowed")
@@ -559,12 +566,8 @@ def _run_job(job: dict, check: bool, violations: list[str]) -> Iterator[dict]:
                 message = {"ok": True, "grid": checked_grid(value).astype(int).tolist()}
             except ValueError as e:
                 message = failure("invalid-output", str(e))
-        except ForbiddenError as e:
-            message = failure("forbidden", str(e))
-        except MemoryError:
-            message = failure("memory", "out of memory")
         except BaseException as e:  # anything the program raises is its own failure, reported
-            message = failure("error", f"{type(e).__name__}: {e}")
+            message = program_failure(e, "out of memory")
         if violations:  # a guard fired and the program caught the error: still forbidden
             message = failure("forbidden", f"{violations[-1]} is not allowed")
         yield message
