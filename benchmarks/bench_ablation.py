@@ -1,6 +1,8 @@
 """Ablation in the ARChitects' form: each step adds one idea to the one before.
 
     .venv/bin/python -m benchmarks.bench_ablation [--preset cpu|gpu] [--tasks 50] [--seeds 3] [--smoke] [--resume]
+    .venv/bin/python -m benchmarks.bench_ablation --shard 0/2 --threads 1 --out a.json   # and 1/2 to b.json,
+    .venv/bin/python -m benchmarks.bench_ablation --combine a.json b.json --out all.json # side by side
 
     baseline             greedy decoding of the task as given, no test-time training, no scoring
     +TTT                 the same after test-time training on the task's own examples
@@ -185,6 +187,55 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def finish(result: dict, records: list[dict], task_ids: list[str], seeds: list[int], configs: dict[str, EvalConfig],
+           dataset, solutions: dict, out: Path) -> None:
+    """Summarise the tasks that every step finished for every seed that ran (all of them without a time
+    budget), write the JSON and the picture, print the table."""
+    fixed = any(seed_independent(c) for c in configs.values())
+    have = {(r["task_id"], r["seed"]) for r in records}
+    seeds_run = [s for s in seeds if any(r["seed"] == s for r in records)]
+    needed = ([None] if fixed else []) + seeds_run
+    finished = [t for t in task_ids if all((t, s) in have for s in needed)]
+    test_counts = {t: len(dataset.tasks[t].test) for t in finished}
+    kept = [r for r in records if r["task_id"] in test_counts]
+    result.update(records=records, tasks_finished=finished, seeds_run=seeds_run,
+                  summary=summarize(kept, configs, seeds_run, test_counts, {t: solutions[t] for t in finished}))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    plot(result, out.with_suffix(".png"))
+    print(f"\n{'step':<20} {'score % (mean ± std)':>22} {'found %':>16} {'s per task':>12}")
+    for name, row in result["summary"].items():
+        (score, score_sd), (found, found_sd) = row["mean_std"]["score_percent"], row["mean_std"]["found_rate_percent"]
+        print(f"{name:<20} {score:>14.1f} ± {score_sd:<5.1f} {found:>8.1f} ± {found_sd:<5.1f} "
+              f"{row['mean_std']['seconds_per_task'][0]:>12.1f}")
+    for name, seconds in ANCHORS.items():
+        print(f"anchor: {name}: {seconds:.0f} s per task")
+    print(f"\n{out} and {out.with_suffix('.png')} written")
+
+
+def combine(args: argparse.Namespace) -> None:
+    """One table from the JSON files of shards (--shard K/N runs of the same command): their records
+    pooled, after checking that every file measured the same model, steps and seeds."""
+    parts = [json.loads(Path(f).read_text(encoding="utf-8")) for f in args.combine]
+    first = parts[0]
+    for f, part in zip(args.combine, parts):
+        for field_name in ("model", "configs", "seeds"):
+            if part[field_name] != first[field_name]:
+                raise SystemExit(f"{f}: its {field_name} differs from {args.combine[0]}'s; shards must be runs of "
+                                 "one command that differ only in --shard")
+    configs = {n: EvalConfig(**c) for n, c in first["configs"].items()}
+    dataset, _counts = load_challenges(configs["baseline"])
+    solutions = dataset.solutions()
+    ran = {t for p in parts for t in p["tasks"]}
+    task_ids = [t for t in first.get("all_tasks", first["tasks"]) if t in ran]  # the unsharded order
+    result = {key: first[key] for key in ("benchmark", "model", "configs", "seeds", "anchors_seconds_per_task")}
+    result.update(command=args.command, shard_commands=[p["command"] for p in parts],
+                  machine=" | ".join(sorted({p["machine"] for p in parts})), tasks=task_ids,
+                  seconds=max(p["seconds"] for p in parts))
+    records = [r for p in parts for r in p["records"]]
+    finish(result, records, task_ids, first["seeds"], configs, dataset, solutions, Path(args.out))
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=("cpu", "gpu"), default="cpu")
@@ -205,7 +256,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--time-budget", type=float, default=0.0,
                         help="seconds; start no new task after this (0: none); finished tasks are reported")
     parser.add_argument("--resume", action="store_true", help="keep the finished tasks of --out and go on")
+    parser.add_argument("--shard", default="", metavar="K/N",
+                        help="run only the K-th of N interleaved shares of the tasks (0-based), e.g. 0/2 and 1/2 "
+                             "in two processes with --threads 1 and their own --out; then --combine")
+    parser.add_argument("--combine", nargs="+", default=None, metavar="JSON",
+                        help="load no model: pool the records of these shard files into --out and report them")
     args = parser.parse_args(argv)
+    if args.shard:
+        try:
+            k, n = (int(x) for x in args.shard.split("/"))
+        except ValueError:
+            parser.error(f"--shard {args.shard!r}: expected K/N, e.g. 0/2")
+        if not 0 <= k < n:
+            parser.error(f"--shard {args.shard!r}: K must be in 0..N-1")
+        args.shard = (k, n)
     preset = PRESETS["smoke" if args.smoke else args.preset]
     for name, value in preset.items():
         if getattr(args, name) is None:
@@ -220,6 +284,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.combine:
+        combine(args)
+        return
     set_threads(args.threads)
     base = EvalConfig(challenges=args.challenges, model=args.model, adapter=resolve_adapter(args.adapter),
                       max_tokens=args.max_tokens, ttt_steps=args.ttt_steps, ttt_batch_size=2, ttt_learning_rate=3e-4,
@@ -230,6 +297,10 @@ def main(argv: list[str] | None = None) -> None:
     solutions = dataset.solutions()
     task_ids = shortest_first(dataset, [t for t in select_tasks(dataset, args.tasks, session.fmt) if t in solutions],
                               session.fmt)
+    all_tasks = task_ids
+    if args.shard:
+        k, n = args.shard
+        task_ids = task_ids[k::n]
     seeds = list(range(args.seeds))
     out = Path(args.out)
     model = f"{base.model}{' + ' + base.adapter if base.adapter else ''}" if not args.smoke else "tiny random model"
@@ -253,7 +324,8 @@ def main(argv: list[str] | None = None) -> None:
     def save(seconds: float) -> None:
         result.update({
             "benchmark": "ablation", "command": args.command, "machine": machine(), "model": model,
-            "configs": {n: asdict(c) for n, c in configs.items()}, "tasks": task_ids, "seeds": seeds,
+            "configs": {n: asdict(c) for n, c in configs.items()}, "tasks": task_ids, "all_tasks": all_tasks,
+            "seeds": seeds,
             "seconds": seconds, "records": records, "anchors_seconds_per_task": ANCHORS,
         })
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -283,25 +355,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[{n}/{len(todo)}] seed {seed} {task_id}: TTT {record['ttt_seconds']:.0f}s; {line} "
               f"{record['error']}", flush=True)
 
-    # report the tasks that every step finished for every seed that ran (all of them without a time budget)
-    have = {(r["task_id"], r["seed"]) for r in records}
-    seeds_run = [s for s in seeds if any(r["seed"] == s for r in records)]
-    needed = ([None] if fixed else []) + seeds_run
-    finished = [t for t in task_ids if all((t, s) in have for s in needed)]
-    test_counts = {t: len(dataset.tasks[t].test) for t in finished}
-    kept = [r for r in records if r["task_id"] in test_counts]
-    result.update(tasks_finished=finished, seeds_run=seeds_run,
-                  summary=summarize(kept, configs, seeds_run, test_counts, {t: solutions[t] for t in finished}))
     save(time.perf_counter() - began)
-    plot(result, out.with_suffix(".png"))
-    print(f"\n{'step':<20} {'score % (mean ± std)':>22} {'found %':>16} {'s per task':>12}")
-    for name, row in result["summary"].items():
-        (score, score_sd), (found, found_sd) = row["mean_std"]["score_percent"], row["mean_std"]["found_rate_percent"]
-        print(f"{name:<20} {score:>14.1f} ± {score_sd:<5.1f} {found:>8.1f} ± {found_sd:<5.1f} "
-              f"{row['mean_std']['seconds_per_task'][0]:>12.1f}")
-    for name, seconds in ANCHORS.items():
-        print(f"anchor: {name}: {seconds:.0f} s per task")
-    print(f"\n{out} and {out.with_suffix('.png')} written")
+    finish(result, records, task_ids, seeds, configs, dataset, solutions, out)
 
 
 if __name__ == "__main__":
