@@ -261,6 +261,7 @@ def test_merged_adapter_gives_the_same_logits(tmp_path, tied, train_embeddings):
     assert not torch.allclose(unmerged, before, atol=1e-3)  # the adapter does something
 
     save_adapter(peft_model, tmp_path / "adapter", tok)
+    assert not (tmp_path / "adapter" / "README.md").exists()  # no model card of empty placeholders
     fresh = build_tiny_model(FMT.alphabet + EXTRA, tie_embeddings=tied)
     base, _, _ = shrink_vocabulary(fresh.model, fresh.tokenizer, FMT.alphabet)
     reloaded = load_adapter(base, tmp_path / "adapter")

@@ -36,6 +36,7 @@ BUNDLED_FILES = {
 BUNDLED_SPLITS = {"training": "train", "evaluation": "eval"}
 # The Kaggle-format file prefix of each collection when exported to input/
 EXPORT_PREFIXES = {"arc-agi-1": "arc-agi", "arc-agi-2": "arc-agi-2"}
+CODE_SOURCE = "code"  # the source spec of the tasks with programs (see load_source)
 
 TASK_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-]*$")
 PART_RANK = {"tp": 0, "rt": 1, "perm": 2, "ex": 3}  # the order in which a key's parts are written
@@ -691,7 +692,8 @@ def load_source(spec: str, rng: np.random.Generator, *, skip_bad: bool = False) 
 
     Specs: a bundled name (``arc-agi-1/training``); a Kaggle challenges file (``..._challenges.json``,
     its solutions file found beside it by name); a directory of task files; ``re-arc:PATH``;
-    arc24's ``barc-N-M-PATH`` (N the weight, M the most examples kept per problem). A spec may end in
+    arc24's ``barc-N-M-PATH`` (N the weight, M the most examples kept per problem); ``code``: the tasks
+    with programs of ``code_tasks.code_dataset`` (for the code prompt versions). A spec may end in
     ``*W`` to give it weight W.
     """
     weight = 1.0
@@ -710,6 +712,10 @@ def load_source(spec: str, rng: np.random.Generator, *, skip_bad: bool = False) 
             float(m.group(1)) * weight
     if body.startswith("re-arc:"):
         return ArcDataset.from_rearc(body[len("re-arc:"):], rng, skip_bad=skip_bad), weight
+    if body == CODE_SOURCE:
+        from .code_tasks import code_dataset  # code_tasks builds on this module
+
+        return code_dataset(rng), weight
     collection, _, split = body.partition("/")
     if collection in BUNDLED_FILES and split in BUNDLED_SPLITS:
         return ArcDataset.from_bundled(body), weight
@@ -720,7 +726,8 @@ def load_source(spec: str, rng: np.random.Generator, *, skip_bad: bool = False) 
         solutions = path.with_name(path.name.replace("_challenges", "_solutions"))
         has_solutions = "_challenges" in path.name and solutions.is_file()
         return ArcDataset.from_kaggle(path, solutions if has_solutions else None, skip_bad=skip_bad), weight
-    raise ValueError(f"source {spec!r} is neither a bundled set, a file, a directory, re-arc:PATH nor barc-N-M-PATH")
+    raise ValueError(f"source {spec!r} is neither a bundled set, a file, a directory, re-arc:PATH, barc-N-M-PATH "
+                     f"nor {CODE_SOURCE}")
 
 
 # --------------------------------------------------------------------------------------------------

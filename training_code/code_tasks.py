@@ -29,13 +29,14 @@ the same for every format::
 
 Vocabulary: program text uses most printable ASCII characters, far more than a grid format's
 ``alphabet``. A model whose vocabulary was shrunk to ``fmt.alphabet`` cannot write programs;
-shrink with ``code_alphabet(fmt)`` when training on these versions.
+shrink with ``code_alphabet(fmt)`` when training on these versions. ``ProgramChecker`` is the
+decoders' checker for program text (the format's ``reply_checker`` only lets grids through).
 """
 
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -100,6 +101,30 @@ def render_output_from_code(fmt: TextFormat, program: str, test_input: Grid,
     reply = "" if test_output is None else fmt.reply_text(test_output)
     spans = ((len(prompt), len(prompt) + len(reply)),) if reply else ()
     return RenderedTask(prompt, reply, spans)
+
+
+class ProgramChecker:
+    """A ``formats.ReplyChecker`` for program text, so the decoders can sample programs.
+
+    Any text of ``CODE_CHARACTERS`` may follow; the end token may follow once the program is not
+    empty. ``special_texts`` (the tokenizer's special tokens, whose texts are printable too: "<s>")
+    are never program text. Two states (empty, not empty) keep the decoders' memoised masks few.
+    """
+
+    def __init__(self, special_texts: Iterable[str] = ()):
+        self.characters = frozenset(CODE_CHARACTERS)
+        self.special_texts = frozenset(special_texts)
+
+    def start(self) -> bool:
+        return False
+
+    def step(self, state: Hashable, text: str) -> bool | None:
+        if text in self.special_texts or not set(text) <= self.characters:
+            return None
+        return True
+
+    def can_end(self, state: Hashable) -> bool:
+        return bool(state)
 
 
 def program_from_reply(fmt: TextFormat, reply: str) -> str:
@@ -238,6 +263,7 @@ __all__ = [
     "INSTRUCTIONS",
     "OUTPUT_FROM_CODE",
     "CodeTaskDataset",
+    "ProgramChecker",
     "code_alphabet",
     "code_data_parts",
     "code_dataset",

@@ -1,7 +1,8 @@
 """The evaluation pipeline: from a challenges file to a verified submission.json.
 
-    load challenges -> for each task: [test-time training] -> decode each test input under N views
-    -> invert candidates to the original frame -> merge -> score under K views -> choose two attempts
+    load challenges -> for each task: [test-time training] -> [sample programs, run them in a sandbox]
+    -> decode each test input under N views -> invert candidates to the original frame -> merge (with the
+    programs' outputs) -> score under K views -> choose two attempts
     -> write submission.json atomically -> read it back and validate -> with solutions: score, metrics, report
 
 `run_evaluation` is that diagram in three calls: `start_run` (load the challenges and the model),
@@ -20,6 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -29,11 +31,19 @@ from tqdm.auto import tqdm
 from . import model_tools
 from .arc_loader import ArcDataset, AugmentOptions, Key, Task, random_key
 from .cli import save_config
+from .code_tasks import ProgramChecker, code_alphabet, program_from_reply, render_code_from_examples
 from .formats import FormatParseError, format_from_spec
 from .grids import ArcDataError, Grid, grid_to_list
-from .inference_tools import MAX_REPLY_TOKENS, DecodeOptions, batched_nll, decode, torch_generator
+from .inference_tools import MAX_REPLY_TOKENS, DecodeOptions, batched_nll, decode, sample_decode, torch_generator
 from .metrics import evaluate
-from .selection import DEFAULT_AGGREGATION, ScoredCandidate, merge_candidates, rank_candidates
+from .sandbox import ProgramOutputs, Sandbox, program_outputs
+from .selection import (
+    DEFAULT_AGGREGATION,
+    ScoredCandidate,
+    add_program_candidates,
+    merge_candidates,
+    rank_candidates,
+)
 from .submission import build_submission, score_submission, write_verified_submission
 from .training import TrainConfig, leave_one_out_views, train
 
@@ -43,6 +53,9 @@ EXIT_OK, EXIT_FELL_BACK = 0, 3  # exit status of the run_evaluation_* scripts
 # A task may use at most this many fair shares of the time left (time left / tasks left), so that one
 # slow task cannot eat the budget of the tasks after it; 2 lets a big task take what small ones leave.
 TASK_SHARES = 2.0
+# Programs sampled per forward pass: every row holds its own copy of the prompt's KV cache, so all of
+# --program-samples at once could take gigabytes with a long prompt on a large model.
+PROGRAM_BATCH = 8
 
 
 @dataclass
@@ -72,6 +85,14 @@ class EvalConfig:
     views: int = field(default=8, metadata={"help": "augmented views each test input is decoded under"})
     scoring_views: int = field(default=8, metadata={"help": "augmented views each candidate is scored under"})
     aggregation: str = field(default=DEFAULT_AGGREGATION, metadata={"help": "how scores rank candidates"})
+    program_samples: int = field(default=0, metadata={
+        "help": "programs sampled per task with the code-from-examples prompt and run in a sandbox; the outputs "
+                "of those that reproduce the examples join the candidates (0: off); when on, the vocabulary "
+                "keeps the code alphabet, so an --adapter must be fine-tuned with a code source"})
+    program_temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the programs"})
+    program_max_tokens: int = field(default=1024, metadata={
+        "help": "longest program in tokens (end token included); the prompt drops examples to leave this room"})
+    program_timeout: float = field(default=1.0, metadata={"help": "seconds a program may run on one grid"})
     keep_background: bool = field(default=True, metadata={"help": "colour permutations keep colour 0"})
     seed: int = 0
     time_budget: float = field(default=0.0, metadata={"help": "seconds; stop starting new work in time (0: none)"})
@@ -89,12 +110,16 @@ class TaskResult:
     view_predictions: dict[int, list[Grid | None]] = field(default_factory=dict)  # best grid of each view
     error: str = ""
     seconds: float = 0.0
+    programs_sampled: int = 0  # distinct complete programs sampled (--program-samples)
+    programs_valid: int = 0  # of those, the ones that reproduce every training pair
 
     def to_json(self) -> dict:
         return {
             "task_id": self.task_id, "error": self.error, "seconds": self.seconds,
+            "programs_sampled": self.programs_sampled, "programs_valid": self.programs_valid,
             "candidates": {str(i): [{"grid": grid_to_list(c.grid), "generation_nlls": c.generation_nlls,
-                                     "scoring_nlls": c.scoring_nlls} for c in cands]
+                                     "scoring_nlls": c.scoring_nlls, "from_program": c.from_program}
+                                    for c in cands]
                            for i, cands in self.candidates.items()},
             "view_predictions": {str(i): [None if g is None else grid_to_list(g) for g in preds]
                                  for i, preds in self.view_predictions.items()},
@@ -105,11 +130,12 @@ class TaskResult:
         return cls(
             obj["task_id"],
             {int(i): [ScoredCandidate(np.asarray(c["grid"], dtype=np.uint8), list(c["generation_nlls"]),
-                                      list(c["scoring_nlls"])) for c in cands]
+                                      list(c["scoring_nlls"]), bool(c.get("from_program", False)))
+                      for c in cands]
              for i, cands in obj["candidates"].items()},
             {int(i): [None if g is None else np.asarray(g, dtype=np.uint8) for g in preds]
              for i, preds in obj["view_predictions"].items()},
-            obj["error"], obj["seconds"],
+            obj["error"], obj["seconds"], obj.get("programs_sampled", 0), obj.get("programs_valid", 0),
         )
 
 
@@ -220,9 +246,19 @@ def reply_room(task: Task, fmt) -> int:
     return min(MAX_REPLY_TOKENS, 2 * largest)
 
 
+def candidates_room(task: Task, session: ModelSession, candidates: Sequence[ScoredCandidate]) -> int:
+    """Tokens to keep free for the candidates as replies in any view: ``reply_room`` (the decoders wrote
+    no longer reply), or more for a program's output larger than that (transposed, too)."""
+    return max([reply_room(task, session.fmt),
+                *(session.count_tokens(session.fmt.reply_text(g)) for c in candidates if c.from_program
+                  for g in (c.grid, c.grid.T))])
+
+
 def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: ModelSession, config: EvalConfig,
-                   rng: np.random.Generator, deadline: float) -> tuple[list[ScoredCandidate], list[Grid | None]]:
-    """Decode one test input under several views, invert, merge, and score the candidates."""
+                   rng: np.random.Generator, deadline: float, program_grids: Sequence[Grid] = (),
+                   ) -> tuple[list[ScoredCandidate], list[Grid | None]]:
+    """Decode one test input under several views, invert, merge (with ``program_grids``, the outputs of
+    sampled programs for it), and score the candidates."""
     room = reply_room(task, session.fmt)
     found: list[tuple[Grid, float]] = []
     per_view: list[Grid | None] = []
@@ -255,32 +291,97 @@ def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: Mo
                 best_text = (cand.nll, grid)
         per_view.append(view_best)
     candidates = merge_candidates(found)
+    from_programs_only = add_program_candidates(candidates, program_grids)
+    if from_programs_only:
+        # A program's grid that no view decoded has no generation NLL. It gets one: its NLL as the reply to
+        # the task as given (identity view, examples in order), so max-generation-probability and vote's
+        # tie-break rank it like a grid decoded under that view, and it counts as one vote.
+        for cand, nll in zip(from_programs_only, identity_nlls(dataset, task, test_index, from_programs_only,
+                                                               session)):
+            cand.generation_nlls.append(nll)
     if candidates and config.scoring_views and config.aggregation not in ("vote", "max-generation-probability"):
         score_candidates(dataset, task, test_index, candidates, session, config, rng)
     return rank_candidates(candidates, config.aggregation) if candidates else [], per_view
 
 
-def score_candidates(dataset: ArcDataset, task: Task, test_index: int, candidates: Sequence[ScoredCandidate],
-                     session: ModelSession, config: EvalConfig, rng: np.random.Generator) -> None:
-    """Each candidate's NLL under ``scoring_views`` augmented views (batched forward passes)."""
-    sequences, starts, owners = [], [], []
-    for key in scoring_keys(task, test_index, config.scoring_views, rng, config.keep_background):
-        key = fit_key(dataset, key, session, reply_room(task, session.fmt))
+def view_nlls(dataset: ArcDataset, task: Task, keys: Sequence[Key], candidates: Sequence[ScoredCandidate],
+              session: ModelSession) -> list[list[float]]:
+    """Per key, each candidate's NLL as the reply of that view (batched forward passes)."""
+    room = candidates_room(task, session, candidates)
+    sequences, starts = [], []
+    for key in keys:
+        key = fit_key(dataset, key, session, room)
         view = dataset.view(key)
-        for c_index, cand in enumerate(candidates):
+        for cand in candidates:
             rendered = session.fmt.render(view.train, view.test_input, key.transform(cand.grid))
             prompt_ids = session.ids(rendered.prompt)
             sequences.append(prompt_ids + session.ids(rendered.reply))
             starts.append(len(prompt_ids))
-            owners.append(c_index)
-    nlls = batched_nll(session.model, sequences, starts)
-    for c_index, nll in zip(owners, nlls):
-        candidates[c_index].scoring_nlls.append(float(nll))
+    nlls = [float(x) for x in batched_nll(session.model, sequences, starts)] if sequences else []
+    return [nlls[k * len(candidates): (k + 1) * len(candidates)] for k in range(len(keys))]
+
+
+def score_candidates(dataset: ArcDataset, task: Task, test_index: int, candidates: Sequence[ScoredCandidate],
+                     session: ModelSession, config: EvalConfig, rng: np.random.Generator) -> None:
+    """Each candidate's NLL under ``scoring_views`` augmented views."""
+    keys = scoring_keys(task, test_index, config.scoring_views, rng, config.keep_background)
+    for per_candidate in view_nlls(dataset, task, keys, candidates, session):
+        for cand, nll in zip(candidates, per_candidate):
+            cand.scoring_nlls.append(nll)
+
+
+def identity_nlls(dataset: ArcDataset, task: Task, test_index: int, candidates: Sequence[ScoredCandidate],
+                  session: ModelSession) -> list[float]:
+    """Each candidate's NLL as the reply to the task as given (no augmentation)."""
+    return view_nlls(dataset, task, [Key(task.task_id, test_index)], candidates, session)[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# Programs
+
+
+def sampled_programs(task: Task, session: ModelSession, config: EvalConfig, deadline: float) -> list[str]:
+    """Distinct program texts sampled with the code-from-examples prompt of the task's training examples
+    (the last ones dropped until the prompt leaves ``program_max_tokens`` free); none once ``deadline``
+    has passed or when even one example leaves no room."""
+    if time.monotonic() > deadline:
+        log.info("task %s: deadline passed, no programs sampled", task.task_id)
+        return []
+    examples = [(e.input, e.output) for e in task.train]
+    prompt_ids: list[int] = []
+    while examples:
+        prompt_ids = session.ids(render_code_from_examples(session.fmt, examples).prompt)
+        if len(prompt_ids) + config.program_max_tokens <= session.max_tokens:
+            break
+        examples.pop()
+    if not examples:
+        log.info("task %s: no programs sampled: one example and %d tokens for the program exceed the %d-token "
+                 "context", task.task_id, config.program_max_tokens, session.max_tokens)
+        return []
+    # a generator of its own: decoding draws the same views whether programs are sampled or not
+    rng = np.random.default_rng(stable_seed(config.seed, task.task_id, "programs"))
+    generator = torch_generator(rng, next(session.model.parameters()).device)
+    replies = sample_decode(session.model, prompt_ids, eos_id=session.eos_id, token_texts=session.token_texts,
+                            checker=ProgramChecker(session.tokenizer.all_special_tokens), n=config.program_samples,
+                            temperature=config.program_temperature, generator=generator,
+                            max_new_tokens=config.program_max_tokens, batch_size=PROGRAM_BATCH)
+    return [program_from_reply(session.fmt, reply.text) for reply in replies]
+
+
+def run_programs(task: Task, sources: Sequence[str], sandbox: Sandbox) -> ProgramOutputs:
+    """The programs' outputs for the task; none when the sandbox itself fails (the task goes on)."""
+    try:
+        return program_outputs(task, sources, sandbox=sandbox)
+    except (RuntimeError, OSError, ValueError) as e:  # the worker did not start, a pipe broke...
+        log.warning("task %s: the sandbox failed, no program candidates: %s: %s", task.task_id, type(e).__name__, e)
+        sandbox.close()  # the next task starts a fresh worker
+        return ProgramOutputs((), tuple(() for _ in task.test))
 
 
 def solve_task(dataset: ArcDataset, task_id: str, session: ModelSession, config: EvalConfig,
-               deadline: float) -> TaskResult:
-    """Test-time training (optional) then candidates for every test input of one task."""
+               deadline: float, sandbox: Sandbox | None = None) -> TaskResult:
+    """Test-time training (optional), sampled programs (optional, run in ``sandbox``; a fresh one when
+    None), then candidates for every test input of one task."""
     began = time.monotonic()
     task = dataset.tasks[task_id]
     rng = np.random.default_rng(stable_seed(config.seed, task_id))
@@ -288,14 +389,29 @@ def solve_task(dataset: ArcDataset, task_id: str, session: ModelSession, config:
     adapter = None
     if config.ttt:
         adapter = test_time_train(dataset, task_id, session, config, rng)
+    own_sandbox = sandbox is None and config.program_samples > 0
+    if own_sandbox:
+        sandbox = Sandbox(timeout=config.program_timeout)
     try:
+        program_grids: Sequence[Sequence[Grid]] = [() for _ in task.test]
+        if config.program_samples > 0:  # after test-time training: the model has learnt this task
+            sources = sampled_programs(task, session, config, deadline)
+            result.programs_sampled = len(sources)
+            if sources:
+                outputs = run_programs(task, sources, sandbox)
+                program_grids, result.programs_valid = outputs.per_test, len(outputs.valid)
+            log.info("task %s: %d programs sampled, %d reproduce the examples", task_id, result.programs_sampled,
+                     result.programs_valid)
         for test_index in range(len(task.test)):
-            cands, per_view = candidates_for(dataset, task, test_index, session, config, rng, deadline)
+            cands, per_view = candidates_for(dataset, task, test_index, session, config, rng, deadline,
+                                             program_grids[test_index])
             result.candidates[test_index] = cands
             result.view_predictions[test_index] = per_view
     finally:
         if adapter is not None:
             session.model = model_tools.remove_adapter(session.model)
+        if own_sandbox:
+            sandbox.close()
     result.seconds = time.monotonic() - began
     return result
 
@@ -341,6 +457,8 @@ def task_cache_key(fingerprint: str, task: Task, config: EvalConfig) -> str:
     relevant = {k: v for k, v in asdict(config).items()
                 if k not in ("challenges", "solutions", "output", "tasks", "time_budget", "cache", "report",
                              "progress")}
+    if not config.program_samples:  # programs off: their settings change nothing (and earlier caches stay valid)
+        relevant = {k: v for k, v in relevant.items() if not k.startswith("program_")}
     # test outputs are left out: knowing the solutions must not change what the model is asked
     content = ([[grid_to_list(e.input), grid_to_list(e.output)] for e in task.train]
                + [[grid_to_list(e.input)] for e in task.test])
@@ -380,6 +498,7 @@ class EvalRun:
     cache: Any  # a diskcache.Cache of finished tasks, or None
     began: float  # time.monotonic() at the start
     deadline: float  # time.monotonic() after which no new work starts
+    sandbox: Sandbox | None = None  # runs the sampled programs (its worker starts on the first program)
 
 
 def run_evaluation(config: EvalConfig, loaded: model_tools.LoadedModel | None = None) -> EvalSummary:
@@ -393,15 +512,53 @@ def run_evaluation(config: EvalConfig, loaded: model_tools.LoadedModel | None = 
 
 
 def prepare_session(config: EvalConfig, loaded: model_tools.LoadedModel | None = None) -> ModelSession:
-    """The model of ``config`` (or ``loaded``), shrunk to the format, with the config's adapter merged."""
+    """The model of ``config`` (or ``loaded``), shrunk to the format (to the code alphabet when programs
+    are sampled, so the model can write them), with the config's adapter merged."""
     if loaded is None:
         loaded = model_tools.load_model(config.model, backend=config.backend, max_seq_length=config.max_tokens)
     fmt = format_from_spec(config.format, eos=loaded.tokenizer.eos_token)
-    loaded, _mapping = model_tools.shrink_for_format(loaded, fmt)
+    alphabet = code_alphabet(fmt) if config.program_samples > 0 else fmt.alphabet
+    loaded, _mapping = model_tools.shrink_for_format(loaded, SimpleNamespace(alphabet=alphabet, eos=fmt.eos))
     if config.adapter:  # trained on the shrunk vocabulary of this format: apply it after shrinking
-        merged = model_tools.merge_adapter(model_tools.load_adapter(loaded.model, config.adapter))
+        merged = model_tools.merge_adapter(adapter_model(loaded, config))
         loaded = replace(loaded, model=merged).refingerprinted()
     return ModelSession(loaded, fmt, config.max_tokens)
+
+
+def adapter_model(loaded: model_tools.LoadedModel, config: EvalConfig):
+    """The shrunk model with ``config.adapter`` attached; a ValueError that says why when the adapter was
+    trained on another vocabulary (its token ids would name other characters).
+
+    The tokenizer saved beside the adapter (``model_tools.save_adapter`` saves it) is compared with this
+    run's. Without one, only an adapter that trained the embeddings shows a mismatch (in their shapes);
+    one without embeddings and without a tokenizer loads whatever its vocabulary was.
+    """
+    adapter, ours = config.adapter, loaded.tokenizer.get_vocab()
+    which = ("the code alphabet, as --program-samples is on" if config.program_samples > 0
+             else f"the alphabet of the format {config.format!r}")
+    if config.program_samples > 0:
+        hint = ("if it was not fine-tuned on code tasks, fine-tune it with a code source (--train-datasets "
+                "'code code-from-examples') or run with --program-samples 0")
+    else:
+        hint = "if it was fine-tuned on code tasks, run with --program-samples N (N > 0)"
+    if (Path(adapter) / "tokenizer_config.json").is_file():
+        from transformers import AutoTokenizer
+
+        saved = AutoTokenizer.from_pretrained(adapter, local_files_only=True).get_vocab()
+        if saved != ours:
+            only_ours, only_saved = sorted(set(ours) - set(saved)), sorted(set(saved) - set(ours))
+            raise ValueError(
+                f"adapter {adapter} was trained on a vocabulary of {len(saved)} tokens, this run shrinks the model "
+                f"to {len(ours)} tokens ({which}); tokens only here: {only_ours[:20]!r}, only in the adapter: "
+                f"{only_saved[:20]!r}; {hint}")
+    try:
+        return model_tools.load_adapter(loaded.model, adapter)
+    except RuntimeError as e:  # torch's load_state_dict: the trained embeddings have another number of rows
+        if "size mismatch" not in str(e):
+            raise
+        detail = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), "")
+        raise ValueError(f"adapter {adapter} was trained on another vocabulary than this run's {len(ours)} tokens "
+                         f"({which}): {detail}; {hint}") from e
 
 
 def start_run(config: EvalConfig, loaded: model_tools.LoadedModel | None = None) -> EvalRun:
@@ -418,37 +575,43 @@ def start_run(config: EvalConfig, loaded: model_tools.LoadedModel | None = None)
     loaded, fmt = session.loaded, session.fmt
     task_ids = [t for t in select_tasks(dataset, config.tasks, fmt) if t in dataset.tasks]
     selected_counts = {t: test_counts[t] for t in test_counts if not config.tasks or t in task_ids}
-    log.info("model %s (%s backend), %d tasks, decoder %s, %d views, TTT %s", loaded.source, loaded.backend,
-             len(task_ids), config.decoder, config.views, "on" if config.ttt else "off")
+    log.info("model %s (%s backend), %d tasks, decoder %s, %d views, TTT %s, %d programs per task", loaded.source,
+             loaded.backend, len(task_ids), config.decoder, config.views, "on" if config.ttt else "off",
+             config.program_samples)
+    sandbox = Sandbox(timeout=config.program_timeout) if config.program_samples > 0 else None
     return EvalRun(config, dataset, session, task_ids, selected_counts, errors,
-                   result_cache(config), began, deadline)
+                   result_cache(config), began, deadline, sandbox)
 
 
 def solve_tasks(run: EvalRun, task_ids: Sequence[str]) -> dict[str, TaskResult]:
     """Each task from the cache or solved, in order; a failed or unstarted task goes to ``run.errors``."""
     config, dataset, fingerprint = run.config, run.dataset, run.session.loaded.fingerprint
     results: dict[str, TaskResult] = {}
-    for done, task_id in enumerate(tqdm(task_ids, desc="tasks", disable=not config.progress, dynamic_ncols=True)):
-        now = time.monotonic()
-        if now > run.deadline:
-            run.errors[task_id] = "time budget spent before the task started"
-            continue
-        task_deadline = min(run.deadline, now + TASK_SHARES * (run.deadline - now) / (len(task_ids) - done))
-        key = task_cache_key(fingerprint, dataset.tasks[task_id], config) if run.cache is not None else ""
-        if run.cache is not None and key in run.cache:
-            results[task_id] = TaskResult.from_json(json.loads(run.cache[key]))
-            continue
-        try:
-            results[task_id] = solve_task(dataset, task_id, run.session, config, task_deadline)
-        except (ArcDataError, RuntimeError, ValueError, MemoryError, FormatParseError) as e:
-            # one bad task never sinks the run: log why, answer it with the fallback, go on
-            log.warning("task %s fell back: %s: %s", task_id, type(e).__name__, e)
-            run.errors[task_id] = f"{type(e).__name__}: {e}"
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            continue
-        if run.cache is not None and time.monotonic() <= task_deadline:  # a task cut short is not cached
-            run.cache[key] = json.dumps(results[task_id].to_json())  # JSON text: the cache never unpickles
+    try:
+        for done, task_id in enumerate(tqdm(task_ids, desc="tasks", disable=not config.progress, dynamic_ncols=True)):
+            now = time.monotonic()
+            if now > run.deadline:
+                run.errors[task_id] = "time budget spent before the task started"
+                continue
+            task_deadline = min(run.deadline, now + TASK_SHARES * (run.deadline - now) / (len(task_ids) - done))
+            key = task_cache_key(fingerprint, dataset.tasks[task_id], config) if run.cache is not None else ""
+            if run.cache is not None and key in run.cache:
+                results[task_id] = TaskResult.from_json(json.loads(run.cache[key]))
+                continue
+            try:
+                results[task_id] = solve_task(dataset, task_id, run.session, config, task_deadline, run.sandbox)
+            except (ArcDataError, RuntimeError, ValueError, MemoryError, FormatParseError) as e:
+                # one bad task never sinks the run: log why, answer it with the fallback, go on
+                log.warning("task %s fell back: %s: %s", task_id, type(e).__name__, e)
+                run.errors[task_id] = f"{type(e).__name__}: {e}"
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                continue
+            if run.cache is not None and time.monotonic() <= task_deadline:  # a task cut short is not cached
+                run.cache[key] = json.dumps(results[task_id].to_json())  # JSON text: the cache never unpickles
+    finally:
+        if run.sandbox is not None:
+            run.sandbox.close()  # stops its worker; a later call starts a fresh one
     return results
 
 

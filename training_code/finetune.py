@@ -1,6 +1,7 @@
 """Fine-tuning: teach a base model ARC in general (LoRA), then save the adapter and a merged model.
 
-    load base model -> shrink vocabulary to the format -> add LoRA -> train on the mixed sources
+    load base model -> shrink vocabulary to the format (to the code alphabet when a source uses a code
+    prompt version) -> add LoRA -> train on the mixed sources
     -> save adapter, merged model, config and training log under models/<name>/
 
 The run_finetune_* scripts are presets of `FinetuneConfig` and one call to `main`.
@@ -14,12 +15,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from . import model_tools
-from .arc_loader import AugmentOptions, load_source
+from .arc_loader import CODE_SOURCE, AugmentOptions, load_source
 from .cli import parse_config, save_config
+from .code_tasks import CODE_PROMPT_VERSIONS, CodeTaskDataset, code_alphabet
 from .formats import PROMPT_VERSIONS, format_from_spec
 from .training import DataPart, TrainConfig, TrainResult, evaluation_loss, train
 
@@ -34,7 +37,8 @@ class FinetuneConfig:
     name: str = field(default="smollm2-arc", metadata={"help": "output folder under --models-dir"})
     models_dir: str = "models"
     train_datasets: tuple[str, ...] = field(default=("arc-agi-1/training output-from-examples",), metadata={
-        "help": "SOURCE PROMPT_VERSION; SOURCE may end in *WEIGHT"})
+        "help": "SOURCE PROMPT_VERSION; SOURCE may end in *WEIGHT; the source 'code' (tasks with programs) "
+                "also takes the versions code-from-examples and output-from-code"})
     format: str = field(default="architects", metadata={"help": "text format spec"})
     backend: str = "auto"
     load_in_4bit: str = field(default="auto", metadata={"help": "auto (4-bit on CUDA), yes or no"})
@@ -62,16 +66,29 @@ class FinetuneConfig:
 
 
 def parse_sources(specs: Sequence[str], rng: np.random.Generator) -> list[DataPart]:
-    """``SOURCE PROMPT_VERSION`` entries as weighted data parts."""
+    """``SOURCE PROMPT_VERSION`` entries as weighted data parts (``code code-from-examples``: the tasks
+    with programs in a code prompt version)."""
     parts = []
+    versions = (*PROMPT_VERSIONS, *CODE_PROMPT_VERSIONS)
     for spec in specs:
         words = spec.split()
-        if len(words) != 2 or words[1] not in PROMPT_VERSIONS:
+        if len(words) != 2 or words[1] not in versions:
             raise ValueError(f"train dataset {spec!r}: expected 'SOURCE PROMPT_VERSION' with a version from "
-                             f"{', '.join(PROMPT_VERSIONS)}")
+                             f"{', '.join(versions)}")
         dataset, weight = load_source(words[0], rng, skip_bad=True)
+        if words[1] in CODE_PROMPT_VERSIONS and not isinstance(dataset, CodeTaskDataset):
+            raise ValueError(f"train dataset {spec!r}: {words[1]} needs tasks with programs: the source "
+                             f"{CODE_SOURCE!r} (or {CODE_SOURCE}*WEIGHT)")
         parts.append(DataPart(dataset, words[1], weight))
     return parts
+
+
+def training_alphabet(fmt, parts: Sequence[DataPart]) -> str:
+    """The characters the shrunk vocabulary keeps: the format's, or the code alphabet when any part is
+    rendered in a code prompt version (programs use most printable characters)."""
+    if any(p.prompt_version in CODE_PROMPT_VERSIONS for p in parts):
+        return code_alphabet(fmt)
+    return fmt.alphabet
 
 
 def run_finetune(config: FinetuneConfig) -> TrainResult:
@@ -83,8 +100,9 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
     loaded = model_tools.load_model(config.model, backend=config.backend, max_seq_length=config.max_length,
                                     load_in_4bit=four_bit)
     fmt = format_from_spec(config.format, eos=loaded.tokenizer.eos_token)
-    loaded, _mapping = model_tools.shrink_for_format(loaded, fmt)
     parts = parse_sources(config.train_datasets, rng)
+    shrink_to = SimpleNamespace(alphabet=training_alphabet(fmt, parts), eos=fmt.eos)
+    loaded, _mapping = model_tools.shrink_for_format(loaded, shrink_to)
     held_out = None
     if config.held_out_tasks:
         first = parts[0].dataset

@@ -995,6 +995,8 @@ def save_adapter(model: Any, path: str | Path, tokenizer: PreTrainedTokenizerBas
     path = Path(path)
     with _atomic_dir(path, replace=True) as tmp:
         model.save_pretrained(tmp, save_embedding_layers=False)
+        # peft writes a model card of empty placeholders; models/<name>/README.md says how it was trained
+        (Path(tmp) / "README.md").unlink(missing_ok=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
     return path

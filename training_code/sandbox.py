@@ -406,32 +406,48 @@ def run_programs(sources: Sequence[str], grid: Grid, timeout: float = 1.0, memor
         return [box.run_one(s, grid) for s in sources]
 
 
-def program_candidates_per_test(task: Task, sources: Sequence[str], timeout: float = 1.0, memory_mb: int = 256,
-                                sandbox: Sandbox | None = None) -> list[list[Grid]]:
-    """For each test input of ``task`` (an ``arc_loader.Task``), the distinct outputs of the programs
-    that reproduce every training pair, most often produced first (ties: first produced first)."""
+@dataclass(frozen=True)
+class ProgramOutputs:
+    """What sampled programs gave for a task: the distinct program texts that reproduce every
+    training pair (``valid``, in first-seen order) and, per test input, their distinct outputs,
+    most often produced first (ties: first produced first)."""
+
+    valid: tuple[str, ...]
+    per_test: tuple[tuple[Grid, ...], ...]
+
+
+def program_outputs(task: Task, sources: Sequence[str], timeout: float = 1.0, memory_mb: int = 256,
+                    sandbox: Sandbox | None = None) -> ProgramOutputs:
+    """Run each distinct program of ``sources`` on the training and test inputs of ``task`` (an
+    ``arc_loader.Task``); keep the programs that reproduce every training pair and their test outputs."""
     box = sandbox or Sandbox(timeout=timeout, memory_mb=memory_mb)
     try:
         counts: list[dict[bytes, list]] = [{} for _ in task.test]
         inputs = [e.input for e in task.train] + [e.input for e in task.test]
-        seen_sources = set()
-        for source in sources:
-            if source in seen_sources:
-                continue  # sampling repeats programs; each distinct text counts once
-            seen_sources.add(source)
+        valid: list[str] = []
+        for source in dict.fromkeys(sources):  # sampling repeats programs; each distinct text counts once
             results = box.run(source, inputs)
             train_results, test_results = results[: len(task.train)], results[len(task.train) :]
             if not all(r.ok and np.array_equal(r.grid, e.output) for r, e in zip(train_results, task.train)):
                 continue
+            valid.append(source)
             for i, r in enumerate(test_results):
                 if r.ok:
                     key = bytes(r.grid.shape) + r.grid.tobytes()
                     entry = counts[i].setdefault(key, [0, len(counts[i]), r.grid])
                     entry[0] += 1
-        return [[g for _, _, g in sorted(c.values(), key=lambda e: (-e[0], e[1]))] for c in counts]
+        per_test = tuple(tuple(g for _, _, g in sorted(c.values(), key=lambda e: (-e[0], e[1]))) for c in counts)
+        return ProgramOutputs(tuple(valid), per_test)
     finally:
         if sandbox is None:
             box.close()
+
+
+def program_candidates_per_test(task: Task, sources: Sequence[str], timeout: float = 1.0, memory_mb: int = 256,
+                                sandbox: Sandbox | None = None) -> list[list[Grid]]:
+    """For each test input of ``task`` (an ``arc_loader.Task``), the distinct outputs of the programs
+    that reproduce every training pair, most often produced first (ties: first produced first)."""
+    return [list(grids) for grids in program_outputs(task, sources, timeout, memory_mb, sandbox).per_test]
 
 
 def program_candidates(task: Task, sources: Sequence[str], timeout: float = 1.0, test_index: int = 0,
