@@ -35,7 +35,7 @@ def variant(model_source: str, shrink: bool, args):
 
 def token_counter(tokenizer):
     def count(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     return count
 

@@ -218,7 +218,7 @@ class ModelSession:
 
     def ids(self, text: str) -> list[int]:
         # no special tokens added: training (MaskingCollator(add_special_tokens=False)) sees the same ids
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
 
     def count_tokens(self, text: str) -> int:
         return len(self.ids(text))

@@ -122,7 +122,9 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
         gradient_checkpointing=config.gradient_checkpointing, checkpoint_every=config.checkpoint_every)
 
     def count_tokens(text: str) -> int:
-        return len(loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+        # verbose=False: measuring a text longer than the context is how the budget rule finds it too
+        # long; the tokenizer's "will result in indexing errors" warning would suggest a bug
+        return len(loaded.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     log_entry: dict = {"parts": [(p.dataset.name, p.prompt_version, p.weight, len(p.dataset.keys)) for p in parts]}
     if held_out is not None:
