@@ -5,6 +5,7 @@ evaluation and fine-tuning; and the code tasks as a fine-tuning source."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,11 @@ from pipeline_data import FMT, task, write_set
 from transformers import AutoTokenizer
 
 from training_code import evaluation, model_tools
-from training_code.arc_loader import ArcDataset
+from training_code.arc_loader import ArcDataset, parse_task
 from training_code.code_tasks import CODE_CHARACTERS, CodeTaskDataset, code_alphabet
 from training_code.evaluation import EvalConfig, prepare_session, run_evaluation, sampled_programs
 from training_code.finetune import FinetuneConfig, parse_sources, run_finetune, training_alphabet
-from training_code.sandbox import Sandbox
+from training_code.sandbox import Sandbox, program_outputs
 from training_code.selection import AGGREGATIONS, ScoredCandidate, add_program_candidates, merge_candidates
 from training_code.submission import read_submission
 
@@ -116,6 +117,31 @@ def test_a_sandbox_that_fails_leaves_the_task_without_program_candidates(tmp_pat
     entry = report_of(out)["tasks"]["flip"]
     assert entry["error"] == "" and (entry["programs_sampled"], entry["programs_valid"]) == (3, 0)
     assert not any(c["from_program"] for c in entry["candidates"]["0"])
+
+
+def test_failed_sampling_costs_the_task_its_programs_not_its_grids(tmp_path, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("sampling ran out of memory")
+
+    monkeypatch.setattr(evaluation, "sampled_programs", out_of_memory)
+    flip, solutions = flip_task(5)
+    challenges = write_set(tmp_path, {"flip": (flip, solutions)})
+    out = tmp_path / "out"
+    summary = run_evaluation(config(challenges, out), tiny_code_model())
+    read_submission(summary.submission_path, {"flip": 1})
+    entry = report_of(out)["tasks"]["flip"]
+    assert entry["error"] == "" and entry["programs_sampled"] == 0
+    assert entry["candidates"]["0"]  # the sampling decoder's grids are still there
+    assert not any(c["from_program"] for c in entry["candidates"]["0"])
+
+
+def test_no_program_starts_after_the_deadline():
+    flip, _solutions = flip_task(6)
+    flip_ = parse_task("flip", flip)
+    with Sandbox(timeout=0.5) as box:
+        assert program_outputs(flip_, [FLIP], sandbox=box).valid == (FLIP,)
+        late = program_outputs(flip_, [FLIP], sandbox=box, deadline=time.monotonic() - 1)
+    assert late.valid == () and late.per_test == ((),)
 
 
 def test_real_sampling_on_the_tiny_model_runs_through(tmp_path):

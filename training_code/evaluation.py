@@ -368,10 +368,11 @@ def sampled_programs(task: Task, session: ModelSession, config: EvalConfig, dead
     return [program_from_reply(session.fmt, reply.text) for reply in replies]
 
 
-def run_programs(task: Task, sources: Sequence[str], sandbox: Sandbox) -> ProgramOutputs:
-    """The programs' outputs for the task; none when the sandbox itself fails (the task goes on)."""
+def run_programs(task: Task, sources: Sequence[str], sandbox: Sandbox, deadline: float) -> ProgramOutputs:
+    """The programs' outputs for the task (no program starts after ``deadline``); none when the sandbox
+    itself fails (the task goes on)."""
     try:
-        return program_outputs(task, sources, sandbox=sandbox)
+        return program_outputs(task, sources, sandbox=sandbox, deadline=deadline)
     except (RuntimeError, OSError, ValueError) as e:  # the worker did not start, a pipe broke...
         log.warning("task %s: the sandbox failed, no program candidates: %s: %s", task.task_id, type(e).__name__, e)
         sandbox.close()  # the next task starts a fresh worker
@@ -395,10 +396,16 @@ def solve_task(dataset: ArcDataset, task_id: str, session: ModelSession, config:
     try:
         program_grids: Sequence[Sequence[Grid]] = [() for _ in task.test]
         if config.program_samples > 0:  # after test-time training: the model has learnt this task
-            sources = sampled_programs(task, session, config, deadline)
+            try:
+                sources = sampled_programs(task, session, config, deadline)
+            except (RuntimeError, ValueError, MemoryError) as e:
+                # programs are an extra: their failure (out of memory, say) must not cost the task its grids
+                log.warning("task %s: program sampling failed, no program candidates: %s: %s", task_id,
+                            type(e).__name__, e)
+                sources = []
             result.programs_sampled = len(sources)
             if sources:
-                outputs = run_programs(task, sources, sandbox)
+                outputs = run_programs(task, sources, sandbox, deadline)
                 program_grids, result.programs_valid = outputs.per_test, len(outputs.valid)
             log.info("task %s: %d programs sampled, %d reproduce the examples", task_id, result.programs_sampled,
                      result.programs_valid)

@@ -417,15 +417,18 @@ class ProgramOutputs:
 
 
 def program_outputs(task: Task, sources: Sequence[str], timeout: float = 1.0, memory_mb: int = 256,
-                    sandbox: Sandbox | None = None) -> ProgramOutputs:
+                    sandbox: Sandbox | None = None, deadline: float = float("inf")) -> ProgramOutputs:
     """Run each distinct program of ``sources`` on the training and test inputs of ``task`` (an
-    ``arc_loader.Task``); keep the programs that reproduce every training pair and their test outputs."""
+    ``arc_loader.Task``); keep the programs that reproduce every training pair and their test outputs.
+    No program starts after ``deadline`` (a ``time.monotonic()`` value): the rest are skipped."""
     box = sandbox or Sandbox(timeout=timeout, memory_mb=memory_mb)
     try:
         counts: list[dict[bytes, list]] = [{} for _ in task.test]
         inputs = [e.input for e in task.train] + [e.input for e in task.test]
         valid: list[str] = []
         for source in dict.fromkeys(sources):  # sampling repeats programs; each distinct text counts once
+            if time.monotonic() > deadline:
+                break
             results = box.run(source, inputs)
             train_results, test_results = results[: len(task.train)], results[len(task.train) :]
             if not all(r.ok and np.array_equal(r.grid, e.output) for r, e in zip(train_results, task.train)):
