@@ -1,0 +1,74 @@
+"""Choosing a finished run's attempts again from its report, without a model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pipeline_data import task, tiny, write_set
+
+from training_code.evaluation import EvalConfig, run_evaluation
+from training_code.rerank import candidates_of, main, rerank
+from training_code.selection import AGGREGATIONS, rank_candidates
+from training_code.submission import read_submission
+
+# "bad" cannot be answered (no training pair), so the run falls back on it and its submission still has it
+TASKS = {"aaa": task(1), "bbb": task(2, n_test=2), "ccc": task(3, n_train=3)}
+BAD = {"bad": {"train": [], "test": [{"input": [[1]]}]}}
+COUNTS = {"aaa": 1, "bbb": 2, "ccc": 1, "bad": 1}
+
+
+def finished_run(tmp_path, **kw):
+    challenges = write_set(tmp_path, TASKS, extra=BAD)
+    base = dict(challenges=str(challenges), output=str(tmp_path / "run"), ttt=False, decoder="sample", views=3,
+                scoring_views=2, max_tokens=1024, progress=False, report=True, cache=False)
+    run_evaluation(EvalConfig(**{**base, **kw}), tiny())
+    return tmp_path / "run"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return finished_run(tmp_path_factory.mktemp("rerank"))
+
+
+def test_the_runs_own_aggregation_gives_back_its_submission_byte_for_byte(run, tmp_path):
+    own = json.loads((run / "report.json").read_text())["config"]["aggregation"]
+    result = rerank(run / "report.json", own, tmp_path / "again")
+    assert result.submission_path.read_bytes() == (run / "submission.json").read_bytes()
+    assert result.score is not None and result.score.points == result.run_score.points
+
+
+@pytest.mark.parametrize("aggregation", list(AGGREGATIONS))
+def test_each_aggregation_puts_its_best_candidate_first_in_a_complete_submission(run, tmp_path, aggregation):
+    result = rerank(run / "report.json", aggregation, tmp_path / aggregation)
+    submission = read_submission(result.submission_path, COUNTS)  # complete and valid, "bad" included
+    report = json.loads((run / "report.json").read_text())
+    pools = candidates_of(report, run / "report.json")
+    assert any(len(pool) > 1 for pool in pools.values())  # sampling under 3 views: something to reorder
+    for (task_id, index), pool in pools.items():
+        if pool:
+            best = rank_candidates(pool, aggregation)
+            assert submission[task_id][index]["attempt_1"].tolist() == best[0].grid.tolist()
+    assert ("bad", 0) in result.fell_back
+
+
+def test_an_aggregation_that_needs_scores_on_an_unscored_run_names_the_task(tmp_path):
+    run = finished_run(tmp_path, scoring_views=0, aggregation="vote")
+    with pytest.raises(ValueError, match=r"task \w+, test input 0: this aggregation needs scoring NLLs"):
+        rerank(run / "report.json", "product-of-experts", tmp_path / "poe")
+    rerank(run / "report.json", "max-generation-probability", tmp_path / "mgp")  # needs no scores
+
+
+def test_missing_or_broken_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="report.json"):
+        rerank(tmp_path / "report.json", "vote", tmp_path / "out")
+    (tmp_path / "report.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"report.json.*not valid JSON"):
+        rerank(tmp_path / "report.json", "vote", tmp_path / "out")
+
+
+def test_the_command_line_prints_both_scores(run, tmp_path, capsys):
+    assert main(["--report", str(run / "report.json"), "--aggregation", "vote", "--output", str(tmp_path / "v")]) == 0
+    printed = capsys.readouterr().out
+    assert "attempts chosen by vote" in printed and "the run's own choice" in printed
+    assert (tmp_path / "v" / "submission.json").is_file()
