@@ -533,14 +533,9 @@ def prepare_session(config: EvalConfig, loaded: model_tools.LoadedModel | None =
 
 
 def adapter_model(loaded: model_tools.LoadedModel, config: EvalConfig):
-    """The shrunk model with ``config.adapter`` attached; a ValueError that says why when the adapter was
-    trained on another vocabulary (its token ids would name other characters).
-
-    The tokenizer saved beside the adapter (``model_tools.save_adapter`` saves it) is compared with this
-    run's. Without one, only an adapter that trained the embeddings shows a mismatch (in their shapes);
-    one without embeddings and without a tokenizer loads whatever its vocabulary was.
-    """
-    adapter, ours = config.adapter, loaded.tokenizer.get_vocab()
+    """The shrunk model with ``config.adapter`` attached; a ValueError that says why, and what to do, when
+    the adapter was trained on another vocabulary (its token ids would name other characters)."""
+    adapter = config.adapter
     which = ("the code alphabet, as --program-samples is on" if config.program_samples > 0
              else f"the alphabet of the format {config.format!r}")
     if config.program_samples > 0:
@@ -548,24 +543,16 @@ def adapter_model(loaded: model_tools.LoadedModel, config: EvalConfig):
                 "'code code-from-examples') or run with --program-samples 0")
     else:
         hint = "if it was fine-tuned on code tasks, run with --program-samples N (N > 0)"
-    if (Path(adapter) / "tokenizer_config.json").is_file():
-        from transformers import AutoTokenizer
-
-        saved = AutoTokenizer.from_pretrained(adapter, local_files_only=True).get_vocab()
-        if saved != ours:
-            only_ours, only_saved = sorted(set(ours) - set(saved)), sorted(set(saved) - set(ours))
-            raise ValueError(
-                f"adapter {adapter} was trained on a vocabulary of {len(saved)} tokens, this run shrinks the model "
-                f"to {len(ours)} tokens ({which}); tokens only here: {only_ours[:20]!r}, only in the adapter: "
-                f"{only_saved[:20]!r}; {hint}")
     try:
-        return model_tools.load_adapter(loaded.model, adapter)
-    except RuntimeError as e:  # torch's load_state_dict: the trained embeddings have another number of rows
-        if "size mismatch" not in str(e):
-            raise
-        detail = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), "")
-        raise ValueError(f"adapter {adapter} was trained on another vocabulary than this run's {len(ours)} tokens "
-                         f"({which}): {detail}; {hint}") from e
+        return model_tools.load_adapter(loaded.model, adapter, tokenizer=loaded.tokenizer)
+    except model_tools.AdapterVocabularyError as e:
+        if e.saved_size is None:
+            raise ValueError(f"adapter {adapter} was trained on another vocabulary than this run's {e.base_size} "
+                             f"tokens ({which}): {e.detail}; {hint}") from e
+        raise ValueError(
+            f"adapter {adapter} was trained on a vocabulary of {e.saved_size} tokens, this run shrinks the model "
+            f"to {e.base_size} tokens ({which}); tokens only here: {e.only_base[:20]!r}, only in the adapter: "
+            f"{e.only_saved[:20]!r}; {hint}") from e
 
 
 def start_run(config: EvalConfig, loaded: model_tools.LoadedModel | None = None) -> EvalRun:

@@ -1002,21 +1002,55 @@ def save_adapter(model: Any, path: str | Path, tokenizer: PreTrainedTokenizerBas
     return path
 
 
-def load_adapter(base_model: PreTrainedModel, path: str | Path, *, is_trainable: bool = False) -> Any:
-    """Attach a saved LoRA adapter to ``base_model`` (which must have the adapter's vocabulary)."""
+class AdapterVocabularyError(ValueError):
+    """A LoRA adapter trained on another shrunk vocabulary than the base model it was loaded onto.
+
+    ``saved_size``: tokens of the tokenizer saved beside the adapter (None when only the shapes of its
+    trained embeddings told); ``only_base`` / ``only_saved``: tokens on one side only (when both
+    vocabularies were known); ``detail``: torch's size-mismatch line (when the shapes told).
+    """
+
+    def __init__(self, path: Path, saved_size: int | None, base_size: int, only_base: Sequence[str] = (),
+                 only_saved: Sequence[str] = (), detail: str = ""):
+        self.path, self.saved_size, self.base_size = path, saved_size, base_size
+        self.only_base, self.only_saved, self.detail = list(only_base), list(only_saved), detail
+        if saved_size is None:
+            problem = f"was trained on another vocabulary than the base model's {base_size} tokens: {detail}"
+        else:
+            problem = f"was trained with a vocabulary of {saved_size} tokens, the base model has {base_size}"
+        super().__init__(f"the adapter in {path} {problem}: shrink the base model with the same alphabet first")
+
+
+def load_adapter(base_model: PreTrainedModel, path: str | Path, *, is_trainable: bool = False,
+                 tokenizer: PreTrainedTokenizerBase | None = None) -> Any:
+    """Attach a saved LoRA adapter to ``base_model`` (which must have the adapter's vocabulary).
+
+    The tokenizer saved beside the adapter (``save_adapter`` saves it) is compared with ``tokenizer``
+    (the base model's, token by token) or, without one, with the model's vocabulary size. Without a
+    saved tokenizer only an adapter that trained the embeddings shows a mismatch, in their shapes; one
+    without either loads whatever its vocabulary was. A mismatch raises ``AdapterVocabularyError``.
+    """
     from peft import PeftModel
 
     path = Path(path)
     if not (path / "adapter_config.json").is_file():
         raise FileNotFoundError(f"no LoRA adapter in {path} (adapter_config.json missing)")
+    base_size = base_model.config.vocab_size if tokenizer is None else len(tokenizer.get_vocab())
     if (path / "tokenizer_config.json").is_file():
-        saved = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        if len(saved) != base_model.config.vocab_size:
-            raise ValueError(
-                f"the adapter in {path} was trained with a vocabulary of {len(saved)} tokens, the base model has "
-                f"{base_model.config.vocab_size}: shrink the base model with the same alphabet first"
-            )
-    return PeftModel.from_pretrained(base_model, str(path), is_trainable=is_trainable)
+        saved = AutoTokenizer.from_pretrained(path, local_files_only=True).get_vocab()
+        if tokenizer is None:
+            if len(saved) != base_size:
+                raise AdapterVocabularyError(path, len(saved), base_size)
+        elif saved != (ours := tokenizer.get_vocab()):
+            raise AdapterVocabularyError(path, len(saved), base_size, sorted(set(ours) - set(saved)),
+                                         sorted(set(saved) - set(ours)))
+    try:
+        return PeftModel.from_pretrained(base_model, str(path), is_trainable=is_trainable)
+    except RuntimeError as e:  # torch's load_state_dict: the trained embeddings have another number of rows
+        if "size mismatch" not in str(e):
+            raise
+        detail = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), "")
+        raise AdapterVocabularyError(path, None, base_size, detail=detail) from e
 
 
 def merge_adapter(model: Any) -> PreTrainedModel:
