@@ -21,7 +21,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -525,7 +524,7 @@ def prepare_session(config: EvalConfig, loaded: model_tools.LoadedModel | None =
         loaded = model_tools.load_model(config.model, backend=config.backend, max_seq_length=config.max_tokens)
     fmt = format_from_spec(config.format, eos=loaded.tokenizer.eos_token)
     alphabet = code_alphabet(fmt) if config.program_samples > 0 else fmt.alphabet
-    loaded, _mapping = model_tools.shrink_for_format(loaded, SimpleNamespace(alphabet=alphabet, eos=fmt.eos))
+    loaded, _mapping = model_tools.shrink_for_format(loaded, fmt, alphabet)
     if config.adapter:  # trained on the shrunk vocabulary of this format: apply it after shrinking
         merged = model_tools.merge_adapter(adapter_model(loaded, config))
         loaded = replace(loaded, model=merged).refingerprinted()

@@ -15,7 +15,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -101,8 +100,7 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
                                     load_in_4bit=four_bit)
     fmt = format_from_spec(config.format, eos=loaded.tokenizer.eos_token)
     parts = parse_sources(config.train_datasets, rng)
-    shrink_to = SimpleNamespace(alphabet=training_alphabet(fmt, parts), eos=fmt.eos)
-    loaded, _mapping = model_tools.shrink_for_format(loaded, shrink_to)
+    loaded, _mapping = model_tools.shrink_for_format(loaded, fmt, training_alphabet(fmt, parts))
     held_out = None
     if config.held_out_tasks:
         first = parts[0].dataset

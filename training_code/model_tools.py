@@ -752,8 +752,12 @@ class FormatLike(Protocol):
     eos: str
 
 
-def shrink_for_format(loaded: LoadedModel, fmt: FormatLike) -> tuple[LoadedModel, VocabMapping]:
+def shrink_for_format(loaded: LoadedModel, fmt: FormatLike, alphabet: str | None = None,
+                      ) -> tuple[LoadedModel, VocabMapping]:
     """Shrink a loaded model to the characters a text format writes plus the special tokens.
+
+    ``alphabet`` keeps other characters instead of ``fmt.alphabet`` (e.g. ``code_tasks.code_alphabet(fmt)``
+    for a model that writes programs too).
 
     The format's eos text must be the tokenizer's eos token (build the format with
     ``eos=loaded.tokenizer.eos_token``), so that decoders stop on the token the format ends with.
@@ -765,7 +769,8 @@ def shrink_for_format(loaded: LoadedModel, fmt: FormatLike) -> tuple[LoadedModel
             f"the format ends replies with {eos!r} but the tokenizer's eos token is {loaded.tokenizer.eos_token!r}; "
             "build the format with eos=tokenizer.eos_token"
         )
-    model, tokenizer, mapping = shrink_vocabulary(loaded.model, loaded.tokenizer, fmt.alphabet)
+    model, tokenizer, mapping = shrink_vocabulary(loaded.model, loaded.tokenizer,
+                                                  fmt.alphabet if alphabet is None else alphabet)
     tokenizer.model_max_length = loaded.max_seq_length
     shrunk = dataclasses.replace(loaded, model=model, tokenizer=tokenizer,
                                  fingerprint=fingerprint_of(model, tokenizer))
