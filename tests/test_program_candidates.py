@@ -105,7 +105,7 @@ def test_the_programs_answer_is_attempt_1_when_the_decoders_find_nothing(tmp_pat
 
 
 def test_a_sandbox_that_fails_leaves_the_task_without_program_candidates(tmp_path, stub_sampler, monkeypatch):
-    def broken(self, source, grids):
+    def broken(self, source, grids, deadline=float("inf")):
         raise RuntimeError("the sandbox worker did not start")
 
     monkeypatch.setattr(Sandbox, "run", broken)

@@ -56,6 +56,14 @@ def test_an_endless_loop_times_out_and_the_next_program_runs(box):
     assert_good(box.run_one(GOOD, GRID))
 
 
+def test_the_run_deadline_stops_a_program_before_its_own_timeout():
+    with Sandbox(timeout=600.0) as long_box:  # without the deadline this would wait ten minutes per grid
+        results = long_box.run(ENDLESS, [GRID, GRID], deadline=time.monotonic() + 0.5)
+        assert [(r.ok, r.error) for r in results] == [(False, "timeout")] * 2
+        assert results[0].message == "stopped at the run's deadline"
+        assert_good(long_box.run_one(GOOD, GRID))  # the next program gets a fresh worker
+
+
 @pytest.mark.parametrize("source", [OS_SYSTEM, FILE_WRITE, SOCKET], ids=["os.system", "file write", "socket"])
 def test_system_file_and_network_access_are_forbidden(box, source):
     result = box.run_one(source, GRID)

@@ -328,11 +328,12 @@ class Sandbox:
 
     # ---- running
 
-    def run(self, source: str, grids: Sequence[Grid]) -> list[RunResult]:
+    def run(self, source: str, grids: Sequence[Grid], deadline: float = float("inf")) -> list[RunResult]:
         """The program's result for each input grid, in order.
 
         When a grid times out or the worker dies, the grids after it are not run and get the same
-        kind of failure.
+        kind of failure. ``deadline`` (a ``time.monotonic()`` value) cuts the wait short: a program
+        still running then is stopped and its remaining grids fail with a timeout.
         """
         grids = [np.asarray(g) for g in grids]
         if not grids:
@@ -357,8 +358,11 @@ class Sandbox:
         results: list[RunResult] = []
         restart = False
         for _ in grids:
-            message = self._read_line(time.monotonic() + self.timeout)
-            if message == "timeout":
+            grid_deadline = time.monotonic() + self.timeout
+            message = self._read_line(min(grid_deadline, deadline))
+            if message == "timeout" and deadline < grid_deadline:
+                result = _failure("timeout", "stopped at the run's deadline")
+            elif message == "timeout":
                 result = _failure("timeout", f"no output within {self.timeout:g} s")
             elif message == "eof":
                 result = self._death_result()
@@ -420,7 +424,8 @@ def program_outputs(task: Task, sources: Sequence[str], timeout: float = 1.0, me
                     sandbox: Sandbox | None = None, deadline: float = float("inf")) -> ProgramOutputs:
     """Run each distinct program of ``sources`` on the training and test inputs of ``task`` (an
     ``arc_loader.Task``); keep the programs that reproduce every training pair and their test outputs.
-    No program starts after ``deadline`` (a ``time.monotonic()`` value): the rest are skipped."""
+    No program starts after ``deadline`` (a ``time.monotonic()`` value), and one still running then is
+    stopped: the rest are skipped."""
     box = sandbox or Sandbox(timeout=timeout, memory_mb=memory_mb)
     try:
         counts: list[dict[bytes, list]] = [{} for _ in task.test]
@@ -429,7 +434,7 @@ def program_outputs(task: Task, sources: Sequence[str], timeout: float = 1.0, me
         for source in dict.fromkeys(sources):  # sampling repeats programs; each distinct text counts once
             if time.monotonic() > deadline:
                 break
-            results = box.run(source, inputs)
+            results = box.run(source, inputs, deadline=deadline)
             train_results, test_results = results[: len(task.train)], results[len(task.train) :]
             if not all(r.ok and np.array_equal(r.grid, e.output) for r, e in zip(train_results, task.train)):
                 continue
