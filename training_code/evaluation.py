@@ -91,7 +91,8 @@ class EvalConfig:
     program_temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the programs"})
     program_max_tokens: int = field(default=1024, metadata={
         "help": "longest program in tokens (end token included); the prompt drops examples to leave this room"})
-    program_timeout: float = field(default=1.0, metadata={"help": "seconds a program may run on one grid (the task's deadline stops it sooner)"})
+    program_timeout: float = field(default=1.0, metadata={
+        "help": "seconds a program may run on one grid (the task's deadline stops it sooner)"})
     keep_background: bool = field(default=True, metadata={"help": "colour permutations keep colour 0"})
     seed: int = 0
     time_budget: float = field(default=0.0, metadata={"help": "seconds; stop starting new work in time (0: none)"})

@@ -142,10 +142,28 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
                      seconds_this_run=time.time() - began, tokens_this_run=result.tokens,
                      tokens_per_second=result.tokens_per_second, padding_share=result.padding_share,
                      losses=result.losses, config=asdict(config))
+    log_entry["earlier_runs"] = earlier_runs(out / "train_log.json") if result.steps < len(result.losses) else []
     (out / "train_log.json").write_text(json.dumps(log_entry, indent=1, default=str), encoding="utf-8")
     log.info("saved %s (adapter%s); final loss %.4f", out, " and merged model" if config.merge else "",
              result.losses[-1] if result.losses else float("nan"))
     return result
+
+
+RUN_SUMMARY_KEYS = ("steps", "steps_this_run", "seconds_this_run", "tokens_this_run", "tokens_per_second",
+                    "padding_share", "held_out_loss_before", "held_out_loss_after")
+
+
+def earlier_runs(log_path: Path) -> list[dict]:
+    """The runs a resumed fine-tune continues, oldest first, read from the log the last one wrote
+    (a summary of each: steps, time, throughput, held-out loss); none when there is no readable log."""
+    try:
+        previous = json.loads(log_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(previous, dict):
+        return []
+    runs = [r for r in previous.get("earlier_runs", []) if isinstance(r, dict)]
+    return runs + [{k: previous[k] for k in RUN_SUMMARY_KEYS if k in previous}]
 
 
 def main(preset: FinetuneConfig, argv: Sequence[str] | None = None, description: str = "") -> int:
