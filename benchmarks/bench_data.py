@@ -1,6 +1,6 @@
 """Data-layer speed: augment and render the 400 ARC-AGI-1 evaluation tasks under 8 views each.
 
-    .venv/bin/python -m benchmarks.bench_data [--repeats 5] [--views 8] [--format architects]
+    .venv/bin/python -m benchmarks.bench_data [--repeats 5] [--views 8] [--format architects] [--tasks N]
 
 Prints renders per second (median over repeats, and the range) for: drawing random views (keys),
 building the augmented task (view), rendering it as text, and the whole chain. Runs in one Python
@@ -20,14 +20,17 @@ from training_code.arc_loader import ArcDataset
 from training_code.formats import format_from_spec
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--views", type=int, default=8)
     parser.add_argument("--format", default="architects", help="format spec (see training_code.formats)")
-    args = parser.parse_args()
+    parser.add_argument("--tasks", type=int, default=0, help="only the first N tasks (0: all 400)")
+    args = parser.parse_args(argv)
 
     ds = ArcDataset.from_bundled("arc-agi-1/evaluation")
+    if args.tasks:
+        ds = ds.subset(sorted(ds.tasks)[: args.tasks])
     fmt = format_from_spec(args.format)
     rates: dict[str, list[float]] = {"keys": [], "views": [], "render": [], "all": []}
     for r in range(args.repeats):
@@ -51,6 +54,7 @@ def main() -> None:
     print(f"{'stage':<8} {'median/s':>10} {'min/s':>10} {'max/s':>10}")
     for stage, values in rates.items():
         print(f"{stage:<8} {statistics.median(values):>10.0f} {min(values):>10.0f} {max(values):>10.0f}")
+    return rates
 
 
 if __name__ == "__main__":

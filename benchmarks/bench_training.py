@@ -51,7 +51,7 @@ def run_once(loaded, fmt, data: ArcDataset, args) -> tuple[float, float, float]:
     return result.tokens_per_second, result.padding_share, result.seconds
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--format", default="architects")
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--tasks", type=int, default=32, help="training tasks in the fixed data")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; model {args.model}; "
           f"batch {args.batch_size}, {args.steps} steps per measurement, {args.rounds} rounds")
@@ -96,6 +96,8 @@ def main() -> None:
     # differ because the full vocabulary merges some characters (e.g. the preprompt letters)
     print(f"\nshrunk vs full: {step_time['full'] / step_time['shrunk']:.2f}x faster per step, "
           f"{speed['shrunk'] / speed['full']:.2f}x tokens per second")
+    return {"step_ratio": step_time["full"] / step_time["shrunk"], "tokens_per_second_full": speed["full"],
+            "tokens_per_second_shrunk": speed["shrunk"]}
 
 
 if __name__ == "__main__":

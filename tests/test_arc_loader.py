@@ -133,6 +133,15 @@ def test_every_augmentation_round_trips_on_every_bundled_task(name):
             for example in (*task.train, *task.test):
                 for grid in (example.input, example.output):
                     assert np.array_equal(key.invert(key.transform(grid)), grid), (name, task.task_id, key)
+        for test_index, test in enumerate(task.test):  # a whole view, colour 0 kept, examples shuffled
+            key = random_key(Key(task.task_id, test_index), len(task.train), rng, AugmentOptions(keep_background=True))
+            view = ds.view(key)
+            assert key.colours[0] == 0 and sorted(key.example_order) == list(range(len(task.train)))
+            for (grid_in, grid_out), index in zip(view.train, key.example_order):
+                assert np.array_equal(ds.invert(key, grid_in), task.train[index].input), (name, key)
+                assert np.array_equal(ds.invert(key, grid_out), task.train[index].output), (name, key)
+            assert np.array_equal(ds.invert(key, view.test_input), test.input), (name, key)
+            assert np.array_equal(ds.invert(key, view.test_output), test.output), (name, key)
 
 
 # ---- views ----------------------------------------------------------------------------------------
@@ -191,6 +200,12 @@ BAD_TASKS = {
     "values must be integers 0 to 9": {"train": [{"input": [[1, 12]], "output": [[1]]}], "test": [{"input": [[1]]}]},
     "non-empty": {"train": [{"input": [], "output": [[1]]}], "test": [{"input": [[1]]}]},
     "sides must be 1 to 30": {"train": [{"input": [[0] * 31], "output": [[1]]}], "test": [{"input": [[1]]}]},
+    "grid is 31x1; sides must be 1 to 30": {"train": [{"input": [[0]] * 31, "output": [[1]]}],
+                                            "test": [{"input": [[1]]}]},
+    "cell (0, 1) is -1; values must be integers 0 to 9": {"train": [{"input": [[1, -1]], "output": [[1]]}],
+                                                          "test": [{"input": [[1]]}]},
+    "row 0 must be a non-empty list of cells": {"train": [{"input": [[]], "output": [[1]]}],
+                                                "test": [{"input": [[1]]}]},
     "no 'output' grid": {"train": [{"input": [[1]]}], "test": [{"input": [[1]]}]},
 }
 
@@ -212,6 +227,7 @@ def test_skip_bad_leaves_the_task_out_with_a_warning(tmp_path, problem, caplog):
         ds = ArcDataset.from_kaggle(path, skip_bad=True)
     assert list(ds.tasks) == ["good"]
     assert len(ds.skipped) == 1 and "bad1" in caplog.text and problem in caplog.text
+    assert "challenges.json" in caplog.text and ds.skipped[0].file == str(path)
 
 
 def test_malformed_json_names_the_file_and_position(tmp_path):
@@ -235,11 +251,66 @@ def test_solutions_that_disagree_with_challenges(tmp_path, solutions, problem, t
     assert "sol.json" in str(err.value) and problem in str(err.value) and err.value.task_id == task
 
 
-def test_duplicate_task_ids_across_merged_sources(tmp_path):
-    a = ArcDataset.from_kaggle(write_json(tmp_path / "a.json", {"x": tiny_task()}))
-    b = ArcDataset.from_kaggle(write_json(tmp_path / "b.json", {"x": tiny_task()}))
+@pytest.mark.parametrize("solutions, problem, kept", [
+    ({"t1": [[[1]]]}, "no solutions for this task", ["t1"]),  # missing id: that task is left out
+    ({"t1": [[[1]]], "t2": [[[1]]], "zz": [[[1]]]}, "not in the challenges: ignored", ["t1", "t2"]),  # extra id
+    ({"t1": [[[1]], [[2]]], "t2": [[[1]]]}, "2 solution grids for 1 test inputs", ["t2"]),  # wrong count
+    ({"t1": [[[1, 2], [3]]], "t2": [[[1]]]}, "not rectangular", ["t2"]),
+])
+def test_skip_bad_leaves_out_tasks_whose_solutions_disagree(tmp_path, solutions, problem, kept, caplog):
+    c = write_json(tmp_path / "c.json", {"t1": tiny_task(), "t2": tiny_task()})
+    s = write_json(tmp_path / "sol.json", solutions)
+    with caplog.at_level(logging.WARNING):
+        ds = ArcDataset.from_kaggle(c, s, skip_bad=True)
+    assert sorted(ds.tasks) == kept and len(ds.skipped) == 1
+    assert "sol.json" in caplog.text and problem in caplog.text and ds.skipped[0].task_id in caplog.text
+    assert all(ds.tasks[t].test[0].output is not None for t in kept)
+
+
+def test_duplicate_task_ids_across_merged_sources(tmp_path, caplog):
+    a = ArcDataset.from_kaggle(write_json(tmp_path / "a.json", {"x": tiny_task(), "y": tiny_task()}))
+    b = ArcDataset.from_kaggle(write_json(tmp_path / "b.json", {"x": tiny_task(2), "z": tiny_task()}))
     with pytest.raises(ArcDataError, match=r"b\.json.*task x.*duplicate task id.*a\.json"):
         ArcDataset.merge([a, b])
+    with pytest.raises(ArcDataError, match=r"duplicate task id"):
+        ArcDataset.mix([(a, 1.0), (b, 1.0)], np.random.default_rng(0))
+    with caplog.at_level(logging.WARNING):
+        merged = ArcDataset.merge([a, b], skip_bad=True)
+    assert sorted(merged.tasks) == ["x", "y", "z"] and merged.tasks["x"].source == str(tmp_path / "a.json")
+    assert sorted(str(k) for k in merged.keys) == ["x_0", "y_0", "z_0"]  # b's x is gone with its key
+    assert len(merged.skipped) == 1 and "b.json" in caplog.text and "task x" in caplog.text
+    mixed = ArcDataset.mix([(a, 1.0), (b, 2.0)], np.random.default_rng(0), skip_bad=True)
+    assert sorted(str(k) for k in mixed.keys) == ["x_0", "y_0", "z_0", "z_0"]
+
+
+def test_malformed_json_in_a_directory_names_file_and_task(tmp_path, caplog):
+    write_json(tmp_path / "good.json", tiny_task())
+    (tmp_path / "broken_1.json").write_text('{"train": [')
+    with pytest.raises(ArcDataError, match=r"broken_1\.json.*task broken-1.*malformed JSON") as err:
+        ArcDataset.from_directory(tmp_path)
+    assert err.value.task_id == "broken-1"
+    with caplog.at_level(logging.WARNING):
+        ds = ArcDataset.from_directory(tmp_path, skip_bad=True)
+    assert list(ds.tasks) == ["good"] and "broken-1" in caplog.text and "malformed JSON" in caplog.text
+
+
+def test_a_malformed_kaggle_file_raises_even_with_skip_bad(tmp_path):
+    # the file holds every task: there is no one task to leave out, so nothing can be loaded from it
+    path = tmp_path / "broken.json"
+    path.write_text('{"a": {"train": [}')
+    with pytest.raises(ArcDataError, match=r"broken\.json.*malformed JSON"):
+        ArcDataset.from_kaggle(path, skip_bad=True)
+
+
+def test_duplicate_file_names_in_a_directory(tmp_path, caplog):
+    (tmp_path / "sub").mkdir()
+    write_json(tmp_path / "a_b.json", tiny_task())
+    write_json(tmp_path / "sub" / "a.b.json", tiny_task(2))  # the same id, a-b, once '.' and '_' are replaced
+    with pytest.raises(ArcDataError, match=r"task a-b.*also comes from"):
+        ArcDataset.from_directory(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        ds = ArcDataset.from_directory(tmp_path, skip_bad=True)
+    assert list(ds.tasks) == ["a-b"] and len(ds.skipped) == 1 and "also comes from" in caplog.text
 
 
 def test_directory_loader_reads_one_task_per_file(tmp_path):

@@ -6,9 +6,29 @@ from __future__ import annotations
 import json
 
 import pytest
+from pipeline_data import tiny
 
-from benchmarks import bench_ablation, bench_decoders, bench_selection
+from benchmarks import bench_ablation, bench_data, bench_decoders, bench_selection, bench_training
+from training_code import model_tools
 from training_code.selection import AGGREGATIONS
+
+
+def test_data_benchmark_measures_every_stage(capsys):
+    rates = bench_data.main(["--tasks", "5", "--repeats", "2", "--views", "2"])
+    assert set(rates) == {"keys", "views", "render", "all"}
+    assert all(len(values) == 2 and min(values) > 0 for values in rates.values())
+    printed = capsys.readouterr().out
+    assert "renders per repeat" in printed and all(stage in printed for stage in rates)
+
+
+@pytest.mark.slow
+def test_training_benchmark_compares_both_vocabularies(tmp_path, capsys):
+    loaded = tiny()
+    model_tools.save_merged(loaded.model, loaded.tokenizer, tmp_path / "tiny")
+    result = bench_training.main(["--model", str(tmp_path / "tiny"), "--steps", "1", "--rounds", "1",
+                                  "--batch-size", "1", "--max-length", "512", "--tasks", "3"])
+    assert result["step_ratio"] > 0 and result["tokens_per_second_full"] > 0
+    assert "shrunk vs full" in capsys.readouterr().out
 
 
 @pytest.mark.slow

