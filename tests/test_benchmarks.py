@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from pipeline_data import tiny
+from transformers import AutoModelForCausalLM
 
-from benchmarks import bench_ablation, bench_data, bench_decoders, bench_selection, bench_training
+from benchmarks import bench_ablation, bench_data, bench_decoders, bench_gpu_model, bench_selection, bench_training
 from training_code import model_tools
 from training_code.selection import AGGREGATIONS
 
@@ -123,3 +125,32 @@ def test_selection_ranks_the_same_pool_every_way():
     assert table["vote"]["top2_given_found"] == 0.0
     assert table["min-probability"]["top2_given_found"] == 0.0  # its worst view (6.0) is the worst of all
     assert all(row["found"] == 1 for row in table.values())
+
+
+@pytest.mark.slow
+def test_gpu_model_benchmark_runs_every_step_on_a_cpu(tmp_path):
+    # on a CPU: full precision, transformers + peft; the same script shows the unsloth 4-bit path on a GPU
+    out = tmp_path / "gpu_model.json"
+    records = bench_gpu_model.main(["--models", "minitron-8b-shapes", "--shape", "tiny", "--layers", "1",
+                                    "--backends", "transformers", "--steps", "2", "--batch-size", "1",
+                                    "--max-length", "1024", "--tasks", "3", "--out", str(out)])
+    assert len(records) == 1 and "error" not in records[0], records
+    record = records[0]
+    assert record["backend"] == "transformers" and record["layers_4bit"] == 0
+    assert record["vocabulary_before"] == 512 and record["vocabulary_after"] < 80  # shrunk to the format
+    assert record["parameters_after"] < record["parameters_before"]
+    assert record["steps"] == 2 and record["finite"] and record["lora_trainable"] > 0
+    assert json.loads(out.read_text())["records"][0]["model"] == "minitron-8b-shapes"
+
+
+def test_the_random_model_has_the_minitron_layer_shapes():
+    from transformers import MistralConfig
+
+    config = MistralConfig(num_hidden_layers=1, **bench_gpu_model.MINITRON_8B_SHAPES)
+    with torch.device("meta"):  # shapes only: no memory for 1.3 billion weights
+        model = AutoModelForCausalLM.from_config(config)
+    layer = model.model.layers[0]
+    assert tuple(layer.self_attn.q_proj.weight.shape) == (32 * 128, 4096)
+    assert tuple(layer.self_attn.k_proj.weight.shape) == (8 * 128, 4096)
+    assert tuple(layer.mlp.gate_proj.weight.shape) == (11520, 4096)
+    assert tuple(model.lm_head.weight.shape) == (131072, 4096)

@@ -132,3 +132,37 @@ def test_decoding_views_are_the_d8_transforms_with_colours_and_shuffles(tmp_path
     assert keys[0] == keys[0].base  # the identity view first
     assert sorted((k.transpose, k.rotation) for k in keys) == [(t, r) for t in (False, True) for r in range(4)]
     assert all(k.colours[0] == 0 and sorted(k.example_order) == [0, 1, 2] for k in keys[1:])
+
+
+@pytest.mark.parametrize("choice, adapter, expected", [
+    ("auto", "", None),  # load_model's default: 4-bit on CUDA, full precision on a CPU
+    ("auto", "some/adapter", False),  # merging needs the base in 16 or 32 bits
+    ("yes", "", True), ("no", "", False), ("yes", "some/adapter", True),
+])
+def test_the_4bit_choice_reaches_load_model(monkeypatch, choice, adapter, expected):
+    seen = {}
+
+    def load_model(source, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(evaluation.model_tools, "load_model", load_model)
+    with pytest.raises(RuntimeError, match="stop here"):
+        evaluation.prepare_session(EvalConfig(load_in_4bit=choice, adapter=adapter))
+    assert seen["load_in_4bit"] is expected and seen["max_seq_length"] == EvalConfig().max_tokens
+    with pytest.raises(ValueError, match="auto, yes or no"):
+        evaluation.four_bit_choice(EvalConfig(load_in_4bit="maybe"))
+
+
+def test_an_adapter_that_cannot_be_merged_into_4bit_weights_says_what_to_do(tmp_path, monkeypatch):
+    loaded = tiny()
+    shrunk, _ = evaluation.model_tools.shrink_for_format(loaded, FMT)
+    adapter = evaluation.model_tools.save_adapter(evaluation.model_tools.add_lora(shrunk.model, r=2),
+                                                  tmp_path / "adapter", shrunk.tokenizer)
+
+    def merge_adapter(model):
+        raise ValueError("merging into 4-bit weights loses precision")
+
+    monkeypatch.setattr(evaluation.model_tools, "merge_adapter", merge_adapter)
+    with pytest.raises(ValueError, match="4-bit weights.*--load-in-4bit no.*merged"):
+        evaluation.prepare_session(EvalConfig(adapter=str(adapter)), tiny())

@@ -294,6 +294,27 @@ def test_removed_adapter_leaves_the_base_as_it_was(train_embeddings):
     torch.testing.assert_close(logits_of(remove_adapter(again), ids), before, atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("tied", [False, True])
+def test_lora_reaches_every_linear_layer_with_its_settings(tied):
+    tiny = build_tiny_model(FMT.alphabet, tie_embeddings=tied)
+    linear = {name for name, m in tiny.model.named_modules()
+              if isinstance(m, torch.nn.Linear) and m is not tiny.model.get_output_embeddings()}
+    assert {n.rsplit(".", 1)[-1] for n in linear} >= {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                      "up_proj", "down_proj"}
+    peft_model = add_lora(tiny.model, r=4, alpha=8, dropout=0.05, use_rslora=True, train_embeddings=True)
+    config = peft_model.peft_config["default"]
+    assert (config.r, config.lora_alpha, config.lora_dropout, config.use_rslora) == (4, 8, 0.05, True)
+    trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
+    for name in linear:  # every linear layer but the head carries LoRA
+        assert any(t.endswith(f"{name}.lora_A.default.weight") for t in trainable), name
+    head_trained = any("lm_head" in n and "lora" not in n for n in trainable)
+    assert head_trained == (not tied)  # an untied head is trained in full; a tied one through the embedding
+    assert any("embed_tokens" in n for n in trainable)
+    narrow = add_lora(build_tiny_model(FMT.alphabet).model, r=2, target=["q_proj", "v_proj"])
+    lora_layers = {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in narrow.named_parameters() if "lora_A" in n}
+    assert lora_layers == {"q_proj", "v_proj"}
+
+
 def test_add_lora_is_seeded_and_leaves_global_rng_alone():
     state = torch.random.get_rng_state()
     a = add_lora(build_tiny_model(FMT.alphabet).model, r=4, seed=5)
@@ -328,6 +349,36 @@ def test_load_model_from_a_local_directory(tmp_path):
         next(again.model.parameters()).add_(1.0)
     assert again.refingerprinted().fingerprint != loaded.fingerprint
     assert load_model(tmp_path / "tiny", dtype="bfloat16").model.dtype == torch.bfloat16
+
+
+def test_load_model_logs_its_backend_and_sets_the_sequence_length(tmp_path, caplog):
+    tiny = build_tiny_model(FMT.alphabet)
+    save_merged(tiny.model, tiny.tokenizer, tmp_path / "tiny")
+    with caplog.at_level("INFO", logger=mt.__name__):
+        loaded = load_model(tmp_path / "tiny", max_seq_length=4096)
+        forced = load_model(tmp_path / "tiny", backend="transformers", max_seq_length=512)
+    assert loaded.max_seq_length == loaded.tokenizer.model_max_length == 4096
+    assert forced.tokenizer.model_max_length == 512
+    if not torch.cuda.is_available():
+        assert "model backend: transformers (no CUDA device)" in caplog.text
+    assert "model backend: transformers (forced)" in caplog.text
+    assert f"loaded {tmp_path / 'tiny'} (transformers" in caplog.text
+
+
+def test_4bit_by_default_only_where_it_can_load(tmp_path, monkeypatch, caplog):
+    folder, gguf = tmp_path / "model", tmp_path / "model.gguf"
+    assert not mt.default_4bit("transformers", folder, cuda=False)  # a CPU: never
+    assert mt.default_4bit("unsloth", folder, cuda=True)
+    real_find_spec = importlib.util.find_spec
+    for installed in (True, False):
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, installed=installed: (
+            (object() if installed else None) if name == "bitsandbytes" else real_find_spec(name, *a)))
+        with caplog.at_level("INFO", logger=mt.__name__):
+            assert mt.default_4bit("transformers", folder, cuda=True) == installed
+    assert "bitsandbytes is not installed" in caplog.text
+    with caplog.at_level("INFO", logger=mt.__name__):
+        assert not mt.default_4bit("transformers", gguf, cuda=True)
+    assert "GGUF files load de-quantized" in caplog.text
 
 
 def test_fingerprint_of_an_adapter_on_a_frozen_base():
@@ -498,3 +549,50 @@ def test_smollm2_gguf_loads_directly_like_the_converted_checkpoint(smol):
     assert direct.tokenizer.eos_token == smol.tokenizer.eos_token
     ids = [smol.tokenizer("I01\n10\n+/-=O", add_special_tokens=False)["input_ids"]]
     torch.testing.assert_close(logits_of(direct.model, ids), logits_of(smol.model, ids), atol=1e-5, rtol=0)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[1:] if len(args) > 1 else args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+def test_loading_a_local_model_reaches_for_no_network(tmp_path, no_network):
+    tiny = build_tiny_model(FMT.alphabet)
+    save_merged(tiny.model, tiny.tokenizer, tmp_path / "tiny")
+    loaded = load_model(tmp_path / "tiny")
+    shrunk, _ = shrink_for_format(loaded, FMT)
+    peft_model = add_lora(shrunk.model, r=2)
+    save_adapter(peft_model, tmp_path / "adapter", shrunk.tokenizer)
+    fresh, _ = shrink_for_format(load_model(tmp_path / "tiny"), FMT)
+    load_adapter(fresh.model, tmp_path / "adapter", tokenizer=fresh.tokenizer)
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_the_bundled_model_is_converted_once_without_network(tmp_path, monkeypatch, no_network):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / mt.SMOLLM2_GGUF).symlink_to(_smollm2_gguf())
+    conversions = []
+    convert = mt.convert_gguf
+
+    def counted(*args, **kwargs):
+        conversions.append(args)
+        return convert(*args, **kwargs)
+
+    monkeypatch.setattr(mt, "convert_gguf", counted)
+    first = mt.resolve_source(mt.SMOLLM2_NAME, models)
+    assert first == models / mt.SMOLLM2_NAME and (first / "config.json").is_file() and len(conversions) == 1
+    assert sorted(p.name for p in models.iterdir()) == sorted([mt.SMOLLM2_GGUF, mt.SMOLLM2_NAME])  # no temp left
+    loaded = load_model(mt.SMOLLM2_NAME, models_dir=models, backend="transformers")
+    assert len(conversions) == 1 and loaded.source == mt.SMOLLM2_NAME
+    assert loaded.tokenizer.model_max_length == 8192

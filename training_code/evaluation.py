@@ -72,6 +72,8 @@ class EvalConfig:
     adapter: str = field(default="", metadata={"help": "a LoRA adapter to apply (and merge) before anything else"})
     format: str = field(default="architects", metadata={"help": "text format spec (see training_code.formats)"})
     backend: str = field(default="auto", metadata={"help": "auto, transformers or unsloth"})
+    load_in_4bit: str = field(default="auto", metadata={
+        "help": "auto (4-bit on CUDA, except 16 bits when an --adapter is merged into the base), yes or no"})
     max_tokens: int = field(default=8192, metadata={"help": "token budget of one rendered view"})
     ttt: bool = field(default=True, metadata={"help": "test-time training on each task's own examples"})
     ttt_steps: int = field(default=16, metadata={"help": "optimizer steps of test-time training per task"})
@@ -435,8 +437,11 @@ def test_time_train(dataset: ArcDataset, task_id: str, session: ModelSession, co
     if not data.keys:
         return None
     seed = stable_seed(config.seed, task_id, "ttt")
+    # peft's wrapper on every backend (4-bit bitsandbytes layers included): each task attaches a fresh
+    # adapter and removes it after, which peft undoes exactly (tests/test_model_tools.py checks it);
+    # unsloth's wrapper has not been tried for that cycle
     session.model = model_tools.add_lora(session.model, r=config.ttt_lora_r, alpha=config.ttt_lora_alpha,
-                                         seed=seed % (2**31))
+                                         seed=seed % (2**31), backend="transformers")
     train_config = TrainConfig(learning_rate=config.ttt_learning_rate, embedding_learning_rate=config.ttt_learning_rate,
                                max_steps=config.ttt_steps, batch_size=config.ttt_batch_size, warmup_ratio=0.1,
                                seed=seed % (2**31), on_the_fly=False, progress=False, log_every=0,
@@ -522,14 +527,33 @@ def prepare_session(config: EvalConfig, loaded: model_tools.LoadedModel | None =
     """The model of ``config`` (or ``loaded``), shrunk to the format (to the code alphabet when programs
     are sampled, so the model can write them), with the config's adapter merged."""
     if loaded is None:
-        loaded = model_tools.load_model(config.model, backend=config.backend, max_seq_length=config.max_tokens)
+        loaded = model_tools.load_model(config.model, backend=config.backend, max_seq_length=config.max_tokens,
+                                        load_in_4bit=four_bit_choice(config))
     fmt = format_from_spec(config.format, eos=loaded.tokenizer.eos_token)
     alphabet = code_alphabet(fmt) if config.program_samples > 0 else fmt.alphabet
     loaded, _mapping = model_tools.shrink_for_format(loaded, fmt, alphabet)
     if config.adapter:  # trained on the shrunk vocabulary of this format: apply it after shrinking
-        merged = model_tools.merge_adapter(adapter_model(loaded, config))
+        with_adapter = adapter_model(loaded, config)
+        try:
+            merged = model_tools.merge_adapter(with_adapter)
+        except ValueError as e:  # 4-bit weights
+            raise ValueError(f"{e}: run with --load-in-4bit no (or auto), or merge the adapter once in 16 bits "
+                             f"(run_finetune_* writes <models>/<name>/merged) and pass that folder as --model") from e
         loaded = replace(loaded, model=merged).refingerprinted()
     return ModelSession(loaded, fmt, config.max_tokens)
+
+
+def four_bit_choice(config: EvalConfig) -> bool | None:
+    """``load_in_4bit`` for ``model_tools.load_model``: None (its default: 4-bit on CUDA) unless the config
+    says yes or no, or an adapter is to be merged, which needs the base in 16 or 32 bits."""
+    if config.load_in_4bit not in ("auto", "yes", "no"):
+        raise ValueError(f"load_in_4bit must be auto, yes or no, not {config.load_in_4bit!r}")
+    if config.load_in_4bit != "auto":
+        return config.load_in_4bit == "yes"
+    if config.adapter:
+        log.info("the adapter %s is merged into the base: loading the base in 16/32 bits, not 4-bit", config.adapter)
+        return False
+    return None
 
 
 def adapter_model(loaded: model_tools.LoadedModel, config: EvalConfig):

@@ -41,6 +41,7 @@ from transformers import (
     AutoTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
+    PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
@@ -371,6 +372,21 @@ def resolve_source(source: str | Path, models_dir: str | Path = MODELS_DIR) -> P
     )
 
 
+def default_4bit(backend: str, path: Path, *, cuda: bool) -> bool:
+    """Whether ``load_model`` loads in 4 bits when not told: on CUDA, unless the transformers backend
+    would need bitsandbytes and it is not installed (the GPU extra has it), or the file is a GGUF
+    (which loads de-quantized); never on a CPU. Logs why when CUDA is there and the answer is no."""
+    if not cuda:
+        return False
+    if backend == "transformers" and path.suffix == ".gguf":
+        logger.info("GGUF files load de-quantized: %s in 16 bits, not 4-bit", path)
+        return False
+    if backend == "transformers" and importlib.util.find_spec("bitsandbytes") is None:
+        logger.info("bitsandbytes is not installed (the GPU extra has it): loading in 16 bits, not 4-bit")
+        return False
+    return True
+
+
 def load_model(
     source: str | Path,
     *,
@@ -385,7 +401,8 @@ def load_model(
     ``source``: a Hugging Face checkpoint directory, a ``.gguf`` file (de-quantized on load), or
     ``"smollm2-135m"``. ``dtype``: None picks float32 on a CPU and bfloat16 (float16 where bfloat16
     is unsupported) on CUDA. ``load_in_4bit``: None means 4-bit on CUDA (unsloth, or bitsandbytes
-    with transformers) and full precision on a CPU. ``max_seq_length`` is passed to unsloth
+    with transformers; 16 bits where transformers would need bitsandbytes and it is not installed,
+    or for a GGUF file) and full precision on a CPU. ``max_seq_length`` is passed to unsloth
     explicitly (its 2048 default once broke decoding past 2048 tokens) and set as the tokenizer's
     ``model_max_length``.
     """
@@ -394,7 +411,7 @@ def load_model(
     cuda = torch.cuda.is_available()
     resolved_dtype = _resolve_dtype(dtype, cuda=cuda)
     if load_in_4bit is None:
-        load_in_4bit = cuda
+        load_in_4bit = default_4bit(chosen, path, cuda=cuda)
     if load_in_4bit and not cuda:
         raise ValueError("load_in_4bit=True needs a CUDA GPU (bitsandbytes / unsloth 4-bit)")
 
@@ -541,6 +558,43 @@ def build_tiny_model(
         model = LlamaForCausalLM(config)
     model.eval()
     source = f"tiny(seed={seed}, hidden={hidden_size}, layers={layers}, heads={heads}, tied={tie_embeddings})"
+    return LoadedModel(model=model, tokenizer=tokenizer, backend="transformers", source=source,
+                       fingerprint=fingerprint_of(model, tokenizer), max_seq_length=max_seq_length)
+
+
+def build_random_model(
+    config: PretrainedConfig,
+    alphabet: str,
+    *,
+    seed: int = 0,
+    eos: str = "</s>",
+    bos: str = "<s>",
+    pad: str = "<pad>",
+    dtype: torch.dtype = torch.float32,
+    max_seq_length: int = 8192,
+) -> LoadedModel:
+    """A randomly initialised causal LM of ``config`` (e.g. a large model's layer shapes with fewer
+    layers) with a character tokenizer over ``alphabet``, filled up with unused placeholder tokens to
+    ``config.vocab_size`` so that the embedding and head have the real model's size before shrinking.
+
+    Ids: bos 0, eos 1, pad 2, the alphabet's characters, then placeholders. Initialised inside
+    ``torch.random.fork_rng`` (the global random state is left as it was), cast to ``dtype``, on the CPU.
+    """
+    chars = list(dict.fromkeys(alphabet))
+    specials = {"bos_token": bos, "eos_token": eos, "pad_token": pad}
+    vocab = {bos: 0, eos: 1, pad: 2}
+    vocab.update({c: i + 3 for i, c in enumerate(chars)})
+    if config.vocab_size < len(vocab):
+        raise ValueError(f"vocab_size {config.vocab_size} is smaller than the {len(vocab)} tokens needed")
+    vocab.update({f"<unused{i}>": i for i in range(len(vocab), config.vocab_size)})
+    tokenizer = _char_tokenizer(vocab, specials, model_max_length=max_seq_length)
+    config.bos_token_id, config.eos_token_id, config.pad_token_id = 0, 1, 2
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config)
+    model.to(dtype)
+    model.eval()
+    source = f"random({config.model_type}, layers={config.num_hidden_layers}, seed={seed})"
     return LoadedModel(model=model, tokenizer=tokenizer, backend="transformers", source=source,
                        fingerprint=fingerprint_of(model, tokenizer), max_seq_length=max_seq_length)
 
@@ -1125,9 +1179,11 @@ __all__ = [
     "MaskingCollator",
     "VocabMapping",
     "add_lora",
+    "build_random_model",
     "build_tiny_model",
     "choose_backend",
     "convert_gguf",
+    "default_4bit",
     "find_smollm2_gguf",
     "fingerprint_of",
     "load_adapter",
