@@ -1,10 +1,13 @@
 """The notebooks cannot rot: each one runs here in a real kernel, on a CPU, with its paths redirected by
-environment variables (a tiny random model, a few tasks, temporary folders); and the wheel-dataset
-builder's pieces: the pip command, a real download of one small wheel, the project's wheel, the
-install line."""
+environment variables (a tiny random model, a few tasks, temporary folders), the Kaggle notebook also
+with a saved model folder, torchrun with two CPU processes, and stand-ins for a torchrun that fails or
+hangs; its offline install into a target folder; and the wheel-dataset builder's pieces: the pip
+command, a real download of one small wheel, the checks of the folder, the project's wheel, the install
+line."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import csv
 import hashlib
@@ -12,8 +15,10 @@ import importlib.util
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -21,7 +26,9 @@ import nbformat
 import numpy as np
 import pytest
 from nbclient import NotebookClient
+from pipeline_data import tiny
 
+from training_code import model_tools
 from training_code.submission import read_submission
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +60,54 @@ def write_json(path: Path, obj) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj))
     return path
+
+
+def notebook_function(name: str, function: str, **names):
+    """One function of a notebook's code cells, compiled on its own with ``names`` as its globals: to test
+    it without a kernel."""
+    for cell in nbformat.read(NOTEBOOKS / name, as_version=4).cells:
+        if cell.cell_type == "code":
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, ast.FunctionDef) and node.name == function:
+                    namespace = dict(names)
+                    exec(compile(ast.Module([node], type_ignores=[]), name, "exec"), namespace)
+                    return namespace[function]
+    raise LookupError(f"{name} defines no function {function}")
+
+
+@pytest.fixture(scope="module")
+def model_folder(tmp_path_factory) -> Path:
+    """The tiny random model saved as a model folder, as the model dataset holds a fine-tuned one."""
+    loaded = tiny()
+    return model_tools.save_merged(loaded.model, loaded.tokenizer, tmp_path_factory.mktemp("arc-model") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def six_wheel(tmp_path_factory) -> Path:
+    """six's wheel, downloaded once (a few kilobytes)."""
+    folder = tmp_path_factory.mktemp("six")
+    builder.download_wheels(builder.pip_download_command(folder, packages=["six"], no_deps=True))
+    return next(folder.glob("six-*.whl"))
+
+
+def hidden_tasks(tmp_path: Path) -> Path:
+    """A competition folder whose test file holds tasks outside the public set: a full run."""
+    challenges = write_json(tmp_path / "competition" / "arc-agi_test_challenges.json",
+                            {"aaa": task(1)[0], "bbb": task(2)[0]})
+    write_json(tmp_path / "competition" / "arc-agi_evaluation_challenges.json", {"ccc": task(3)[0]})
+    return challenges
+
+
+def kaggle_run(tmp_path: Path) -> dict:
+    return json.loads((tmp_path / "working" / "arc-run" / "kaggle_run.json").read_text())
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` is still running (a zombie has finished)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -132,6 +187,103 @@ def test_the_kaggle_notebook_makes_a_full_run_on_hidden_tasks_and_answers_every_
     assert submission["bad"][0]["attempt_1"].tolist() == [[0]]  # a task that cannot load gets the fallback
 
 
+@pytest.mark.slow
+def test_the_kaggle_notebook_runs_torchrun_with_two_cpu_processes_on_a_model_folder(tmp_path, monkeypatch, kernels,
+                                                                                      model_folder):
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # the ranks find the checkout through the notebook's PYTHONPATH
+    execute("arc-prize-kaggle.ipynb", {
+        "ARC_SKIP_INSTALL": "1", "ARC_MODEL": str(model_folder), "ARC_PRESET": "smollm", "ARC_NPROC": "2",
+        "ARC_CHALLENGES": str(hidden_tasks(tmp_path)), "ARC_OUTPUT": str(tmp_path / "working"),
+        "ARC_TIME_BUDGET": "3600", "ARC_TIME_MARGIN": "60"}, monkeypatch, kernels)
+    info = kaggle_run(tmp_path)
+    assert info["mode"] == "full" and info["processes"] == 2 and info["problems"] == []
+    run = tmp_path / "working" / "arc-run"
+    assert json.loads((run / "run_config.json").read_text())["model"] == str(model_folder)
+    assert sorted(p.name for p in (run / "ranks").iterdir()) == ["rank-0-of-2.json", "rank-1-of-2.json"]
+    assert (run / "submission.json").read_bytes() == (tmp_path / "working" / "submission.json").read_bytes()
+    assert set(read_submission(tmp_path / "working" / "submission.json", {"aaa": 1, "bbb": 1})) == {"aaa", "bbb"}
+
+
+@pytest.mark.slow
+def test_the_kaggle_notebook_runs_again_in_one_process_when_torchrun_fails(tmp_path, monkeypatch, kernels,
+                                                                           model_folder):
+    execute("arc-prize-kaggle.ipynb", {
+        "ARC_SKIP_INSTALL": "1", "ARC_MODEL": str(model_folder), "ARC_PRESET": "smollm", "ARC_NPROC": "2",
+        "ARC_TORCHRUN": shlex.join([sys.executable, "-c", "raise SystemExit(1)"]),
+        "ARC_CHALLENGES": str(hidden_tasks(tmp_path)), "ARC_OUTPUT": str(tmp_path / "working"),
+        "ARC_TIME_BUDGET": "3600", "ARC_TIME_MARGIN": "60"}, monkeypatch, kernels)
+    info = kaggle_run(tmp_path)
+    assert info["processes"] == 2 and info["problems"] == [
+        "torchrun failed; ran again in one process, finished tasks from the cache"]
+    run = tmp_path / "working" / "arc-run"
+    assert not (run / "ranks").exists()  # no rank ran: this process loaded the model folder and wrote it
+    assert json.loads((run / "config.json").read_text())["model"] == str(model_folder)
+    assert (run / "submission.json").read_bytes() == (tmp_path / "working" / "submission.json").read_bytes()
+    assert set(read_submission(tmp_path / "working" / "submission.json", {"aaa": 1, "bbb": 1})) == {"aaa", "bbb"}
+
+
+HUNG_TORCHRUN = """\
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # deaf to torchrun's polite stop: it takes SIGKILL
+worker = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                           "signal.SIG_IGN); time.sleep(600)"], start_new_session=True)  # as torchrun starts one
+Path(sys.argv[1]).write_text(json.dumps({"pids": [os.getpid(), worker.pid], "argv": sys.argv[2:]}))
+time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_the_kaggle_notebook_stops_a_hung_torchrun_at_its_deadline_and_writes_the_fallback(
+        tmp_path, monkeypatch, kernels, model_folder):
+    script = tmp_path / "hung_torchrun.py"
+    script.write_text(HUNG_TORCHRUN)
+    record = tmp_path / "hung.json"
+    began = time.monotonic()
+    # 20 s for the notebook, 12 s margin of which 9 s are kept for stopping torchrun and writing: torchrun is
+    # stopped about 11 s after the notebook started, with 3 s grace, and ranks would wait 1.5 s at the barrier
+    execute("arc-prize-kaggle.ipynb", {
+        "ARC_SKIP_INSTALL": "1", "ARC_MODEL": str(model_folder), "ARC_NPROC": "2",
+        "ARC_TORCHRUN": shlex.join([sys.executable, str(script), str(record)]),
+        "ARC_CHALLENGES": str(hidden_tasks(tmp_path)), "ARC_OUTPUT": str(tmp_path / "working"),
+        "ARC_TIME_BUDGET": "20", "ARC_TIME_MARGIN": "12", "ARC_WRITE_RESERVE": "9"}, monkeypatch, kernels)
+    assert time.monotonic() - began < 120  # the notebook did not wait out the stand-in's 600 s
+    hung = json.loads(record.read_text())
+    assert not any(alive(pid) for pid in hung["pids"])  # torchrun and its worker were killed
+    assert "--nproc_per_node=2" in hung["argv"]
+    assert hung["argv"][hung["argv"].index("--barrier-slack") + 1] == "1.5"  # (12 - 9) / 2
+    info = kaggle_run(tmp_path)
+    assert info["processes"] == 2 and len(info["problems"]) == 2
+    assert "torchrun still ran 9 s before the end of the time budget and was stopped" in info["problems"][0]
+    assert "every test input gets the fallback" in info["problems"][1]  # no rank wrote a submission
+    submission = read_submission(tmp_path / "working" / "submission.json", {"aaa": 1, "bbb": 1})
+    assert all(entry[a].tolist() == [[0]] for entries in submission.values() for entry in entries
+               for a in ("attempt_1", "attempt_2"))
+
+
+def test_install_offline_installs_a_wheel_dataset_into_a_target_folder(tmp_path, monkeypatch, six_wheel):
+    install_offline = notebook_function("arc-prize-kaggle.ipynb", "install_offline", sys=sys, subprocess=subprocess,
+                                        Path=Path)
+    wheels = tmp_path / "arc-wheels"
+    with pytest.raises(FileNotFoundError, match="not a wheel dataset"):
+        install_offline(wheels)
+    builder.build_project_wheel(wheels)
+    (wheels / six_wheel.name).write_bytes(six_wheel.read_bytes())
+    (wheels / "requirements.txt").write_text("six\n")  # the layout of the real set: the GPU file includes it
+    (wheels / "requirements-gpu.txt").write_text("-r requirements.txt\n")
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)  # only the dataset: no pip configuration
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    install_offline(wheels, target=tmp_path / "site")
+    assert (tmp_path / "site" / "six.py").is_file()
+    assert (tmp_path / "site" / "training_code" / "distributed.py").read_bytes() == (
+        ROOT / "training_code" / "distributed.py").read_bytes()
+
+    (wheels / "requirements.txt").write_text("six\nattrs\n")  # a requirement with no wheel in the dataset
+    with pytest.raises(subprocess.CalledProcessError):
+        install_offline(wheels, target=tmp_path / "site2")
+
+
 def test_the_wheel_notebook_fills_a_dataset_folder(tmp_path, monkeypatch, kernels):
     execute("build-wheel-dataset.ipynb", {"ARC_PROJECT": str(ROOT), "ARC_WHEELS_OUT": str(tmp_path / "wheels"),
                                           "ARC_WHEEL_ONLY": "six"}, monkeypatch, kernels)
@@ -203,3 +355,91 @@ def test_the_project_wheel_holds_the_package_with_a_valid_record_and_installs(tm
                     "--disable-pip-version-check", "--target", str(target), str(wheel)], check=True)
     assert (target / "training_code" / "distributed.py").read_bytes() == (
         ROOT / "training_code" / "distributed.py").read_bytes()
+
+
+def test_the_target_is_kaggles_python_3_11_by_default():
+    args = builder.parse_arguments([])
+    assert args.python_version == "3.11" and args.torch_index == "" and not args.force
+    cmd = builder.pip_download_command(Path("out"), packages=["six"])
+    assert cmd[cmd.index("--python-version") + 1] == "3.11" and cmd[cmd.index("--abi") + 1] == "cp311"
+
+
+CUDA_TORCH = "torch-2.13.0+cu126-cp311-cp311-manylinux_2_28_x86_64.whl"
+CPU_TORCH = "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl"
+
+
+def fake_download(commands: list, wheel: str):
+    """A stand-in for `pip download` that records the command and leaves an empty ``wheel`` in --dest."""
+    def download(cmd):
+        commands.append(cmd)
+        (Path(cmd[cmd.index("--dest") + 1]) / wheel).write_bytes(b"")
+    return download
+
+
+def test_the_torch_index_reaches_pip_and_the_folder_is_checked_offline(tmp_path, monkeypatch):
+    commands = []
+    monkeypatch.setattr(builder, "download_wheels", fake_download(commands, CUDA_TORCH))
+    monkeypatch.setattr(builder, "verify_wheels", commands.append)
+    monkeypatch.setattr(builder, "host_mismatch", lambda *args, **kw: "")
+    index = "https://download.pytorch.org/whl/cu126"
+    assert builder.main(["--out", str(tmp_path / "out"), "--torch-index", index]) == 0
+    download, verify = commands
+    assert download[download.index("--extra-index-url") + 1] == index
+    assert download[download.index("--python-version") + 1] == "3.11"
+    requirements = ["-r", str(tmp_path / "out" / "requirements-gpu.txt")]
+    assert download[-2:] == requirements and verify[-2:] == requirements
+    assert {"--isolated", "--dry-run", "--no-index", f"--find-links={tmp_path / 'out'}", "--ignore-installed",
+            "--only-binary=:all:"} <= set(verify) and "--target" in verify and "--extra-index-url" not in verify
+    assert verify[verify.index("--python-version") + 1] == "3.11" and verify[verify.index("--abi") + 1] == "cp311"
+
+
+def test_a_gpu_set_without_a_cuda_build_of_torch_fails(tmp_path, monkeypatch, capsys):
+    with pytest.raises(builder.DatasetCheckError, match="no torch wheel"):
+        builder.check_torch_wheel(tmp_path)
+    (tmp_path / CPU_TORCH).write_bytes(b"")
+    with pytest.raises(builder.DatasetCheckError, match=r"CPU-only build of torch.*--torch-index"):
+        builder.check_torch_wheel(tmp_path)
+    (tmp_path / CPU_TORCH).unlink()
+    plain = tmp_path / "torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl"  # PyPI's: the CUDA build
+    plain.write_bytes(b"")
+    assert builder.check_torch_wheel(tmp_path) == plain
+    with pytest.raises(builder.DatasetCheckError, match=r"not its \+cu126 build"):
+        builder.check_torch_wheel(tmp_path, "https://download.pytorch.org/whl/cu126")
+    assert builder.check_torch_wheel(tmp_path, "https://mirror.example.org/simple") == plain  # not PyTorch's form
+
+    verified = []  # the whole build fails (exit status 1), and does not verify or print the install lines
+    monkeypatch.setattr(builder, "download_wheels", fake_download([], CPU_TORCH))
+    monkeypatch.setattr(builder, "verify_wheels", verified.append)
+    monkeypatch.setattr(builder, "host_mismatch", lambda *args, **kw: "")
+    assert builder.main(["--out", str(tmp_path / "out")]) == 1
+    captured = capsys.readouterr()
+    assert "error:" in captured.err and "CPU-only build of torch" in captured.err
+    assert verified == [] and "pip install" not in captured.out
+
+
+def test_the_offline_dry_run_names_a_requirement_the_folder_lacks(tmp_path, six_wheel, monkeypatch):
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    (folder / six_wheel.name).write_bytes(six_wheel.read_bytes())
+    (tmp_path / "ok.txt").write_text("six\n")
+    (tmp_path / "more.txt").write_text("six\nattrs==26.1.0\n")
+    target = tmp_path / "target"
+    builder.verify_wheels(builder.pip_verify_command(folder, target, requirements=[tmp_path / "ok.txt"]))
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "elsewhere"))  # pip's configuration is not consulted
+    with pytest.raises(builder.DatasetCheckError, match=r"no wheel for attrs==26\.1\.0"):
+        builder.verify_wheels(builder.pip_verify_command(folder, target, requirements=[tmp_path / "more.txt"]))
+    assert not target.exists()  # a dry run installs nothing
+
+
+def test_the_builder_refuses_a_host_that_is_not_the_target_unless_forced(tmp_path, monkeypatch, capsys):
+    assert builder.host_mismatch("3.11", "Linux", "x86_64", "3.11") == ""
+    why = builder.host_mismatch("3.11", "Darwin", "arm64", "3.12")
+    assert "Darwin on arm64, not Linux x86_64" in why and "3.12, not 3.11" in why and "markers" in why
+    monkeypatch.setattr(builder, "host_mismatch", lambda *args, **kw: "this Python is 3.12, not 3.11")
+    commands = []
+    monkeypatch.setattr(builder, "download_wheels", fake_download(commands, CUDA_TORCH))
+    monkeypatch.setattr(builder, "verify_wheels", lambda cmd: None)
+    assert builder.main(["--out", str(tmp_path / "out")]) == 2 and commands == []
+    assert "3.12, not 3.11" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert builder.main(["--out", str(tmp_path / "out"), "--force"]) == 0 and len(commands) == 1
+    assert "warning: this Python is 3.12" in capsys.readouterr().err

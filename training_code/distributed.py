@@ -15,6 +15,11 @@ MASTER_PORT. Every rank runs the evaluation pipeline's three steps (``evaluation
   the score and report when solutions are known). Tasks of a rank that wrote nothing fall back, with
   the reason in the errors.
 
+The barrier waits until the time budget plus ``--barrier-slack`` seconds (default 2 hours: the last task
+of a rank may overrun the budget, test-time training is not interrupted) have passed since the rank
+started; then rank 0 writes the submission with what the ranks wrote, and the tasks of a rank still at
+work fall back. A caller with a hard limit (the Kaggle notebook) passes a slack that fits its margin.
+
 Results cross processes as JSON files, never as pickles: the process group (gloo, CPU only) carries
 nothing but the barrier. All ranks need the output folder: one machine (Kaggle's 2xT4 or 4xL4, a
 workstation), or a file system they share. Finished tasks also go to the shared disk cache, so a
@@ -37,6 +42,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -52,7 +58,8 @@ log = logging.getLogger(__name__)
 
 PRESET_PREFIX = "run_evaluation_"  # training_code/run_evaluation_<name>.py defines PRESET
 # How long ranks that finished wait at the barrier for the slowest one, beyond the time budget: the
-# last task of a rank may overrun the budget (test-time training is not interrupted).
+# last task of a rank may overrun the budget (test-time training is not interrupted). --barrier-slack
+# (run_distributed's barrier_slack) changes it: the Kaggle notebook passes what fits its time margin.
 BARRIER_SLACK = timedelta(hours=2)
 NO_BUDGET_WAIT = timedelta(days=7)  # without a time budget, wait as long as any run could take
 
@@ -131,22 +138,48 @@ def merged_results(run: EvalRun, shards: Sequence[Sequence[str]]) -> dict[str, T
     return results
 
 
+def barrier_wait(time_budget: float, slack: timedelta = BARRIER_SLACK) -> timedelta:
+    """How long after its start a rank waits at the barrier for the others: the time budget and the
+    slack, or NO_BUDGET_WAIT without a budget."""
+    if slack < timedelta(0):
+        raise ValueError(f"the barrier slack must not be negative, not {slack}")
+    return NO_BUDGET_WAIT if time_budget <= 0 else timedelta(seconds=time_budget) + slack
+
+
+def wait_for_ranks(deadline: float) -> str:
+    """The barrier after every rank wrote its file, held until ``deadline`` (``time.monotonic()``) at the
+    latest; returns '' when every rank arrived, else why not. Gloo's monitored barrier names the ranks
+    that did not arrive; another backend's group (set up by the caller) gets a plain barrier."""
+    timeout = timedelta(seconds=max(deadline - time.monotonic(), 1.0))
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=timeout, wait_all_ranks=True)
+        else:
+            dist.barrier()
+    except RuntimeError as e:  # torch's DistBackendError and gloo's timeouts are RuntimeErrors
+        return f"{type(e).__name__}: {e}"
+    return ""
+
+
 def run_distributed(config: EvalConfig, loaded: model_tools.LoadedModel | None = None,
-                    rank: Rank | None = None) -> EvalSummary | None:
+                    rank: Rank | None = None, barrier_slack: timedelta = BARRIER_SLACK) -> EvalSummary | None:
     """This rank's part of a distributed evaluation; rank 0 returns the summary, the others None.
 
     ``rank``: where this process stands (default: from torchrun's environment). With more than one rank
     the process group is joined here (gloo, from MASTER_ADDR and MASTER_PORT) and left at the end.
     ``loaded``: an already loaded model (tests pass a tiny one), as for ``run_evaluation``.
+    ``barrier_slack``: how long past the time budget the ranks wait for each other (``barrier_wait``);
+    when it runs out, rank 0 writes the submission without the results of the ranks still at work.
     """
+    began = time.monotonic()
     rank = rank or Rank.from_environment()
+    wait = barrier_wait(config.time_budget, barrier_slack)
     if torch.cuda.is_available():
         # before loading: model_tools places the model on the current device (unsloth pins each
         # torchrun rank to its own device as well)
         torch.cuda.set_device(rank.local_rank)
     grouped = rank.world_size > 1 and not dist.is_initialized()
     if grouped:
-        wait = NO_BUDGET_WAIT if config.time_budget <= 0 else timedelta(seconds=config.time_budget) + BARRIER_SLACK
         dist.init_process_group("gloo", rank=rank.rank, world_size=rank.world_size, timeout=wait)
     try:
         config = dataclasses.replace(config, progress=config.progress and rank.rank == 0)
@@ -158,7 +191,10 @@ def run_distributed(config: EvalConfig, loaded: model_tools.LoadedModel | None =
         log.info("rank %d of %d: %d of %d tasks", rank.rank, rank.world_size, len(mine), len(run.task_ids))
         write_rank_file(run, rank, mine, solve_tasks(run, mine))
         if rank.world_size > 1:
-            dist.barrier()  # every rank's file is written
+            missing = wait_for_ranks(began + wait.total_seconds())  # every rank's file is written, or time is up
+            if missing:
+                log.warning("rank %d: not every rank reached the barrier in time (%s)%s", rank.rank, missing,
+                            "; writing the submission with the results there are" if rank.rank == 0 else "")
         if rank.rank != 0:
             return None
         return finish_run(run, merged_results(run, shards))
@@ -195,6 +231,11 @@ def config_from_json(path: str | Path) -> EvalConfig:
 
 def parse_command_line(argv: Sequence[str] | None = None) -> EvalConfig:
     """``--preset NAME`` or ``--config FILE`` gives the base; every EvalConfig field is a flag on top."""
+    return parse_arguments(argv)[0]
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> tuple[EvalConfig, timedelta]:
+    """The EvalConfig (see ``parse_command_line``) and the barrier slack (``--barrier-slack SECONDS``)."""
     first = argparse.ArgumentParser(add_help=False)
     first.add_argument("--preset", default="smollm", choices=preset_names())
     first.add_argument("--config", default="")
@@ -204,16 +245,22 @@ def parse_command_line(argv: Sequence[str] | None = None) -> EvalConfig:
     parser.add_argument("--preset", default="smollm", choices=preset_names(),
                         help="the run_evaluation_<name> preset to start from (default: smollm)")
     parser.add_argument("--config", default="", help="start from this EvalConfig JSON instead of a preset")
+    parser.add_argument("--barrier-slack", type=float, default=BARRIER_SLACK.total_seconds(), metavar="SECONDS",
+                        help="how long past the time budget the ranks wait for the slowest one; then rank 0 "
+                             "writes the submission without its results (default: %(default).0f)")
     add_config_arguments(parser, base)
-    return config_from_args(base, parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if args.barrier_slack < 0:
+        parser.error(f"--barrier-slack must not be negative, not {args.barrier_slack}")
+    return config_from_args(base, args), timedelta(seconds=args.barrier_slack)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config = parse_command_line(argv)
+    config, barrier_slack = parse_arguments(argv)
     rank = Rank.from_environment()
     logging.basicConfig(level=logging.INFO,
                         format=f"%(asctime)s rank {rank.rank} %(levelname)s %(name)s: %(message)s")
-    summary = run_distributed(config, rank=rank)
+    summary = run_distributed(config, rank=rank, barrier_slack=barrier_slack)
     if summary is not None:
         print_summary(summary, Path(config.output))
     return 0
