@@ -551,7 +551,8 @@ def four_bit_choice(config: EvalConfig) -> bool | None:
     if config.load_in_4bit != "auto":
         return config.load_in_4bit == "yes"
     if config.adapter:
-        log.info("the adapter %s is merged into the base: loading the base in 16/32 bits, not 4-bit", config.adapter)
+        if torch.cuda.is_available():  # on a CPU nothing loads in 4 bits anyway
+            log.info("the adapter %s is merged into the base: loading the base in 16 bits, not 4-bit", config.adapter)
         return False
     return None
 
