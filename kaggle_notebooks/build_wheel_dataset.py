@@ -136,11 +136,6 @@ def download_wheels(cmd: Sequence[str]) -> None:
             "a pin the index does not carry, or no network.") from e
 
 
-def torch_is_cpu_build(dest: Path) -> bool:
-    """True when the torch wheel in ``dest`` is a CPU-only build (the local version says +cpu)."""
-    return any("+cpu" in p.name for p in dest.glob("torch-*.whl"))
-
-
 def cuda_tag(torch_index: str) -> str:
     """The CUDA build an index of PyTorch's form serves (``.../whl/cu126`` -> ``cu126``), else ''."""
     last = torch_index.rstrip("/").rsplit("/", 1)[-1]
