@@ -71,7 +71,7 @@ def run_one(name: str, source: str, backend: str, data: ArcDataset, args) -> dic
     record: dict = {"model": name, "backend_asked": backend}
     began = time.perf_counter()
     loaded = model_tools.load_model(source, backend=backend, max_seq_length=args.max_length,
-                                    load_in_4bit=None if args.four_bit == "auto" else args.four_bit == "yes")
+                                    load_in_4bit=model_tools.four_bit_option(args.four_bit))
     record.update(backend=loaded.backend, load_seconds=time.perf_counter() - began,
                   layers_4bit=count_4bit_layers(loaded.model), vocabulary_before=len(loaded.tokenizer),
                   parameters_before=parameters(loaded.model), gpu_gib_loaded=gpu_memory_gib())
@@ -84,13 +84,9 @@ def run_one(name: str, source: str, backend: str, data: ArcDataset, args) -> dic
                                  backend=shrunk.backend)
     record["lora_trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
-    tokenizer = shrunk.tokenizer
-
-    def count_tokens(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
-
+    count_tokens = model_tools.token_counter(shrunk.tokenizer)
     fitted, _too_long = data.fit_to_budget(fmt, args.max_length, count_tokens)
-    collate = model_tools.MaskingCollator(tokenizer, max_length=args.max_length, add_special_tokens=False)
+    collate = model_tools.MaskingCollator(shrunk.tokenizer, max_length=args.max_length, add_special_tokens=False)
     config = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, on_the_fly=False, progress=False,
                          log_every=0, max_length=args.max_length, seed=0, warmup_ratio=0.0)
     result = train(model, collate, fitted, fmt, config, count_tokens=count_tokens, description=f"{name} {backend}")

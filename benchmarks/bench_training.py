@@ -33,13 +33,6 @@ def variant(model_source: str, shrink: bool, args):
     return loaded, fmt
 
 
-def token_counter(tokenizer):
-    def count(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
-
-    return count
-
-
 def run_once(loaded, fmt, data: ArcDataset, args) -> tuple[float, float, float]:
     """(tokens per second, padding share, seconds) of a few optimizer steps on a fresh LoRA."""
     model = model_tools.add_lora(loaded.model, r=16, alpha=32, train_embeddings=True, seed=0)
@@ -74,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     subset = source.subset(chosen)
     fits = set(subset.keys)
     for loaded, fmt in variants.values():
-        fits &= set(subset.filter_by_length(fmt, args.max_length, token_counter(loaded.tokenizer)).keys)
+        fits &= set(subset.filter_by_length(fmt, args.max_length, model_tools.token_counter(loaded.tokenizer)).keys)
     data = subset.with_keys([k for k in subset.keys if k in fits])
     print(f"{len(data.keys)} of {len(subset.keys)} views fit {args.max_length} tokens under both vocabularies")
     for r in range(args.rounds):

@@ -546,10 +546,9 @@ def prepare_session(config: EvalConfig, loaded: model_tools.LoadedModel | None =
 def four_bit_choice(config: EvalConfig) -> bool | None:
     """``load_in_4bit`` for ``model_tools.load_model``: None (its default: 4-bit on CUDA) unless the config
     says yes or no, or an adapter is to be merged, which needs the base in 16 or 32 bits."""
-    if config.load_in_4bit not in ("auto", "yes", "no"):
-        raise ValueError(f"load_in_4bit must be auto, yes or no, not {config.load_in_4bit!r}")
-    if config.load_in_4bit != "auto":
-        return config.load_in_4bit == "yes"
+    choice = model_tools.four_bit_option(config.load_in_4bit)
+    if choice is not None:
+        return choice
     if config.adapter:
         if torch.cuda.is_available():  # on a CPU nothing loads in 4 bits anyway
             log.info("the adapter %s is merged into the base: loading the base in 16 bits, not 4-bit", config.adapter)

@@ -95,9 +95,8 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "finetune_config.json")
     rng = np.random.default_rng(config.seed)
-    four_bit = None if config.load_in_4bit == "auto" else config.load_in_4bit == "yes"
     loaded = model_tools.load_model(config.model, backend=config.backend, max_seq_length=config.max_length,
-                                    load_in_4bit=four_bit)
+                                    load_in_4bit=model_tools.four_bit_option(config.load_in_4bit))
     fmt = format_from_spec(config.format, eos=loaded.tokenizer.eos_token)
     parts = parse_sources(config.train_datasets, rng)
     loaded, _mapping = model_tools.shrink_for_format(loaded, fmt, training_alphabet(fmt, parts))
@@ -119,11 +118,7 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
         augment=AugmentOptions(keep_background=config.keep_background),
         gradient_checkpointing=config.gradient_checkpointing, checkpoint_every=config.checkpoint_every)
 
-    def count_tokens(text: str) -> int:
-        # verbose=False: measuring a text longer than the context is how the budget rule finds it too
-        # long; the tokenizer's "will result in indexing errors" warning would suggest a bug
-        return len(loaded.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
-
+    count_tokens = model_tools.token_counter(loaded.tokenizer)
     log_entry: dict = {"parts": [(p.dataset.name, p.prompt_version, p.weight, len(p.dataset.keys)) for p in parts]}
     if held_out is not None:
         held_out, _too_long = held_out.fit_to_budget(fmt, config.max_length, count_tokens)

@@ -28,7 +28,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -387,6 +387,13 @@ def default_4bit(backend: str, path: Path, *, cuda: bool) -> bool:
     return True
 
 
+def four_bit_option(value: str) -> bool | None:
+    """A command line's ``auto``, ``yes`` or ``no`` as ``load_model``'s ``load_in_4bit`` (None: its default)."""
+    if value not in ("auto", "yes", "no"):
+        raise ValueError(f"load_in_4bit must be auto, yes or no, not {value!r}")
+    return None if value == "auto" else value == "yes"
+
+
 def load_model(
     source: str | Path,
     *,
@@ -459,6 +466,19 @@ def load_model(
     logger.info("loaded %s (%s, %s, 4-bit=%s)", path, chosen, resolved_dtype, load_in_4bit)
     return LoadedModel(model=model, tokenizer=tokenizer, backend=chosen, source=str(source),
                        fingerprint=fingerprint_of(model, tokenizer), max_seq_length=max_seq_length)
+
+
+def token_counter(tokenizer: PreTrainedTokenizerBase) -> Callable[[str], int]:
+    """How many tokens a text is, as training and decoding see it (no special tokens added).
+
+    verbose=False: measuring a text longer than the context is how the budget rule finds it too long;
+    the tokenizer's "will result in indexing errors" warning would suggest a bug.
+    """
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    return count
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1185,6 +1205,7 @@ __all__ = [
     "convert_gguf",
     "default_4bit",
     "find_smollm2_gguf",
+    "four_bit_option",
     "fingerprint_of",
     "load_adapter",
     "load_model",
@@ -1195,4 +1216,5 @@ __all__ = [
     "save_merged",
     "shrink_for_format",
     "shrink_vocabulary",
+    "token_counter",
 ]
