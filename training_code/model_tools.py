@@ -40,7 +40,6 @@ from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     LlamaConfig,
-    LlamaForCausalLM,
     PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -547,39 +546,23 @@ def build_tiny_model(
     """A randomly initialised LlamaForCausalLM with a character-level tokenizer over ``alphabet``.
 
     Ids: bos 0, eos 1, pad 2, then the alphabet's characters in order. The weights depend only on
-    ``seed`` and the sizes: initialisation runs inside ``torch.random.fork_rng`` so the global
-    random state is left as it was. float32, eval mode, on the CPU.
+    ``seed`` and the sizes (see ``build_random_model``, which this sizes to the alphabet). float32,
+    eval mode, on the CPU.
     """
-    chars = list(dict.fromkeys(alphabet))
-    specials = {"bos_token": bos, "eos_token": eos, "pad_token": pad}
-    clash = [t for t in specials.values() if t in chars]
-    if clash:
-        raise ValueError(f"special token texts {clash} are also alphabet characters")
-    if len(set(specials.values())) != len(specials):
-        raise ValueError("bos, eos and pad must be different texts")
-    vocab = {bos: 0, eos: 1, pad: 2}
-    vocab.update({c: i + 3 for i, c in enumerate(chars)})
-    tokenizer = _char_tokenizer(vocab, specials, model_max_length=max_seq_length)
     config = LlamaConfig(
-        vocab_size=len(vocab),
+        vocab_size=3 + len(dict.fromkeys(alphabet)),
         hidden_size=hidden_size,
         intermediate_size=2 * hidden_size,
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=heads,
         max_position_embeddings=max_seq_length,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=2,
         tie_word_embeddings=tie_embeddings,
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = LlamaForCausalLM(config)
-    model.eval()
+    loaded = build_random_model(config, alphabet, seed=seed, eos=eos, bos=bos, pad=pad,
+                                max_seq_length=max_seq_length)
     source = f"tiny(seed={seed}, hidden={hidden_size}, layers={layers}, heads={heads}, tied={tie_embeddings})"
-    return LoadedModel(model=model, tokenizer=tokenizer, backend="transformers", source=source,
-                       fingerprint=fingerprint_of(model, tokenizer), max_seq_length=max_seq_length)
+    return dataclasses.replace(loaded, source=source)
 
 
 def build_random_model(
@@ -602,6 +585,11 @@ def build_random_model(
     """
     chars = list(dict.fromkeys(alphabet))
     specials = {"bos_token": bos, "eos_token": eos, "pad_token": pad}
+    clash = [t for t in specials.values() if t in chars]
+    if clash:
+        raise ValueError(f"special token texts {clash} are also alphabet characters")
+    if len(set(specials.values())) != len(specials):
+        raise ValueError("bos, eos and pad must be different texts")
     vocab = {bos: 0, eos: 1, pad: 2}
     vocab.update({c: i + 3 for i, c in enumerate(chars)})
     if config.vocab_size < len(vocab):
