@@ -104,17 +104,22 @@ def test_the_programs_answer_is_attempt_1_when_the_decoders_find_nothing(tmp_pat
     assert len(only["scoring_nlls"]) == (2 if scored else 0)
 
 
+def flip_entry(tmp_path, seed: int) -> dict:
+    """Evaluate the flip task alone under the default config; its report entry, once the submission
+    is read back complete and valid."""
+    challenges = write_set(tmp_path, {"flip": flip_task(seed)})
+    out = tmp_path / "out"
+    summary = run_evaluation(config(challenges, out), tiny_code_model())
+    read_submission(summary.submission_path, {"flip": 1})
+    return report_of(out)["tasks"]["flip"]
+
+
 def test_a_sandbox_that_fails_leaves_the_task_without_program_candidates(tmp_path, stub_sampler, monkeypatch):
     def broken(self, source, grids, deadline=float("inf")):
         raise RuntimeError("the sandbox worker did not start")
 
     monkeypatch.setattr(Sandbox, "run", broken)
-    flip, solutions = flip_task(3)
-    challenges = write_set(tmp_path, {"flip": (flip, solutions)})
-    out = tmp_path / "out"
-    summary = run_evaluation(config(challenges, out), tiny_code_model())
-    read_submission(summary.submission_path, {"flip": 1})
-    entry = report_of(out)["tasks"]["flip"]
+    entry = flip_entry(tmp_path, 3)
     assert entry["error"] == "" and (entry["programs_sampled"], entry["programs_valid"]) == (3, 0)
     assert not any(c["from_program"] for c in entry["candidates"]["0"])
 
@@ -124,12 +129,7 @@ def test_failed_sampling_costs_the_task_its_programs_not_its_grids(tmp_path, mon
         raise MemoryError("sampling ran out of memory")
 
     monkeypatch.setattr(evaluation, "sampled_programs", out_of_memory)
-    flip, solutions = flip_task(5)
-    challenges = write_set(tmp_path, {"flip": (flip, solutions)})
-    out = tmp_path / "out"
-    summary = run_evaluation(config(challenges, out), tiny_code_model())
-    read_submission(summary.submission_path, {"flip": 1})
-    entry = report_of(out)["tasks"]["flip"]
+    entry = flip_entry(tmp_path, 5)
     assert entry["error"] == "" and entry["programs_sampled"] == 0
     assert entry["candidates"]["0"]  # the sampling decoder's grids are still there
     assert not any(c["from_program"] for c in entry["candidates"]["0"])
