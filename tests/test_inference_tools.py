@@ -7,15 +7,19 @@ exactly those above its threshold, with the same NLLs.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Hashable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from training_code.formats import RowsChecker
+from training_code import inference_tools
+from training_code import model_tools as mt
+from training_code.formats import ArchitectsFormat, RowsChecker
 from training_code.grids import MAX_SIDE
 from training_code.inference_tools import (
     DECODERS,
@@ -28,7 +32,9 @@ from training_code.inference_tools import (
     batched_nll,
     decode,
     dfs_decode,
+    dfs_decode_many,
     greedy_decode,
+    reply_nlls,
     sample_decode,
     torch_generator,
 )
@@ -414,3 +420,229 @@ def test_batched_nll_equals_the_dfs_nll():
     assert len(found) >= 2
     scores = batched_nll(model, [PROMPT + [*c.tokens, EOS] for c in found], [len(PROMPT)] * len(found), batch_size=3)
     assert [c.nll for c in found] == pytest.approx(scores, abs=1e-4)
+
+
+def test_reply_nlls_equal_batched_nll_for_replies_of_different_lengths():
+    model = tiny_model(5)
+    checker = RowsChecker(cells="012", max_side=3)
+    found = dfs_decode(model, PROMPT, min_prob=1e-3, **kwargs(checker))
+    rng = np.random.default_rng(1)
+    # the decoded replies, a longer one than any of them (a program's larger grid), one token, and none
+    replies = [[*c.tokens, EOS] for c in found] + [[IDS["1"]] * 12 + [EOS], [EOS], []]
+    replies += [rng.integers(0, len(TEXTS), size=int(rng.integers(1, 9))).tolist() for _ in range(5)]
+    expected = batched_nll(model, [PROMPT + r for r in replies], [len(PROMPT)] * len(replies))
+    for batch_size in (1, 3, 16):
+        got = reply_nlls(model, PROMPT, replies, batch_size=batch_size)
+        assert got == pytest.approx(expected, abs=1e-4)
+    assert got[len(found) + 2] == 0.0
+    for c, nll in zip(found, got, strict=False):
+        assert nll == pytest.approx(c.nll, abs=1e-4)
+    assert reply_nlls(model, PROMPT, []) == []
+    with pytest.raises(ValueError, match="batch_size"):
+        reply_nlls(model, PROMPT, replies, batch_size=0)
+
+
+def test_reply_nlls_on_the_shared_tiny_model_restore_train_mode():
+    loaded = mt.build_tiny_model("012\n", seed=3)
+    model, eos = loaded.model, loaded.tokenizer.eos_token_id
+    prompt = [0, 3, 4, 6, 5, 3, 6]
+    replies = [[3, 6, eos], [4, 4, 6, 5, 5, 6, eos], [5, 3, 4, 3, 6, eos]]
+    expected = batched_nll(model, [prompt + r for r in replies], [len(prompt)] * len(replies))
+    model.train()
+    assert reply_nlls(model, prompt, replies, batch_size=2) == pytest.approx(expected, abs=1e-4)
+    assert model.training
+
+
+def assert_same_candidates(reference: list[Candidate], got: list[Candidate]) -> None:
+    assert [c.tokens for c in got] == [c.tokens for c in reference]
+    assert [c.text for c in got] == [c.text for c in reference]
+    assert [c.nll for c in got] == pytest.approx([c.nll for c in reference], abs=1e-4)
+
+
+def test_dfs_decode_many_equals_dfs_decode_on_random_cases(monkeypatch):
+    """Many searches at once, with and without guesses, give each search's one-row DFS result,
+    including where the column cache must compact (a reserve of 2 columns) and drop finished rows."""
+    rng = np.random.default_rng(0)
+    cases = 0
+    for case in range(24):
+        monkeypatch.setattr(inference_tools, "_COLUMN_RESERVE", 2 if case % 2 else 64)
+        model = tiny_model(int(rng.integers(100)), head_scale=float(rng.uniform(2, 6)))
+        checker = RowsChecker(cells="012"[: int(rng.integers(2, 4))], max_side=int(rng.integers(2, 5)))
+        prompts = [[IDS["<s>"], *rng.integers(0, len(TEXTS), size=int(rng.integers(1, 15))).tolist()]
+                   for _ in range(int(rng.integers(1, 6)))]
+        min_prob = float(10 ** rng.uniform(-4, -1.5))
+        budget = int(rng.integers(3, 20)) if rng.random() < 0.3 else None
+        reference = [dfs_decode(model, p, min_prob=min_prob, max_new_tokens=budget, **kwargs(checker))
+                     for p in prompts]
+        found = [c.tokens for r in reference for c in r]
+        guesses = []
+        for _ in prompts:
+            roll = rng.random()
+            if roll < 0.5 and found:  # another search's candidate
+                guesses.append([*found[int(rng.integers(len(found)))], EOS])
+            elif roll < 0.7:  # tokens that need not form a grid
+                guesses.append(rng.integers(0, len(TEXTS), size=int(rng.integers(0, 8))).tolist())
+            else:
+                guesses.append(None)
+        got = dfs_decode_many(model, prompts, min_prob=min_prob, max_new_tokens=budget, guesses=guesses,
+                              rows=int(rng.integers(1, 6)), **kwargs(checker))
+        assert len(got) == len(prompts)
+        for ref, result in zip(reference, got, strict=True):
+            assert_same_candidates(ref, result)
+        cases += sum(map(len, reference))
+    assert cases > 50  # the cases are not all empty searches
+
+
+class PassCounter(torch.nn.Module):
+    """A model wrapper that records the shape of every call's input ids."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.shapes: list[tuple[int, int]] = []
+        self.first_ids: list[list[int]] = []
+
+    def forward(self, **kwargs):
+        self.shapes.append(tuple(kwargs["input_ids"].shape))
+        self.first_ids.append(kwargs["input_ids"][0].tolist())
+        return self.inner(**kwargs)
+
+
+def test_dfs_decode_many_checks_a_guess_in_the_prompt_pass():
+    model = tiny_model(1)
+    checker = RowsChecker(cells="012", max_side=2)
+    plain = dfs_decode(model, PROMPT, min_prob=0.001, **kwargs(checker))
+    assert len(plain) >= 3
+    guess = plain[-1].tokens  # the least probable: not the path the search would take first
+
+    def run(guesses):
+        counter = PassCounter(model)
+        (found,) = dfs_decode_many(counter, [PROMPT], min_prob=0.001, guesses=guesses, **kwargs(checker))
+        assert_same_candidates(plain, found)
+        return counter
+
+    unguided, guided = run(None), run([[*guess, EOS]])
+    # the prompt and the whole guess go in the first pass; every node on the guess is then free
+    assert guided.first_ids[0] == [*PROMPT, *guess]
+    assert unguided.shapes[0] == (1, len(PROMPT))
+    assert len(unguided.shapes) - len(guided.shapes) == len(guess)
+    assert all(shape == (1, 1) for shape in guided.shapes[1:])
+
+
+def test_dfs_decode_many_advances_all_searches_in_shared_passes():
+    model = tiny_model(2)
+    checker = RowsChecker(cells="012", max_side=2)
+    prompts = [PROMPT, PROMPT[:-1] + [IDS["2"], IDS["O"]], [IDS["<s>"], IDS["O"]]]
+    alone = [PassCounter(model) for _ in prompts]
+    reference = [dfs_decode_many(c, [p], min_prob=0.002, **kwargs(checker))[0] for c, p in zip(alone, prompts)]
+    together = PassCounter(model)
+    found = dfs_decode_many(together, prompts, min_prob=0.002, **kwargs(checker))
+    for ref, result in zip(reference, found, strict=True):
+        assert_same_candidates(ref, result)
+    # one prompt pass each, then shared one-token passes: as many as the longest search needs
+    assert together.shapes[: len(prompts)] == [(1, len(p)) for p in prompts]
+    assert len(together.shapes) - len(prompts) == max(len(c.shapes) - 1 for c in alone)
+    assert max(shape[0] for shape in together.shapes) == len(prompts)
+    assert found == dfs_decode_many(model, prompts, min_prob=0.002, **kwargs(checker))  # deterministic
+
+
+def test_dfs_decode_many_validates_its_arguments():
+    model = tiny_model(0)
+    checker = RowsChecker(cells="012", max_side=2)
+    with pytest.raises(ValueError, match="min_prob"):
+        dfs_decode_many(model, [PROMPT], min_prob=0.0, **kwargs(checker))
+    with pytest.raises(ValueError, match="guesses"):
+        dfs_decode_many(model, [PROMPT], guesses=[None, None], **kwargs(checker))
+    with pytest.raises(ValueError, match="prompt"):
+        dfs_decode_many(model, [[]], **kwargs(checker))
+    assert dfs_decode_many(model, [], **kwargs(checker)) == []
+
+
+def quantized_4bit(model: torch.nn.Module) -> torch.nn.Module:
+    """The model with every linear layer but the head replaced by a bitsandbytes 4-bit (nf4) layer."""
+    import bitsandbytes as bnb
+
+    for name, child in model.named_children():
+        if isinstance(child, torch.nn.Linear) and name != "lm_head":
+            layer = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
+                                      compute_dtype=torch.float32, quant_type="nf4")
+            layer.weight = bnb.nn.Params4bit(child.weight.data.clone(), requires_grad=False, quant_type="nf4").to("cpu")
+            setattr(model, name, layer)
+        else:
+            quantized_4bit(child)
+    return model
+
+
+def test_prompt_once_scoring_and_batched_dfs_on_4bit_weights():
+    if importlib.util.find_spec("bitsandbytes") is None:
+        pytest.skip("bitsandbytes is not installed: the 4-bit path cannot be built")
+    # 128: bitsandbytes' CPU kernels need the layer widths to be multiples of their block size
+    loaded = mt.build_tiny_model("012\n", seed=4, hidden_size=128)
+    model, eos = quantized_4bit(loaded.model), loaded.tokenizer.eos_token_id
+    assert model.model.layers[0].self_attn.q_proj.weight.dtype == torch.uint8
+    texts = loaded.tokenizer.convert_ids_to_tokens(list(range(len(loaded.tokenizer))))
+    texts = [t if t in "012\n" else ("" if i != eos else t) for i, t in enumerate(texts)]
+    checker = RowsChecker(cells="012", max_side=2)
+    prompts = [[0, 3, 4, 6, 5, 3, 6], [0, 5, 5, 6, 4, 6]]
+    args = {"eos_id": eos, "token_texts": texts, "checker": checker, "min_prob": 1e-3}
+    reference = [dfs_decode(model, p, **args) for p in prompts]
+    assert any(reference)
+    for ref, result in zip(reference, dfs_decode_many(model, prompts, **args), strict=True):
+        assert_same_candidates(ref, result)
+    replies = [[*c.tokens, eos] for c in reference[0]] + [[3, 4, 6, 3, 4, 6, 3, 4, 6, eos]]
+    expected = batched_nll(model, [prompts[0] + r for r in replies], [len(prompts[0])] * len(replies))
+    assert reply_nlls(model, prompts[0], replies) == pytest.approx(expected, abs=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# SmolLM2 (slow)
+
+
+def _smollm2_gguf() -> Path | None:
+    try:
+        return mt.find_smollm2_gguf()
+    except FileNotFoundError:
+        return None
+
+
+needs_smollm2 = pytest.mark.skipif(
+    _smollm2_gguf() is None, reason=f"{mt.SMOLLM2_GGUF} absent: run `make {mt.SMOLLM2_MAKE_TARGET}`"
+)
+
+
+@pytest.fixture(scope="module")
+def smol_arc():
+    loaded = mt.load_model(mt.SMOLLM2_NAME, backend="transformers", dtype="float32")
+    fmt = ArchitectsFormat(eos=loaded.tokenizer.eos_token)
+    shrunk, _mapping = mt.shrink_for_format(loaded, fmt)
+    return fmt, shrunk
+
+
+@pytest.mark.slow
+@needs_smollm2
+def test_smollm2_prompt_once_scoring_and_batched_dfs(smol_arc):
+    fmt, loaded = smol_arc
+    tokenizer, model = loaded.tokenizer, loaded.model
+
+    def ids(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    rng = np.random.default_rng(0)
+    # a task whose answer is its input: even the base model is confident of some replies
+    inputs = [rng.integers(0, 3, size=(3, 3), dtype=np.uint8) for _ in range(4)]
+    train = [(g, g) for g in inputs[:3]]
+    prompts = [ids(fmt.render(train, inputs[3]).prompt), ids(fmt.render([(g.T, g.T) for g, _ in train],
+                                                                         inputs[3].T).prompt)]
+    candidates = [inputs[3], inputs[3][:2], inputs[0], rng.integers(0, 10, size=(12, 9), dtype=np.uint8)]
+    replies = [ids(fmt.reply_text(g)) for g in candidates]  # different lengths; the last is far longer
+    expected = batched_nll(model, [prompts[0] + r for r in replies], [len(prompts[0])] * len(replies))
+    assert reply_nlls(model, prompts[0], replies, batch_size=3) == pytest.approx(expected, abs=1e-4)
+
+    texts = [tokenizer.decode([i]) for i in range(len(tokenizer))]
+    args = {"eos_id": tokenizer.eos_token_id, "token_texts": texts, "checker": fmt.reply_checker(),
+            "min_prob": 0.02, "max_new_tokens": 40}
+    reference = [dfs_decode(model, p, **args) for p in prompts]
+    assert reference[0]
+    guesses = [None, ids(fmt.reply_text(fmt.parse_reply(reference[0][0].text).T))]
+    for ref, result in zip(reference, dfs_decode_many(model, prompts, guesses=guesses, **args), strict=True):
+        assert_same_candidates(ref, result)

@@ -33,7 +33,16 @@ from .cli import save_config
 from .code_tasks import ProgramChecker, code_alphabet, program_from_reply, render_code_from_examples
 from .formats import FormatParseError, format_from_spec
 from .grids import ArcDataError, Grid, grid_to_list
-from .inference_tools import MAX_REPLY_TOKENS, DecodeOptions, batched_nll, decode, sample_decode, torch_generator
+from .inference_tools import (
+    MAX_REPLY_TOKENS,
+    Candidate,
+    DecodeOptions,
+    decode,
+    dfs_decode_many,
+    reply_nlls,
+    sample_decode,
+    torch_generator,
+)
 from .metrics import evaluate
 from .sandbox import ProgramOutputs, Sandbox, program_outputs
 from .selection import (
@@ -267,19 +276,20 @@ def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: Mo
     best_text: tuple[float, Grid] | None = None
     checker = session.fmt.reply_checker()
     generator = torch_generator(rng, next(session.model.parameters()).device)
-    for key in decoding_keys(task, test_index, config.views, rng, config.keep_background):
-        if time.monotonic() > deadline:
-            break
-        key = fit_key(dataset, key, session, room)
-        prompt_ids = session.ids(dataset.render(key, session.fmt, with_reply=False).prompt)
-        # replies longer than the room kept for them are cut: an untrained model otherwise writes
-        # hundreds of tokens of grid-shaped noise per view
-        options = DecodeOptions(name=config.decoder, min_prob=config.min_prob, max_new_tokens=room)
-        guess = None
-        if best_text is not None:  # follow the best candidate so far, transformed into this view, first
-            guess = session.ids(session.fmt.reply_text(key.transform(best_text[1])))[:-1]  # the end token follows
-        cands = decode(options, session.model, prompt_ids, eos_id=session.eos_id,
-                       token_texts=session.token_texts, checker=checker, guess=guess, generator=generator)
+    # replies longer than the room kept for them are cut: an untrained model otherwise writes
+    # hundreds of tokens of grid-shaped noise per view
+    options = DecodeOptions(name=config.decoder, min_prob=config.min_prob, max_new_tokens=room)
+    decoding = dict(eos_id=session.eos_id, token_texts=session.token_texts, checker=checker)
+
+    def prompt_of(key: Key) -> list[int]:
+        return session.ids(dataset.render(key, session.fmt, with_reply=False).prompt)
+
+    def guess_for(key: Key) -> list[int] | None:
+        """The best candidate so far, transformed into this view (the end token follows): followed first."""
+        return None if best_text is None else session.ids(session.fmt.reply_text(key.transform(best_text[1])))[:-1]
+
+    def take(key: Key, cands: Sequence[Candidate]) -> None:
+        nonlocal best_text
         view_best = None
         for cand in cands:
             try:
@@ -292,6 +302,26 @@ def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: Mo
             if best_text is None or cand.nll < best_text[0]:
                 best_text = (cand.nll, grid)
         per_view.append(view_best)
+
+    keys = decoding_keys(task, test_index, config.views, rng, config.keep_background)
+    if config.decoder == "dfs":
+        # the first view alone, then all others in shared passes, each checking the first view's best
+        # candidate (mapped into it) in its prompt's pass: the same candidates as one view at a time
+        for group in (keys[:1], keys[1:]):
+            if not group or time.monotonic() > deadline:
+                break
+            group = [fit_key(dataset, key, session, room) for key in group]
+            decoded = dfs_decode_many(session.model, [prompt_of(key) for key in group], min_prob=options.min_prob,
+                                      max_new_tokens=room, guesses=[guess_for(key) for key in group], **decoding)
+            for key, cands in zip(group, decoded):
+                take(key, cands)
+    else:
+        for key in keys:
+            if time.monotonic() > deadline:
+                break
+            key = fit_key(dataset, key, session, room)
+            take(key, decode(options, session.model, prompt_of(key), guess=guess_for(key), generator=generator,
+                             **decoding))
     candidates = merge_candidates(found)
     from_programs_only = add_program_candidates(candidates, program_grids)
     if from_programs_only:
@@ -308,19 +338,23 @@ def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: Mo
 
 def view_nlls(dataset: ArcDataset, task: Task, keys: Sequence[Key], candidates: Sequence[ScoredCandidate],
               session: ModelSession) -> list[list[float]]:
-    """Per key, each candidate's NLL as the reply of that view (batched forward passes)."""
+    """Per key, each candidate's NLL as the reply of that view: the view's prompt runs once, the
+    candidates' replies run in batches on its KV cache."""
     room = candidates_room(task, session, candidates)
-    sequences, starts = [], []
+    per_key = []
     for key in keys:
         key = fit_key(dataset, key, session, room)
         view = dataset.view(key)
-        for cand in candidates:
-            rendered = session.fmt.render(view.train, view.test_input, key.transform(cand.grid))
-            prompt_ids = session.ids(rendered.prompt)
-            sequences.append(prompt_ids + session.ids(rendered.reply))
-            starts.append(len(prompt_ids))
-    nlls = [float(x) for x in batched_nll(session.model, sequences, starts)] if sequences else []
-    return [nlls[k * len(candidates): (k + 1) * len(candidates)] for k in range(len(keys))]
+        rendered = [session.fmt.render(view.train, view.test_input, key.transform(c.grid)) for c in candidates]
+        if not rendered:
+            per_key.append([])
+            continue
+        prompt = rendered[0].prompt
+        if any(r.prompt != prompt for r in rendered):
+            raise ValueError(f"view {key}: the format renders a prompt that depends on the reply")
+        per_key.append([float(x) for x in reply_nlls(session.model, session.ids(prompt),
+                                                      [session.ids(r.reply) for r in rendered])])
+    return per_key
 
 
 def score_candidates(dataset: ArcDataset, task: Task, test_index: int, candidates: Sequence[ScoredCandidate],

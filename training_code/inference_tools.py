@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers.cache_utils import Cache
 
 from .formats import ReplyChecker
 from .grids import MAX_SIDE
@@ -630,3 +631,342 @@ def batched_nll(
             for row, i in enumerate(chunk):
                 results[i] = sums[row]
     return results
+
+
+# 8: searches (views) advanced together by dfs_decode_many; each row holds its prompt's KV cache.
+DEFAULT_DFS_ROWS = 8
+
+# 64: free cache columns kept after the prompts in a batched search; the column cache compacts (drops
+# the columns of abandoned branches) when they run out, and grows when compacting frees too few.
+_COLUMN_RESERVE = 64
+
+
+@torch.inference_mode()
+def reply_nlls(
+    model: torch.nn.Module,
+    prompt_ids: Sequence[int],
+    replies: Sequence[Sequence[int]],
+    *,
+    batch_size: int = DEFAULT_SCORE_BATCH,
+) -> list[float]:
+    """The NLL of each reply after one shared prompt; the prompt runs once.
+
+    The prompt's pass gives the log-probabilities of every reply's first token and a KV cache; the
+    replies then run ``batch_size`` rows at a time on copies of that cache. Rows are right-padded:
+    a causal model never lets a token see the padding after it, so no mask is needed. Same NLL
+    convention as ``batched_nll``: for a candidate's tokens followed by the end token, its ``nll``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    replies = [list(r) for r in replies]
+    results = [0.0] * len(replies)
+    if not any(replies):
+        return results
+    with _eval_mode(model):
+        first_logits, cache = _prompt_pass(model, prompt_ids)
+        first = _log_probs(first_logits)
+        device = first.device
+        prompt_len = len(prompt_ids)
+        order = sorted((i for i in range(len(replies)) if replies[i]), key=lambda i: len(replies[i]), reverse=True)
+        for begin in range(0, len(order), batch_size):
+            chunk = order[begin : begin + batch_size]
+            width = len(replies[chunk[0]])  # the longest of the chunk: replies are sorted by length
+            ids = torch.zeros((len(chunk), width), dtype=torch.long)
+            lengths = torch.tensor([len(replies[i]) for i in chunk])
+            for row, i in enumerate(chunk):
+                ids[row, : len(replies[i])] = torch.tensor(replies[i], dtype=torch.long)
+            ids = ids.to(device)
+            token_log_probs = first[ids[:, :1]]  # [rows, 1]
+            if width > 1:
+                # every row starts from the prompt alone: one copy of its cache per row
+                _crop_cache(cache, prompt_len)
+                cache.batch_select_indices(torch.tensor([0], device=device))
+                cache.batch_repeat_interleave(len(chunk))
+                # the last token of the longest reply predicts nothing: it is not fed
+                out = model(input_ids=ids[:, :-1], past_key_values=cache, use_cache=True)
+                rest = _log_probs(out.logits).gather(2, ids[:, 1:, None])[:, :, 0]
+                token_log_probs = torch.cat([token_log_probs, rest], dim=1)
+            in_reply = torch.arange(width)[None, :] < lengths[:, None]
+            # where, not a product: a padding position's value is not to be trusted (0 x inf is nan)
+            sums = torch.where(in_reply.to(device), -token_log_probs, torch.zeros_like(token_log_probs))
+            for row, total in enumerate(sums.double().sum(dim=1).tolist()):
+                results[chunk[row]] = total
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Depth-first search of many prompts at once
+
+
+class _ColumnCache(Cache):
+    """The KV cache of a batch of searches, one row per search, in preallocated buffers.
+
+    A pass writes one new column for every row; which columns a row's next token may attend to is
+    the business of the attention mask (its prompt and the columns of its current path), so a row
+    backtracks by leaving columns out of its mask, not by cropping. Position ids come with each
+    pass, as columns are not positions. ``length`` counts the columns written; the caller advances
+    it after each pass (the model writes every layer at ``length``).
+    """
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], length: int):
+        super().__init__(layers=[])
+        self.keys, self.values, self.length = keys, values, length
+
+    @property
+    def capacity(self) -> int:
+        return self.keys[0].shape[2]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self.length + key_states.shape[-2]
+        self.keys[layer_idx][:, :, self.length : end] = key_states
+        self.values[layer_idx][:, :, self.length : end] = value_states
+        return self.keys[layer_idx][:, :, :end], self.values[layer_idx][:, :, :end]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.length
+
+    def select_rows(self, rows: torch.Tensor) -> None:
+        self.keys = [k.index_select(0, rows) for k in self.keys]
+        self.values = [v.index_select(0, rows) for v in self.values]
+
+    def gather_columns(self, index: torch.Tensor, capacity: int) -> None:
+        """Keep, for row r, the columns ``index[r]`` (in that order) and room for ``capacity`` in all."""
+        rows, width = index.shape
+
+        def regather(buffers: list[torch.Tensor]) -> list[torch.Tensor]:
+            out = []
+            for buffer in buffers:
+                heads, dim = buffer.shape[1], buffer.shape[3]
+                fresh = buffer.new_zeros((rows, heads, capacity, dim))
+                fresh[:, :, :width] = buffer.gather(2, index[:, None, :, None].expand(rows, heads, width, dim))
+                out.append(fresh)
+            return out
+
+        self.keys, self.values = regather(self.keys), regather(self.values)
+        self.length = width
+
+
+class _Search:
+    """One DFS of ``dfs_decode_many``: the same walk as ``dfs_decode``, stopped wherever it needs the
+    logits of a node not yet computed, so that many searches can share the forward pass.
+
+    ``guess_log_probs[d]`` are the log-probabilities after the prompt and the first ``d`` tokens of
+    the guess (all from one pass over prompt + guess); a node on the guess costs no pass of its own.
+    The prompt sits in cache columns ``0 .. prompt_len - 1`` and guess token ``d`` in column
+    ``prompt_len + d``; ``path_columns`` are the columns of the current path's tokens.
+    """
+
+    def __init__(self, prompt_len: int, guess: list[int], guess_log_probs: torch.Tensor, *, threshold: float,
+                 budget: int, gate: _TokenGate, has_guess: bool):
+        self.prompt_len = prompt_len
+        self.guess = guess
+        self.guess_log_probs = guess_log_probs
+        self.threshold = threshold
+        self.budget = budget
+        self.gate = gate
+        self.has_guess = has_guess
+        self.results: list[Candidate] = []
+        self.path: list[int] = []
+        self.path_columns: list[int] = []
+        self.pending: tuple[int, float, Hashable, int] | None = None
+        root = self._children(guess_log_probs[0], 0, 0.0, gate.checker.start(), has_guess)
+        self.stack = [_Frame(depth=0, on_guess=has_guess, children=root)]
+
+    def _children(self, log_probs: torch.Tensor, depth: int, nll: float, state: Hashable,
+                  on_guess: bool) -> list[tuple[int, float, Hashable]]:
+        preferred = None
+        if on_guess and self.has_guess:
+            preferred = self.guess[depth] if depth < len(self.guess) else self.gate.eos_id
+        return _children(log_probs, depth=depth, nll=nll, state=state, threshold=self.threshold, budget=self.budget,
+                         gate=self.gate, preferred=preferred)
+
+    def advance(self) -> int | None:
+        """Walk to the next node whose logits need a pass; its last token, or None when the search is done."""
+        gate = self.gate
+        while self.stack:
+            frame = self.stack[-1]
+            if frame.next_child >= len(frame.children):
+                self.stack.pop()
+                continue
+            token, nll, state = frame.children[frame.next_child]
+            frame.next_child += 1
+            del self.path[frame.depth :]
+            del self.path_columns[frame.depth :]
+            if token == gate.eos_id:
+                self.results.append(Candidate(tuple(self.path), nll, _text(gate.texts, self.path)))
+                continue
+            depth = frame.depth + 1
+            if frame.on_guess and frame.depth < len(self.guess) and self.guess[frame.depth] == token:
+                self.path.append(token)
+                self.path_columns.append(self.prompt_len + frame.depth)
+                children = self._children(self.guess_log_probs[depth], depth, nll, state, True)
+                self.stack.append(_Frame(depth=depth, on_guess=True, children=children))
+                continue
+            self.pending = (token, nll, state, frame.depth)
+            return token
+        return None
+
+    @property
+    def position(self) -> int:
+        """The position id of the pending token."""
+        return self.prompt_len + self.pending[3]
+
+    def expand(self, log_probs: torch.Tensor, column: int) -> None:
+        """Take the pass's log-probabilities for the pending token, written to cache ``column``."""
+        token, nll, state, depth = self.pending
+        self.pending = None
+        self.path.append(token)
+        self.path_columns.append(column)
+        children = self._children(log_probs, depth + 1, nll, state, False)
+        self.stack.append(_Frame(depth=depth + 1, on_guess=False, children=children))
+
+
+def _attention_mask(searches: Sequence[_Search], width: int, dtype: torch.dtype, device: torch.device
+                    ) -> torch.Tensor:
+    """The additive 4D mask of one pass: row r attends to its prompt, its path and the new column
+    ``width - 1``. The large negative value (not -inf) keeps fully unused columns harmless."""
+    allowed = torch.zeros((len(searches), width), dtype=torch.bool)
+    rows, columns = [], []
+    for r, search in enumerate(searches):
+        allowed[r, : search.prompt_len] = True
+        rows += [r] * len(search.path_columns)
+        columns += search.path_columns
+    allowed[rows, columns] = True
+    allowed[:, width - 1] = True
+    mask = torch.zeros((len(searches), 1, 1, width), dtype=dtype)
+    mask.masked_fill_(~allowed[:, None, None, :], torch.finfo(dtype).min)
+    return mask.to(device)
+
+
+def _make_room(cache: _ColumnCache, searches: Sequence[_Search], base: int) -> None:
+    """Ensure a free column: keep only the columns on the searches' paths after the prompts (``base``
+    columns), grow the buffers when that frees fewer than ``_COLUMN_RESERVE``."""
+    if cache.length < cache.capacity:
+        return
+    kept = [[c for c in s.path_columns if c >= base] for s in searches]
+    width = base + max((len(k) for k in kept), default=0)
+    index = torch.zeros((len(searches), width), dtype=torch.long)
+    index[:, :base] = torch.arange(base)
+    for r, (search, columns) in enumerate(zip(searches, kept, strict=True)):
+        index[r, base : base + len(columns)] = torch.tensor(columns, dtype=torch.long)
+        renumber = {c: base + i for i, c in enumerate(columns)}
+        search.path_columns = [renumber.get(c, c) for c in search.path_columns]
+    capacity = max(cache.capacity, width + max(_COLUMN_RESERVE, width - base))
+    cache.gather_columns(index.to(cache.keys[0].device), capacity)
+
+
+def _prompt_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], guesses: Sequence[list[int]],
+                 ) -> tuple[_ColumnCache, list[torch.Tensor], int]:
+    """Each prompt (with its guess after it) in its own pass; their caches stacked as rows of one
+    column cache, and each row's log-probabilities at the guess's positions [len(guess) + 1, vocab]."""
+    lengths = [len(p) + len(g) for p, g in zip(prompts, guesses, strict=True)]
+    base = max(lengths)
+    device = _device(model)
+    keys: list[torch.Tensor] = []
+    values: list[torch.Tensor] = []
+    log_probs = []
+    for r, (prompt, guess) in enumerate(zip(prompts, guesses, strict=True)):
+        if len(prompt) == 0:
+            raise ValueError("the prompt must have at least one token")
+        ids = torch.tensor([[*prompt, *guess]], dtype=torch.long, device=device)
+        out = model(input_ids=ids, use_cache=True, logits_to_keep=len(guess) + 1)
+        # DynamicCache's per-layer tensors (transformers 5: cache.layers[i].keys, [1, heads, length, dim])
+        layers = out.past_key_values.layers
+        if not keys:
+            for layer in layers:
+                shape = (len(prompts), layer.keys.shape[1], base + _COLUMN_RESERVE, layer.keys.shape[3])
+                keys.append(layer.keys.new_zeros(shape))
+                values.append(layer.values.new_zeros(shape[:3] + (layer.values.shape[3],)))
+        for i, layer in enumerate(layers):
+            keys[i][r, :, : lengths[r]] = layer.keys[0]
+            values[i][r, :, : lengths[r]] = layer.values[0]
+        log_probs.append(_log_probs(out.logits[0]))
+    return _ColumnCache(keys, values, base), log_probs, base
+
+
+@torch.inference_mode()
+def dfs_decode_many(
+    model: torch.nn.Module,
+    prompts: Sequence[Sequence[int]],
+    *,
+    eos_id: int,
+    token_texts: Sequence[str],
+    checker: ReplyChecker,
+    min_prob: float = DEFAULT_MIN_PROB,
+    max_new_tokens: int | None = None,
+    guesses: Sequence[Sequence[int] | None] | None = None,
+    rows: int = DEFAULT_DFS_ROWS,
+) -> list[list[Candidate]]:
+    """``dfs_decode`` of each prompt (the same candidates, best first), ``rows`` searches at a time.
+
+    Each prompt runs once, with its guess after it in the same pass: the guess's tokens are checked
+    in that one pass, and the search walks them without further passes, branching off where a token
+    leaves the threshold or where another child is to be visited. Every other node costs one token
+    of a pass shared by all searches still running: the searches advance together, each by one node
+    per pass. Results match ``dfs_decode`` up to float rounding (batched matrix products).
+    """
+    if not 0.0 < min_prob <= 1.0:
+        raise ValueError(f"min_prob must be in (0, 1], got {min_prob}")
+    if rows < 1:
+        raise ValueError(f"rows must be at least 1, got {rows}")
+    guesses = list(guesses) if guesses is not None else [None] * len(prompts)
+    if len(guesses) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(guesses)} guesses")
+    threshold = -math.log(min_prob)
+    budget = _budget(max_new_tokens)
+    gate = _TokenGate(token_texts, eos_id, checker)
+    found: list[list[Candidate]] = []
+    with _eval_mode(model):
+        for begin in range(0, len(prompts), rows):
+            found += _dfs_rows(model, prompts[begin : begin + rows], guesses[begin : begin + rows],
+                               gate=gate, threshold=threshold, budget=budget)
+    return found
+
+
+def _dfs_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], guesses: Sequence[Sequence[int] | None], *,
+              gate: _TokenGate, threshold: float, budget: int) -> list[list[Candidate]]:
+    guess_tokens = []
+    for guess in guesses:
+        tokens = list(guess or ())
+        if tokens and tokens[-1] == gate.eos_id:
+            tokens.pop()
+        # a path holds at most budget - 1 tokens before its end token: guess tokens past that are never used
+        guess_tokens.append(tokens[: budget - 1])
+    cache, log_probs, base = _prompt_rows(model, prompts, guess_tokens)
+    device = _device(model)
+    dtype = cache.keys[0].dtype
+    searches = [
+        _Search(len(prompt), tokens, lp, threshold=threshold, budget=budget, gate=gate, has_guess=guess is not None)
+        for prompt, tokens, lp, guess in zip(prompts, guess_tokens, log_probs, guesses, strict=True)
+    ]
+    live = list(searches)
+    passes = 0
+    while True:
+        tokens = [s.advance() for s in live]
+        if any(t is None for t in tokens):
+            keep = [r for r, t in enumerate(tokens) if t is not None]
+            if not keep:
+                break
+            cache.select_rows(torch.tensor(keep, device=device))
+            live = [live[r] for r in keep]
+            tokens = [tokens[r] for r in keep]
+        _make_room(cache, live, base)
+        width = cache.length + 1
+        out = model(
+            input_ids=torch.tensor(tokens, device=device)[:, None],
+            position_ids=torch.tensor([s.position for s in live], device=device)[:, None],
+            attention_mask=_attention_mask(live, width, dtype, device),
+            past_key_values=cache,
+            use_cache=True,
+        )
+        column = cache.length
+        cache.length += 1
+        passes += 1
+        next_log_probs = _log_probs(out.logits[:, -1])
+        for r, search in enumerate(live):
+            search.expand(next_log_probs[r], column)
+    logger.debug("dfs of %d prompts: %d shared passes", len(prompts), passes)
+    for search in searches:
+        search.results.sort(key=lambda c: c.nll)
+    return [s.results for s in searches]

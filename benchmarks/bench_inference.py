@@ -1,0 +1,247 @@
+"""Decoding and scoring, the previous implementation against the current one, side by side.
+
+    .venv/bin/python -m benchmarks.bench_inference [--tasks 6] [--views 8] [--scoring-views 8] [--min-prob 0.1]
+        [--threads 1] [--out benchmarks/results/inference.json] [--smoke]
+
+The previous implementation is kept here as the reference: DFS one view at a time, one row per
+forward pass (``dfs_decode``, following the best candidate so far first), and scoring that runs
+every candidate's whole prompt again (``batched_nll``). The current one is the pipeline's own
+``candidates_for`` (the first view, then the others in shared passes, each checking the first
+view's best candidate in one pass) and ``score_candidates`` (each view's prompt once).
+
+For every test input both run on the same model and the same views (generators seeded alike),
+in alternating order from one test input to the next, so load on the machine hits them alike.
+Reported per test input and stage: seconds, and whether the two found the same candidates, with
+generation and scoring NLLs within 1e-4, and chose the same two attempts (the submission). The
+summary gives the median seconds per stage and the ratio of medians (previous / current).
+
+--smoke: a tiny random model, 2 tasks, 2 views, a low threshold (seconds; the test suite runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.bench_decoders import THREADS_HELP, UNSCORED, machine, resolve_adapter, save, session_for, set_threads
+from training_code.arc_loader import ArcDataset, Task
+from training_code.evaluation import (
+    EvalConfig,
+    ModelSession,
+    candidates_for,
+    candidates_room,
+    decoding_keys,
+    fit_key,
+    load_challenges,
+    reply_room,
+    score_candidates,
+    scoring_keys,
+    select_tasks,
+    stable_seed,
+)
+from training_code.formats import FormatParseError
+from training_code.grids import Grid
+from training_code.inference_tools import batched_nll, dfs_decode
+from training_code.selection import ScoredCandidate, merge_candidates, rank_candidates
+
+RESULTS = Path("benchmarks/results")
+NLL_TOLERANCE = 1e-4
+
+
+# --------------------------------------------------------------------------------------------------
+# The previous implementation (the reference)
+
+
+def reference_candidates(dataset: ArcDataset, task: Task, test_index: int, session: ModelSession,
+                         config: EvalConfig, rng: np.random.Generator) -> list[ScoredCandidate]:
+    """Candidates as the pipeline found them before: one view at a time, each a one-row DFS that
+    follows the best candidate so far first; ranked by generation probability."""
+    from training_code.inference_tools import torch_generator
+
+    room = reply_room(task, session.fmt)
+    found: list[tuple[Grid, float]] = []
+    best: tuple[float, Grid] | None = None
+    checker = session.fmt.reply_checker()
+    torch_generator(rng)  # the pipeline draws a sampling generator first: keep the views the same
+    for key in decoding_keys(task, test_index, config.views, rng, config.keep_background):
+        key = fit_key(dataset, key, session, room)
+        prompt_ids = session.ids(dataset.render(key, session.fmt, with_reply=False).prompt)
+        guess = None if best is None else session.ids(session.fmt.reply_text(key.transform(best[1])))[:-1]
+        for cand in dfs_decode(session.model, prompt_ids, eos_id=session.eos_id, token_texts=session.token_texts,
+                               checker=checker, min_prob=config.min_prob, max_new_tokens=room, guess=guess):
+            try:
+                grid = key.invert(session.fmt.parse_reply(cand.text))
+            except FormatParseError:
+                continue
+            found.append((grid, cand.nll))
+            if best is None or cand.nll < best[0]:
+                best = (cand.nll, grid)
+    return rank_candidates(merge_candidates(found), UNSCORED)
+
+
+def reference_score(dataset: ArcDataset, task: Task, test_index: int, candidates: list[ScoredCandidate],
+                    session: ModelSession, config: EvalConfig, rng: np.random.Generator) -> None:
+    """Scoring as before: every candidate's prompt and reply as one sequence, in padded batches."""
+    keys = scoring_keys(task, test_index, config.scoring_views, rng, config.keep_background)
+    room = candidates_room(task, session, candidates)
+    sequences, starts = [], []
+    for key in keys:
+        key = fit_key(dataset, key, session, room)
+        view = dataset.view(key)
+        for cand in candidates:
+            rendered = session.fmt.render(view.train, view.test_input, key.transform(cand.grid))
+            prompt_ids = session.ids(rendered.prompt)
+            sequences.append(prompt_ids + session.ids(rendered.reply))
+            starts.append(len(prompt_ids))
+    nlls = batched_nll(session.model, sequences, starts) if sequences else []
+    for k in range(len(keys)):
+        for cand, nll in zip(candidates, nlls[k * len(candidates): (k + 1) * len(candidates)]):
+            cand.scoring_nlls.append(float(nll))
+
+
+# --------------------------------------------------------------------------------------------------
+# Side by side
+
+
+def current_candidates(dataset, task, test_index, session, config, rng) -> list[ScoredCandidate]:
+    candidates, _ = candidates_for(dataset, task, test_index, session, replace(config, aggregation=UNSCORED), rng,
+                                   float("inf"))
+    return candidates
+
+
+IMPLEMENTATIONS = {
+    "previous": (reference_candidates, reference_score),
+    "current": (current_candidates, score_candidates),
+}
+
+
+def run_one(name: str, dataset, task, index, session, config) -> dict:
+    decode_fn, score_fn = IMPLEMENTATIONS[name]
+    rng = np.random.default_rng(stable_seed(config.seed, task.task_id, index, "views"))
+    start = time.perf_counter()
+    candidates = decode_fn(dataset, task, index, session, config, rng)
+    decoded = time.perf_counter()
+    if candidates and config.scoring_views:
+        score_fn(dataset, task, index, candidates, session, config, rng)
+    scored = time.perf_counter()
+    ranked = rank_candidates(candidates, config.aggregation) if candidates else []
+    return {"decoding": decoded - start, "scoring": scored - decoded, "candidates": candidates,
+            "attempts": [c.grid.tolist() for c in ranked[:2]]}
+
+
+def agree(a: list[ScoredCandidate], b: list[ScoredCandidate]) -> dict:
+    """Same candidates in the same order, and the largest NLL differences."""
+    same = [c.grid.tolist() for c in a] == [c.grid.tolist() for c in b]
+    gen = [abs(x - y) for p, q in zip(a, b) for x, y in zip(p.generation_nlls, q.generation_nlls)]
+    score = [abs(x - y) for p, q in zip(a, b) for x, y in zip(p.scoring_nlls, q.scoring_nlls)]
+    return {"same_candidates": same, "max_generation_nll_diff": max(gen, default=0.0),
+            "max_scoring_nll_diff": max(score, default=0.0)}
+
+
+def run(args: argparse.Namespace) -> dict:
+    config = EvalConfig(challenges=args.challenges, model=args.model, adapter=resolve_adapter(args.adapter),
+                        format=args.format, max_tokens=args.max_tokens, ttt=False, views=args.views,
+                        scoring_views=args.scoring_views, min_prob=args.min_prob, seed=args.seed, progress=False,
+                        cache=False, report=False)
+    session = session_for(config, smoke=args.smoke)
+    dataset, _counts = load_challenges(config)
+    task_ids = select_tasks(dataset, args.tasks, session.fmt)
+    print(f"{len(task_ids)} tasks; {args.views} views, {args.scoring_views} scoring views, DFS at "
+          f"{args.min_prob:g}; adapter {config.adapter or 'none'}; {machine()}", flush=True)
+    records = []
+    began = time.perf_counter()
+    for task_id in task_ids:
+        task = dataset.tasks[task_id]
+        for index in range(len(task.test)):
+            order = ["previous", "current"] if len(records) % 2 == 0 else ["current", "previous"]
+            runs = {name: run_one(name, dataset, task, index, session, config) for name in order}
+            old, new = runs["previous"], runs["current"]
+            record = {"task_id": task_id, "test_index": index, "first": order[0],
+                      "candidates": len(new["candidates"]),
+                      **{f"{stage}_{name}": runs[name][stage] for stage in ("decoding", "scoring") for name in runs},
+                      **agree(old["candidates"], new["candidates"]),
+                      "same_attempts": old["attempts"] == new["attempts"]}
+            records.append(record)
+            print(f"  {task_id} test {index}: {record['candidates']} candidates; decoding {old['decoding']:.2f} -> "
+                  f"{new['decoding']:.2f} s, scoring {old['scoring']:.2f} -> {new['scoring']:.2f} s; same "
+                  f"candidates {record['same_candidates']}, attempts {record['same_attempts']}", flush=True)
+    return {"benchmark": "inference", "command": args.command, "machine": machine(), "config": asdict(config),
+            "tasks": task_ids, "seconds": time.perf_counter() - began, "records": records,
+            "summary": summarize(records)}
+
+
+def summarize(records: list[dict]) -> dict:
+    summary: dict = {"test_inputs": len(records)}
+    for stage in ("decoding", "scoring", "total"):
+        def seconds(r: dict, name: str, stage: str = stage) -> float:
+            if stage == "total":
+                return r[f"decoding_{name}"] + r[f"scoring_{name}"]
+            return r[f"{stage}_{name}"]
+
+        old = statistics.median(seconds(r, "previous") for r in records) if records else 0.0
+        new = statistics.median(seconds(r, "current") for r in records) if records else 0.0
+        ratios = [seconds(r, "previous") / seconds(r, "current") for r in records if seconds(r, "current") > 0]
+        summary[stage] = {"previous_median": old, "current_median": new, "ratio_of_medians": old / new if new else 0.0,
+                          "median_ratio": statistics.median(ratios) if ratios else 0.0}
+    summary["same_candidates"] = sum(r["same_candidates"] for r in records)
+    summary["same_attempts"] = sum(r["same_attempts"] for r in records)
+    summary["max_generation_nll_diff"] = max((r["max_generation_nll_diff"] for r in records), default=0.0)
+    summary["max_scoring_nll_diff"] = max((r["max_scoring_nll_diff"] for r in records), default=0.0)
+    return summary
+
+
+def print_table(result: dict) -> None:
+    s = result["summary"]
+    print(f"\n{'stage':<10} {'previous (median s)':>20} {'current (median s)':>19} {'ratio of medians':>17} "
+          f"{'median ratio':>13}")
+    for stage in ("decoding", "scoring", "total"):
+        row = s[stage]
+        print(f"{stage:<10} {row['previous_median']:>20.2f} {row['current_median']:>19.2f} "
+              f"{row['ratio_of_medians']:>16.2f}x {row['median_ratio']:>12.2f}x")
+    n = s["test_inputs"]
+    print(f"same candidates {s['same_candidates']}/{n}, same attempts {s['same_attempts']}/{n}; largest NLL "
+          f"difference: generation {s['max_generation_nll_diff']:.1e}, scoring {s['max_scoring_nll_diff']:.1e}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--challenges", default="input/arc-agi_evaluation_challenges.json")
+    parser.add_argument("--tasks", default="6", help="a count N (the N shortest renderings) or ids joined by commas")
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--adapter", default="auto", help="'auto': models/smollm2-arc/adapter when present; '' none")
+    parser.add_argument("--format", default="architects")
+    parser.add_argument("--max-tokens", type=int, default=4096)
+    parser.add_argument("--views", type=int, default=8)
+    parser.add_argument("--scoring-views", type=int, default=8)
+    parser.add_argument("--min-prob", type=float, default=0.1, help="DFS threshold")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
+    parser.add_argument("--out", default=str(RESULTS / "inference.json"))
+    parser.add_argument("--smoke", action="store_true", help="tiny random model, 2 tasks, tiny settings")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        # a random model spreads its probability thinly: a low threshold still finds candidates
+        args.tasks, args.views, args.scoring_views, args.adapter, args.min_prob = "2", 2, 2, "", 1e-3
+    args.command = " ".join([".venv/bin/python -m benchmarks.bench_inference",
+                             *(sys.argv[1:] if argv is None else argv)])
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    set_threads(args.threads)
+    result = run(args)
+    save(result, Path(args.out))
+    print_table(result)
+    print(f"\n{args.out} written ({result['seconds']:.0f} s)")
+    return result
+
+
+if __name__ == "__main__":
+    main()
