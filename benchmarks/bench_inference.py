@@ -15,7 +15,7 @@ Reported per test input and stage: seconds, and whether the two found the same c
 generation and scoring NLLs within 1e-4, and chose the same two attempts (the submission). The
 summary gives the median seconds per stage and the ratio of medians (previous / current).
 
---smoke: a tiny random model, 2 tasks, 2 views, a low threshold (seconds; the test suite runs it).
+--smoke: a tiny random model nudged toward grids of zeros, 2 tasks, 2 views (seconds; the test suite runs it).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from benchmarks.bench_decoders import THREADS_HELP, UNSCORED, machine, resolve_adapter, save, session_for, set_threads
 from training_code.arc_loader import ArcDataset, Task
@@ -51,7 +52,31 @@ from training_code.inference_tools import batched_nll, dfs_decode
 from training_code.selection import ScoredCandidate, merge_candidates, rank_candidates
 
 RESULTS = Path("benchmarks/results")
-NLL_TOLERANCE = 1e-4
+SMOKE_MIN_PROB = 1e-3
+
+
+class Nudged(torch.nn.Module):
+    """A model whose logits get a fixed bias per token: the smoke run's random model, nudged toward
+    small grids of zeros so that DFS finds candidates to score and rank."""
+
+    def __init__(self, inner: torch.nn.Module, bias: torch.Tensor):
+        super().__init__()
+        self.inner = inner
+        self.register_buffer("bias", bias)
+
+    def forward(self, **kwargs):
+        out = self.inner(**kwargs)
+        out.logits = out.logits + self.bias.to(out.logits.dtype)
+        return out
+
+
+def nudged_session(session: ModelSession) -> ModelSession:
+    bias = torch.zeros(len(session.token_texts))
+    for text, value in (("0", 4.0), ("1", 2.0), ("\n", 3.0)):
+        bias[session.token_texts.index(text)] = value
+    bias[session.eos_id] = 4.0
+    session.model = Nudged(session.model, bias)
+    return session
 
 
 # --------------------------------------------------------------------------------------------------
@@ -147,13 +172,16 @@ def agree(a: list[ScoredCandidate], b: list[ScoredCandidate]) -> dict:
 def run(args: argparse.Namespace) -> dict:
     config = EvalConfig(challenges=args.challenges, model=args.model, adapter=resolve_adapter(args.adapter),
                         format=args.format, max_tokens=args.max_tokens, ttt=False, views=args.views,
-                        scoring_views=args.scoring_views, min_prob=args.min_prob, seed=args.seed, progress=False,
-                        cache=False, report=False)
+                        scoring_views=args.scoring_views, min_prob=args.min_prob, bf16_passes=args.bf16_passes,
+                        seed=args.seed, progress=False, cache=False, report=False)
     session = session_for(config, smoke=args.smoke)
+    if args.smoke:
+        session = nudged_session(session)
     dataset, _counts = load_challenges(config)
     task_ids = select_tasks(dataset, args.tasks, session.fmt)
     print(f"{len(task_ids)} tasks; {args.views} views, {args.scoring_views} scoring views, DFS at "
-          f"{args.min_prob:g}; adapter {config.adapter or 'none'}; {machine()}", flush=True)
+          f"{args.min_prob:g}; bf16 passes {args.bf16_passes}; adapter {config.adapter or 'none'}; {machine()}",
+          flush=True)
     records = []
     began = time.perf_counter()
     for task_id in task_ids:
@@ -220,14 +248,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--views", type=int, default=8)
     parser.add_argument("--scoring-views", type=int, default=8)
     parser.add_argument("--min-prob", type=float, default=0.1, help="DFS threshold")
+    parser.add_argument("--bf16-passes", default="no", choices=["auto", "yes", "no"],
+                        help="the current implementation's bfloat16 prompt and scoring passes (the previous one "
+                             "runs in the model's own format): 'no' compares float32 with float32")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     parser.add_argument("--out", default=str(RESULTS / "inference.json"))
     parser.add_argument("--smoke", action="store_true", help="tiny random model, 2 tasks, tiny settings")
     args = parser.parse_args(argv)
     if args.smoke:
-        # a random model spreads its probability thinly: a low threshold still finds candidates
-        args.tasks, args.views, args.scoring_views, args.adapter, args.min_prob = "2", 2, 2, "", 1e-3
+        args.tasks, args.views, args.scoring_views, args.adapter, args.min_prob = "2", 2, 2, "", SMOKE_MIN_PROB
     args.command = " ".join([".venv/bin/python -m benchmarks.bench_inference",
                              *(sys.argv[1:] if argv is None else argv)])
     return args

@@ -10,7 +10,15 @@ import torch
 from pipeline_data import tiny
 from transformers import AutoModelForCausalLM
 
-from benchmarks import bench_ablation, bench_data, bench_decoders, bench_gpu_model, bench_selection, bench_training
+from benchmarks import (
+    bench_ablation,
+    bench_data,
+    bench_decoders,
+    bench_gpu_model,
+    bench_inference,
+    bench_selection,
+    bench_training,
+)
 from training_code import model_tools
 from training_code.selection import AGGREGATIONS
 
@@ -46,6 +54,20 @@ def test_decoders_then_selection_smoke(tmp_path):
     selection = json.loads((tmp_path / "selection.json").read_text())
     assert set(selection["table"]) == set(AGGREGATIONS)  # the smoke pool is scored, so every aggregation ranks
     assert (tmp_path / "selection.png").stat().st_size > 0
+
+
+def test_inference_benchmark_runs_both_implementations_on_the_same_views(tmp_path, capsys):
+    out = tmp_path / "inference.json"
+    result = bench_inference.main(["--smoke", "--out", str(out)])
+    assert json.loads(out.read_text())["summary"] == result["summary"]
+    records = result["records"]
+    assert len(records) == 2 and all(r["candidates"] > 0 for r in records)  # the nudged model finds grids
+    assert [r["first"] for r in records] == ["previous", "current"]  # the order alternates
+    assert all(r["same_candidates"] and r["same_attempts"] for r in records)
+    assert result["summary"]["max_generation_nll_diff"] <= 1e-4 and result["summary"]["max_scoring_nll_diff"] <= 1e-4
+    assert all(r[f"{stage}_{name}"] > 0 for r in records for stage in ("decoding", "scoring")
+               for name in ("previous", "current"))
+    assert "ratio of medians" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -34,13 +34,16 @@ from .code_tasks import ProgramChecker, code_alphabet, program_from_reply, rende
 from .formats import FormatParseError, format_from_spec
 from .grids import ArcDataError, Grid, grid_to_list
 from .inference_tools import (
+    DEFAULT_DFS_ROWS,
     MAX_REPLY_TOKENS,
     Candidate,
     DecodeOptions,
+    StageFormats,
     decode,
     dfs_decode_many,
     reply_nlls,
     sample_decode,
+    stage_formats,
     torch_generator,
 )
 from .metrics import evaluate
@@ -94,6 +97,9 @@ class EvalConfig:
     min_prob: float = field(default=0.1, metadata={"help": "DFS threshold: keep replies with probability >= this"})
     views: int = field(default=8, metadata={"help": "augmented views each test input is decoded under"})
     scoring_views: int = field(default=8, metadata={"help": "augmented views each candidate is scored under"})
+    bf16_passes: str = field(default="auto", metadata={
+        "help": "bfloat16 (autocast) prompt passes of decoding and scoring passes: yes, no (the model's own format "
+                "throughout) or auto (yes on CUDA with bf16 and on CPUs with bf16 instructions)"})
     aggregation: str = field(default=DEFAULT_AGGREGATION, metadata={"help": "how scores rank candidates"})
     program_samples: int = field(default=0, metadata={
         "help": "programs sampled per task with the code-from-examples prompt and run in a sandbox; the outputs "
@@ -217,8 +223,9 @@ def scoring_keys(task: Task, test_index: int, n: int, rng: np.random.Generator, 
 class ModelSession:
     """A loaded, shrunk model with its tokenizer and format: turns views into token ids and back."""
 
-    def __init__(self, loaded: model_tools.LoadedModel, fmt, max_tokens: int):
+    def __init__(self, loaded: model_tools.LoadedModel, fmt, max_tokens: int, formats: StageFormats = StageFormats()):
         self.loaded = loaded
+        self.formats = formats  # the number format of the prompt passes and of scoring
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.fmt = fmt
@@ -305,14 +312,16 @@ def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: Mo
 
     keys = decoding_keys(task, test_index, config.views, rng, config.keep_background)
     if config.decoder == "dfs":
-        # the first view alone, then all others in shared passes, each checking the first view's best
-        # candidate (mapped into it) in its prompt's pass: the same candidates as one view at a time
-        for group in (keys[:1], keys[1:]):
-            if not group or time.monotonic() > deadline:
+        # up to 8 views at a time, their searches advancing together, one token each per shared pass (all at
+        # once took half to two thirds of the passes of the first view alone and then the others with its best
+        # candidate as their guess: BENCHMARKS.md); a later group checks the best candidate so far in its prompt pass
+        for begin in range(0, len(keys), DEFAULT_DFS_ROWS):
+            if time.monotonic() > deadline:
                 break
-            group = [fit_key(dataset, key, session, room) for key in group]
+            group = [fit_key(dataset, key, session, room) for key in keys[begin: begin + DEFAULT_DFS_ROWS]]
             decoded = dfs_decode_many(session.model, [prompt_of(key) for key in group], min_prob=options.min_prob,
-                                      max_new_tokens=room, guesses=[guess_for(key) for key in group], **decoding)
+                                      max_new_tokens=room, guesses=[guess_for(key) for key in group],
+                                      prompt_dtype=session.formats.prompt, **decoding)
             for key, cands in zip(group, decoded):
                 take(key, cands)
     else:
@@ -353,7 +362,8 @@ def view_nlls(dataset: ArcDataset, task: Task, keys: Sequence[Key], candidates: 
         if any(r.prompt != prompt for r in rendered):
             raise ValueError(f"view {key}: the format renders a prompt that depends on the reply")
         per_key.append([float(x) for x in reply_nlls(session.model, session.ids(prompt),
-                                                      [session.ids(r.reply) for r in rendered])])
+                                                      [session.ids(r.reply) for r in rendered],
+                                                      dtype=session.formats.scoring)])
     return per_key
 
 
@@ -560,6 +570,7 @@ def run_evaluation(config: EvalConfig, loaded: model_tools.LoadedModel | None = 
 def prepare_session(config: EvalConfig, loaded: model_tools.LoadedModel | None = None) -> ModelSession:
     """The model of ``config`` (or ``loaded``), shrunk to the format (to the code alphabet when programs
     are sampled, so the model can write them), with the config's adapter merged."""
+    stage_formats(config.bf16_passes, "cpu")  # a bad choice fails here, before a model loads
     if loaded is None:
         loaded = model_tools.load_model(config.model, backend=config.backend, max_seq_length=config.max_tokens,
                                         load_in_4bit=four_bit_choice(config))
@@ -574,7 +585,8 @@ def prepare_session(config: EvalConfig, loaded: model_tools.LoadedModel | None =
             raise ValueError(f"{e}: run with --load-in-4bit no (or auto), or merge the adapter once in 16 bits "
                              f"(run_finetune_* writes <models>/<name>/merged) and pass that folder as --model") from e
         loaded = replace(loaded, model=merged).refingerprinted()
-    return ModelSession(loaded, fmt, config.max_tokens)
+    formats = stage_formats(config.bf16_passes, next(loaded.model.parameters()).device)
+    return ModelSession(loaded, fmt, config.max_tokens, formats)
 
 
 def four_bit_choice(config: EvalConfig) -> bool | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +114,52 @@ def _extend(model: torch.nn.Module, tokens: torch.Tensor, cache: Any) -> torch.T
 def _log_probs(logits: torch.Tensor) -> torch.Tensor:
     # float32: bf16 log-probabilities are too coarse to compare NLLs to 1e-4 across decoders
     return torch.log_softmax(logits.float(), dim=-1)
+
+
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU has bfloat16 arithmetic (avx512_bf16 or AMX): there, a prompt pass under
+    bfloat16 autocast took 0.62x the float32 time (512 tokens, SmolLM2, one thread)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            flags = next((line for line in info if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@dataclass(frozen=True)
+class StageFormats:
+    """The number format of the passes of each inference stage; None: the model's own.
+
+    ``prompt``: the prompt passes of decoding (the search's one-token passes always use the model's
+    own format: on a CPU they are not faster in bfloat16); ``scoring``: all passes of scoring.
+    """
+
+    prompt: torch.dtype | None = None
+    scoring: torch.dtype | None = None
+
+
+BF16_CHOICES = ("auto", "yes", "no")
+
+
+def stage_formats(choice: str, device: torch.device | str) -> StageFormats:
+    """``choice`` "yes": bfloat16 prompt passes and scoring; "no": the model's own format throughout;
+    "auto": bfloat16 where the device computes it fast (CUDA with bf16 support, a CPU with bf16
+    instructions), else the model's own."""
+    if choice not in BF16_CHOICES:
+        raise ValueError(f"bf16_passes must be auto, yes or no, not {choice!r}")
+    device = torch.device(device)
+    if choice == "auto":
+        fast = torch.cuda.is_bf16_supported() if device.type == "cuda" else device.type == "cpu" and cpu_computes_bf16()
+        choice = "yes" if fast else "no"
+    return StageFormats(torch.bfloat16, torch.bfloat16) if choice == "yes" else StageFormats()
+
+
+def _passes_in(model: torch.nn.Module, dtype: torch.dtype | None):
+    """Autocast to ``dtype`` on the model's device; nothing when ``dtype`` is None or the model's own."""
+    if dtype is None or dtype == next(model.parameters()).dtype:
+        return nullcontext()
+    return torch.autocast(_device(model).type, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -648,6 +694,7 @@ def reply_nlls(
     replies: Sequence[Sequence[int]],
     *,
     batch_size: int = DEFAULT_SCORE_BATCH,
+    dtype: torch.dtype | None = None,
 ) -> list[float]:
     """The NLL of each reply after one shared prompt; the prompt runs once.
 
@@ -655,6 +702,7 @@ def reply_nlls(
     replies then run ``batch_size`` rows at a time on copies of that cache. Rows are right-padded:
     a causal model never lets a token see the padding after it, so no mask is needed. Same NLL
     convention as ``batched_nll``: for a candidate's tokens followed by the end token, its ``nll``.
+    ``dtype``: the passes' number format under autocast (None: the model's own).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -662,7 +710,7 @@ def reply_nlls(
     results = [0.0] * len(replies)
     if not any(replies):
         return results
-    with _eval_mode(model):
+    with _eval_mode(model), _passes_in(model, dtype):
         first_logits, cache = _prompt_pass(model, prompt_ids)
         first = _log_probs(first_logits)
         device = first.device
@@ -857,12 +905,14 @@ def _make_room(cache: _ColumnCache, searches: Sequence[_Search], base: int) -> N
 
 
 def _prompt_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], guesses: Sequence[list[int]],
-                 ) -> tuple[_ColumnCache, list[torch.Tensor], int]:
-    """Each prompt (with its guess after it) in its own pass; their caches stacked as rows of one
-    column cache, and each row's log-probabilities at the guess's positions [len(guess) + 1, vocab]."""
+                 dtype: torch.dtype | None) -> tuple[_ColumnCache, list[torch.Tensor], int]:
+    """Each prompt (with its guess after it) in its own pass (in ``dtype`` under autocast); their
+    caches stacked as rows of one column cache in the model's own format, for the one-token passes,
+    and each row's log-probabilities at the guess's positions [len(guess) + 1, vocab]."""
     lengths = [len(p) + len(g) for p, g in zip(prompts, guesses, strict=True)]
     base = max(lengths)
     device = _device(model)
+    own = next(model.parameters()).dtype
     keys: list[torch.Tensor] = []
     values: list[torch.Tensor] = []
     log_probs = []
@@ -870,14 +920,15 @@ def _prompt_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], guess
         if len(prompt) == 0:
             raise ValueError("the prompt must have at least one token")
         ids = torch.tensor([[*prompt, *guess]], dtype=torch.long, device=device)
-        out = model(input_ids=ids, use_cache=True, logits_to_keep=len(guess) + 1)
+        with _passes_in(model, dtype):
+            out = model(input_ids=ids, use_cache=True, logits_to_keep=len(guess) + 1)
         # DynamicCache's per-layer tensors (transformers 5: cache.layers[i].keys, [1, heads, length, dim])
         layers = out.past_key_values.layers
         if not keys:
             for layer in layers:
                 shape = (len(prompts), layer.keys.shape[1], base + _COLUMN_RESERVE, layer.keys.shape[3])
-                keys.append(layer.keys.new_zeros(shape))
-                values.append(layer.values.new_zeros(shape[:3] + (layer.values.shape[3],)))
+                keys.append(layer.keys.new_zeros(shape, dtype=own))
+                values.append(layer.values.new_zeros(shape[:3] + (layer.values.shape[3],), dtype=own))
         for i, layer in enumerate(layers):
             keys[i][r, :, : lengths[r]] = layer.keys[0]
             values[i][r, :, : lengths[r]] = layer.values[0]
@@ -897,6 +948,7 @@ def dfs_decode_many(
     max_new_tokens: int | None = None,
     guesses: Sequence[Sequence[int] | None] | None = None,
     rows: int = DEFAULT_DFS_ROWS,
+    prompt_dtype: torch.dtype | None = None,
 ) -> list[list[Candidate]]:
     """``dfs_decode`` of each prompt (the same candidates, best first), ``rows`` searches at a time.
 
@@ -905,6 +957,8 @@ def dfs_decode_many(
     leaves the threshold or where another child is to be visited. Every other node costs one token
     of a pass shared by all searches still running: the searches advance together, each by one node
     per pass. Results match ``dfs_decode`` up to float rounding (batched matrix products).
+    ``prompt_dtype``: the prompt passes' number format under autocast (None: the model's own); the
+    one-token passes run in the model's own format.
     """
     if not 0.0 < min_prob <= 1.0:
         raise ValueError(f"min_prob must be in (0, 1], got {min_prob}")
@@ -920,12 +974,13 @@ def dfs_decode_many(
     with _eval_mode(model):
         for begin in range(0, len(prompts), rows):
             found += _dfs_rows(model, prompts[begin : begin + rows], guesses[begin : begin + rows],
-                               gate=gate, threshold=threshold, budget=budget)
+                               gate=gate, threshold=threshold, budget=budget, prompt_dtype=prompt_dtype)
     return found
 
 
 def _dfs_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], guesses: Sequence[Sequence[int] | None], *,
-              gate: _TokenGate, threshold: float, budget: int) -> list[list[Candidate]]:
+              gate: _TokenGate, threshold: float, budget: int, prompt_dtype: torch.dtype | None,
+              ) -> list[list[Candidate]]:
     guess_tokens = []
     for guess in guesses:
         tokens = list(guess or ())
@@ -933,7 +988,7 @@ def _dfs_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], guesses:
             tokens.pop()
         # a path holds at most budget - 1 tokens before its end token: guess tokens past that are never used
         guess_tokens.append(tokens[: budget - 1])
-    cache, log_probs, base = _prompt_rows(model, prompts, guess_tokens)
+    cache, log_probs, base = _prompt_rows(model, prompts, guess_tokens, prompt_dtype)
     device = _device(model)
     dtype = cache.keys[0].dtype
     searches = [
