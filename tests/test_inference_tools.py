@@ -26,16 +26,19 @@ from training_code.inference_tools import (
     MAX_REPLY_TOKENS,
     Candidate,
     DecodeOptions,
+    StageFormats,
     _crop_cache,
     _extend,
     _prompt_pass,
     batched_nll,
+    cpu_computes_bf16,
     decode,
     dfs_decode,
     dfs_decode_many,
     greedy_decode,
     reply_nlls,
     sample_decode,
+    stage_formats,
     torch_generator,
 )
 
@@ -558,6 +561,31 @@ def test_dfs_decode_many_validates_its_arguments():
     assert dfs_decode_many(model, [], **kwargs(checker)) == []
 
 
+def test_stage_formats_by_choice_and_device():
+    assert stage_formats("no", "cpu") == StageFormats(None, None)
+    assert stage_formats("yes", "cpu") == StageFormats(torch.bfloat16, torch.bfloat16)
+    assert stage_formats("auto", "cpu") == stage_formats("yes" if cpu_computes_bf16() else "no", "cpu")
+    with pytest.raises(ValueError, match="auto, yes or no"):
+        stage_formats("bf16", "cpu")
+
+
+def test_bf16_prompt_and_scoring_passes_stay_near_float32():
+    model = tiny_model(5)
+    checker = RowsChecker(cells="012", max_side=3)
+    found = dfs_decode(model, PROMPT, min_prob=1e-3, **kwargs(checker))
+    replies = [[*c.tokens, EOS] for c in found]
+    exact = reply_nlls(model, PROMPT, replies)
+    assert reply_nlls(model, PROMPT, replies, dtype=torch.float32) == exact  # the model's own: no autocast
+    assert reply_nlls(model, PROMPT, replies, dtype=torch.bfloat16) == pytest.approx(exact, rel=0.05)
+    (bf16,) = dfs_decode_many(model, [PROMPT], min_prob=1e-3, prompt_dtype=torch.bfloat16, **kwargs(checker))
+    assert [bf16] == dfs_decode_many(model, [PROMPT], min_prob=1e-3, prompt_dtype=torch.bfloat16, **kwargs(checker))
+    shared = {c.tokens: c.nll for c in found}
+    assert any(c.tokens in shared for c in bf16)
+    for c in bf16:
+        if c.tokens in shared:
+            assert c.nll == pytest.approx(shared[c.tokens], rel=0.05)
+
+
 def quantized_4bit(model: torch.nn.Module) -> torch.nn.Module:
     """The model with every linear layer but the head replaced by a bitsandbytes 4-bit (nf4) layer."""
     import bitsandbytes as bnb
@@ -628,21 +656,23 @@ def test_smollm2_prompt_once_scoring_and_batched_dfs(smol_arc):
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
     rng = np.random.default_rng(0)
-    # a task whose answer is its input: even the base model is confident of some replies
+    # candidates of three sizes, the last larger than any the decoders would write (a program's grid)
     inputs = [rng.integers(0, 3, size=(3, 3), dtype=np.uint8) for _ in range(4)]
     train = [(g, g) for g in inputs[:3]]
-    prompts = [ids(fmt.render(train, inputs[3]).prompt), ids(fmt.render([(g.T, g.T) for g, _ in train],
-                                                                         inputs[3].T).prompt)]
+    prompt = ids(fmt.render(train, inputs[3]).prompt)
     candidates = [inputs[3], inputs[3][:2], inputs[0], rng.integers(0, 10, size=(12, 9), dtype=np.uint8)]
     replies = [ids(fmt.reply_text(g)) for g in candidates]  # different lengths; the last is far longer
-    expected = batched_nll(model, [prompts[0] + r for r in replies], [len(prompts[0])] * len(replies))
-    assert reply_nlls(model, prompts[0], replies, batch_size=3) == pytest.approx(expected, abs=1e-4)
+    expected = batched_nll(model, [prompt + r for r in replies], [len(prompt)] * len(replies))
+    assert reply_nlls(model, prompt, replies, batch_size=3) == pytest.approx(expected, abs=1e-4)
 
     texts = [tokenizer.decode([i]) for i in range(len(tokenizer))]
     args = {"eos_id": tokenizer.eos_token_id, "token_texts": texts, "checker": fmt.reply_checker(),
             "min_prob": 0.02, "max_new_tokens": 40}
+    # grids of one colour: the base model is sure enough of the answer for DFS to find it
+    train = [(np.full((2, 2), c, dtype=np.uint8),) * 2 for c in (1, 2, 3)]
+    prompts = [ids(fmt.render(train, np.full((2, 2), c, dtype=np.uint8)).prompt) for c in (4, 5)]
     reference = [dfs_decode(model, p, **args) for p in prompts]
     assert reference[0]
-    guesses = [None, ids(fmt.reply_text(fmt.parse_reply(reference[0][0].text).T))]
+    guesses = [None, [*reference[0][0].tokens, tokenizer.eos_token_id]]  # the first one's answer, checked first
     for ref, result in zip(reference, dfs_decode_many(model, prompts, guesses=guesses, **args), strict=True):
         assert_same_candidates(ref, result)

@@ -1,4 +1,4 @@
-"""Decoders that turn a prompt into candidate replies, and the batched NLL that scores candidates.
+"""Decoders that turn a prompt into candidate replies, and the NLLs that score candidates.
 
 Every decoder works on token ids with a Hugging Face causal LM (``model(input_ids=...,
 past_key_values=..., use_cache=True)`` returning ``.logits`` and a ``DynamicCache``), a table
@@ -14,6 +14,12 @@ Pruned tokens' probability mass is lost, not renormalised over the allowed token
 ARChitects' DFS). So a candidate's NLL is the same whichever decoder found it, and equals what
 ``batched_nll`` gives for the prompt followed by the reply, and a DFS with ``min_prob`` returns
 exactly the checker-valid replies with ``NLL <= -log(min_prob)``.
+
+Two implementations of the DFS and of scoring live here: ``dfs_decode`` (one prompt, one row per
+pass) and ``batched_nll`` (whole sequences) are the plain references; ``dfs_decode_many`` (many
+prompts advancing together in shared passes, a guess checked in the prompt's pass) and
+``reply_nlls`` (one prompt, all replies on its KV cache) are what the pipeline runs, with the
+same results up to float rounding.
 """
 
 from __future__ import annotations
