@@ -708,15 +708,19 @@ def with_solutions(task: Task, outputs: Any, file: str | None) -> Task:
     return replace(task, test=test)
 
 
-def load_source(spec: str, rng: np.random.Generator, *, skip_bad: bool = False) -> tuple[ArcDataset, float]:
-    """A dataset from a source spec, with its weight in a mix.
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed source spec (see ``load_source``): what to load, from where, with what weight."""
 
-    Specs: a bundled name (``arc-agi-1/training``); a Kaggle challenges file (``..._challenges.json``,
-    its solutions file found beside it by name); a directory of task files; ``re-arc:PATH``;
-    arc24's ``barc-N-M-PATH`` (N the weight, M the most examples kept per problem); ``code``: the tasks
-    with programs of ``code_tasks.code_dataset`` (for the code prompt versions). A spec may end in
-    ``*W`` to give it weight W.
-    """
+    kind: str  # "barc", "re-arc", "code", "bundled", "directory" or "kaggle"
+    location: str  # the path, or the bundled name
+    weight: float = 1.0
+    max_examples: int = 0  # barc: the most examples kept per problem
+
+
+def source_spec(spec: str) -> SourceSpec:
+    """``spec`` parsed without loading anything; ValueError saying what is wrong and which forms are valid
+    (so a command line can refuse a bad source before a model loads)."""
     weight = 1.0
     body = spec
     if "*" in spec:
@@ -729,26 +733,57 @@ def load_source(spec: str, rng: np.random.Generator, *, skip_bad: bool = False) 
         m = re.match(r"^barc-(\d+(?:\.\d+)?)-(\d+)-(.+)$", body)
         if not m:
             raise ValueError(f"source {spec!r}: expected barc-N-M-PATH")
-        return ArcDataset.from_barc(m.group(3), rng, max_examples=int(m.group(2)), skip_bad=skip_bad), \
-            float(m.group(1)) * weight
-    if body.startswith("re-arc:"):
-        return ArcDataset.from_rearc(body[len("re-arc:"):], rng, skip_bad=skip_bad), weight
+        source = SourceSpec("barc", m.group(3), float(m.group(1)) * weight, int(m.group(2)))
+    elif body.startswith("re-arc:"):
+        source = SourceSpec("re-arc", body[len("re-arc:"):], weight)
+    else:
+        source = None
+    if source is not None:
+        if not Path(source.location).exists():
+            raise ValueError(f"source {spec!r}: no file or directory {source.location!r}")
+        return source
     if body == CODE_SOURCE:
-        from .code_tasks import code_dataset  # code_tasks builds on this module
-
-        return code_dataset(rng), weight
+        return SourceSpec("code", "", weight)
     collection, _, split = body.partition("/")
     if collection in BUNDLED_FILES and split in BUNDLED_SPLITS:
-        return ArcDataset.from_bundled(body, skip_bad=skip_bad), weight
+        return SourceSpec("bundled", body, weight)
     path = Path(body)
     if path.is_dir():
-        return ArcDataset.from_directory(path, skip_bad=skip_bad), weight
+        return SourceSpec("directory", body, weight)
     if path.is_file():
-        solutions = path.with_name(path.name.replace("_challenges", "_solutions"))
-        has_solutions = "_challenges" in path.name and solutions.is_file()
-        return ArcDataset.from_kaggle(path, solutions if has_solutions else None, skip_bad=skip_bad), weight
-    raise ValueError(f"source {spec!r} is neither a bundled set, a file, a directory, re-arc:PATH, barc-N-M-PATH "
-                     f"nor {CODE_SOURCE}")
+        return SourceSpec("kaggle", body, weight)
+    bundled = ", ".join(f"{c}/{s}" for c in BUNDLED_FILES for s in BUNDLED_SPLITS)
+    raise ValueError(f"source {spec!r} is neither a bundled set ({bundled}), an existing file or directory, "
+                     f"re-arc:PATH, barc-N-M-PATH nor {CODE_SOURCE}")
+
+
+def load_source(spec: str, rng: np.random.Generator, *, skip_bad: bool = False) -> tuple[ArcDataset, float]:
+    """A dataset from a source spec, with its weight in a mix.
+
+    Specs: a bundled name (``arc-agi-1/training``); a Kaggle challenges file (``..._challenges.json``,
+    its solutions file found beside it by name); a directory of task files; ``re-arc:PATH``;
+    arc24's ``barc-N-M-PATH`` (N the weight, M the most examples kept per problem); ``code``: the tasks
+    with programs of ``code_tasks.code_dataset`` (for the code prompt versions). A spec may end in
+    ``*W`` to give it weight W.
+    """
+    source = source_spec(spec)
+    if source.kind == "barc":
+        return ArcDataset.from_barc(source.location, rng, max_examples=source.max_examples,
+                                    skip_bad=skip_bad), source.weight
+    if source.kind == "re-arc":
+        return ArcDataset.from_rearc(source.location, rng, skip_bad=skip_bad), source.weight
+    if source.kind == "code":
+        from .code_tasks import code_dataset  # code_tasks builds on this module
+
+        return code_dataset(rng), source.weight
+    if source.kind == "bundled":
+        return ArcDataset.from_bundled(source.location, skip_bad=skip_bad), source.weight
+    path = Path(source.location)
+    if source.kind == "directory":
+        return ArcDataset.from_directory(path, skip_bad=skip_bad), source.weight
+    solutions = path.with_name(path.name.replace("_challenges", "_solutions"))
+    has_solutions = "_challenges" in path.name and solutions.is_file()
+    return ArcDataset.from_kaggle(path, solutions if has_solutions else None, skip_bad=skip_bad), source.weight
 
 
 # --------------------------------------------------------------------------------------------------
