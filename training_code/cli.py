@@ -43,7 +43,7 @@ def invalid_choice(value: Any, choices: Iterable[str]) -> str:
 
 def checked(check: Callable[[Any], Any]) -> Callable[[str], str]:
     """An argparse ``type`` that runs ``check`` on the text and turns its ValueError into argparse's error
-    (exit status 2, the option named), e.g. ``parser.add_argument("--format", type=checked(check_format))``."""
+    (exit status 2, the option named), e.g. ``parser.add_argument("--format", type=checked(format_from_spec))``."""
     def convert(text: str) -> str:
         try:
             check(text)
