@@ -27,6 +27,7 @@ import torch
 
 from training_code import model_tools
 from training_code.arc_loader import ArcDataset
+from training_code.cli import checked
 from training_code.formats import format_from_spec
 from training_code.training import TrainConfig, TrainResult, train
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--compare", choices=sorted(VARIANTS), default="trainer")
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--format", default="architects")
+    parser.add_argument("--format", default="architects", type=checked(format_from_spec))
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="A/B rounds")
     parser.add_argument("--batch-size", type=int, default=2)

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from training_code import model_tools
+from training_code import model_tools, training
 from training_code.arc_loader import ArcDataset, Key
 from training_code.formats import format_from_spec
 from training_code.inference_tools import greedy_decode
-from training_code import training
 from training_code.training import (
     DataPart,
     TrainConfig,

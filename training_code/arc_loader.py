@@ -742,7 +742,67 @@ def with_solutions(task: Task, outputs: Any, file: str | None) -> Task:
     return replace(task, test=test)
 
 
-def load_source(spec: str, rng: np.random.Generator, *, skip_bad: bool = False) -> tuple[ArcDataset, float]:
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed source spec (see ``load_source``): what to load, from where, with what weight."""
+
+    kind: str  # "barc", "re-arc", "code", "generated", "reversed", "bundled", "directory" or "kaggle"
+    location: str  # the path, or the bundled name
+    weight: float = 1.0
+    max_examples: int = 0  # barc: the most examples kept per problem
+    count: int = 0  # generated: new tasks per program
+    inner: SourceSpec | None = None  # reversed: the source whose tasks are reversed
+
+
+def source_spec(spec: str) -> SourceSpec:
+    """``spec`` parsed without loading anything; ValueError saying what is wrong and which forms are valid
+    (so a command line can refuse a bad source before a model loads)."""
+    weight = 1.0
+    body = spec
+    if "*" in spec:
+        body, _, w = spec.rpartition("*")
+        try:
+            weight = float(w)
+        except ValueError:
+            raise ValueError(f"source {spec!r}: weight after '*' must be a number") from None
+    if body.startswith(REVERSED_PREFIX):
+        inner = source_spec(body[len(REVERSED_PREFIX):])
+        return SourceSpec("reversed", inner.location, inner.weight * weight, inner=inner)
+    if body.startswith("barc-"):
+        m = re.match(r"^barc-(\d+(?:\.\d+)?)-(\d+)-(.+)$", body)
+        if not m:
+            raise ValueError(f"source {spec!r}: expected barc-N-M-PATH")
+        source = SourceSpec("barc", m.group(3), float(m.group(1)) * weight, int(m.group(2)))
+    elif body.startswith("re-arc:"):
+        source = SourceSpec("re-arc", body[len("re-arc:"):], weight)
+    else:
+        source = None
+    if source is not None:
+        if not Path(source.location).exists():
+            raise ValueError(f"source {spec!r}: no file or directory {source.location!r}")
+        return source
+    if body == CODE_SOURCE:
+        return SourceSpec("code", "", weight)
+    if body == GENERATED_SOURCE or body.startswith(GENERATED_SOURCE + ":"):
+        count = body.partition(":")[2] or str(GENERATED_PER_PROGRAM)
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"source {spec!r}: expected {GENERATED_SOURCE} or {GENERATED_SOURCE}:N with N >= 1")
+        return SourceSpec("generated", "", weight, count=int(count))
+    collection, _, split = body.partition("/")
+    if collection in BUNDLED_FILES and split in BUNDLED_SPLITS:
+        return SourceSpec("bundled", body, weight)
+    path = Path(body)
+    if path.is_dir():
+        return SourceSpec("directory", body, weight)
+    if path.is_file():
+        return SourceSpec("kaggle", body, weight)
+    bundled = ", ".join(f"{c}/{s}" for c in BUNDLED_FILES for s in BUNDLED_SPLITS)
+    raise ValueError(f"source {spec!r} is neither a bundled set ({bundled}), an existing file or directory, "
+                     f"re-arc:PATH, barc-N-M-PATH, {REVERSED_PREFIX}SOURCE, {GENERATED_SOURCE}[:N] nor {CODE_SOURCE}")
+
+
+def load_source(spec: str | SourceSpec, rng: np.random.Generator, *, skip_bad: bool = False
+                ) -> tuple[ArcDataset, float]:
     """A dataset from a source spec, with its weight in a mix.
 
     Specs: a bundled name (``arc-agi-1/training``); a Kaggle challenges file (``..._challenges.json``,
@@ -753,50 +813,31 @@ def load_source(spec: str, rng: np.random.Generator, *, skip_bad: bool = False) 
     inputs drawn from ``rng`` (the RE-ARC idea); ``reversed:SOURCE``: SOURCE's tasks with inputs and outputs
     swapped (arc24). A spec may end in ``*W`` to give it weight W.
     """
-    weight = 1.0
-    body = spec
-    if "*" in spec:
-        body, _, w = spec.rpartition("*")
-        try:
-            weight = float(w)
-        except ValueError:
-            raise ValueError(f"source {spec!r}: weight after '*' must be a number") from None
-    if body.startswith("barc-"):
-        m = re.match(r"^barc-(\d+(?:\.\d+)?)-(\d+)-(.+)$", body)
-        if not m:
-            raise ValueError(f"source {spec!r}: expected barc-N-M-PATH")
-        return ArcDataset.from_barc(m.group(3), rng, max_examples=int(m.group(2)), skip_bad=skip_bad), \
-            float(m.group(1)) * weight
-    if body.startswith("re-arc:"):
-        return ArcDataset.from_rearc(body[len("re-arc:"):], rng, skip_bad=skip_bad), weight
-    if body.startswith(REVERSED_PREFIX):
-        inner, inner_weight = load_source(body[len(REVERSED_PREFIX):], rng, skip_bad=skip_bad)
-        return inner.reversed_tasks(), inner_weight * weight
-    if body == CODE_SOURCE:
+    source = source_spec(spec) if isinstance(spec, str) else spec
+    if source.kind == "reversed":
+        inner, _weight = load_source(source.inner, rng, skip_bad=skip_bad)
+        return inner.reversed_tasks(), source.weight
+    if source.kind == "barc":
+        return ArcDataset.from_barc(source.location, rng, max_examples=source.max_examples,
+                                    skip_bad=skip_bad), source.weight
+    if source.kind == "re-arc":
+        return ArcDataset.from_rearc(source.location, rng, skip_bad=skip_bad), source.weight
+    if source.kind in ("code", "generated"):
         from .code_tasks import code_dataset  # code_tasks builds on this module
 
-        return code_dataset(rng), weight
-    if body == GENERATED_SOURCE or body.startswith(GENERATED_SOURCE + ":"):
-        count = body.partition(":")[2] or str(GENERATED_PER_PROGRAM)
-        if not count.isdigit() or int(count) < 1:
-            raise ValueError(f"source {spec!r}: expected {GENERATED_SOURCE} or {GENERATED_SOURCE}:N with N >= 1")
-        from .code_tasks import code_dataset
-
-        generated = code_dataset(rng, generated_per_task=int(count), include_original=False)
+        if source.kind == "code":
+            return code_dataset(rng), source.weight
+        generated = code_dataset(rng, generated_per_task=source.count, include_original=False)
         # a plain dataset: these tasks train the grid prompt versions, their programs are not shown
-        return ArcDataset(generated.tasks, name=f"{GENERATED_SOURCE}:{count}"), weight
-    collection, _, split = body.partition("/")
-    if collection in BUNDLED_FILES and split in BUNDLED_SPLITS:
-        return ArcDataset.from_bundled(body, skip_bad=skip_bad), weight
-    path = Path(body)
-    if path.is_dir():
-        return ArcDataset.from_directory(path, skip_bad=skip_bad), weight
-    if path.is_file():
-        solutions = path.with_name(path.name.replace("_challenges", "_solutions"))
-        has_solutions = "_challenges" in path.name and solutions.is_file()
-        return ArcDataset.from_kaggle(path, solutions if has_solutions else None, skip_bad=skip_bad), weight
-    raise ValueError(f"source {spec!r} is neither a bundled set, a file, a directory, re-arc:PATH, barc-N-M-PATH, "
-                     f"{REVERSED_PREFIX}SOURCE, {GENERATED_SOURCE}[:N] nor {CODE_SOURCE}")
+        return ArcDataset(generated.tasks, name=f"{GENERATED_SOURCE}:{source.count}"), source.weight
+    if source.kind == "bundled":
+        return ArcDataset.from_bundled(source.location, skip_bad=skip_bad), source.weight
+    path = Path(source.location)
+    if source.kind == "directory":
+        return ArcDataset.from_directory(path, skip_bad=skip_bad), source.weight
+    solutions = path.with_name(path.name.replace("_challenges", "_solutions"))
+    has_solutions = "_challenges" in path.name and solutions.is_file()
+    return ArcDataset.from_kaggle(path, solutions if has_solutions else None, skip_bad=skip_bad), source.weight
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,14 +19,28 @@ from pathlib import Path
 import numpy as np
 
 from . import model_tools
-from .arc_loader import CODE_SOURCE, ArcDataset, AugmentOptions, base_task_id, dataset_grids, load_source
+from .arc_loader import CODE_SOURCE, ArcDataset, AugmentOptions, base_task_id, dataset_grids, load_source, source_spec
 from .cli import parse_config, save_config
-from .code_tasks import CODE_PROMPT_VERSIONS, CodeTaskDataset, code_alphabet
+from .code_tasks import CODE_PROMPT_VERSIONS, code_alphabet
 from .formats import PROMPT_VERSIONS, format_from_spec
 from .plots import plot_training
 from .training import DataPart, TrainConfig, TrainResult, held_out_metrics, train
 
 log = logging.getLogger(__name__)
+
+
+def check_train_dataset(spec: str) -> None:
+    """ValueError unless ``spec`` is ``SOURCE PROMPT_VERSION`` with a source ``arc_loader.source_spec``
+    understands and a version it can be rendered in; nothing is loaded."""
+    versions = (*PROMPT_VERSIONS, *CODE_PROMPT_VERSIONS)
+    words = spec.split()
+    if len(words) != 2 or words[1] not in versions:
+        raise ValueError(f"train dataset {spec!r}: expected 'SOURCE PROMPT_VERSION' with a version from "
+                         f"{', '.join(versions)}")
+    source = source_spec(words[0])
+    if words[1] in CODE_PROMPT_VERSIONS and source.kind != "code":
+        raise ValueError(f"train dataset {spec!r}: {words[1]} needs tasks with programs: the source "
+                         f"{CODE_SOURCE!r} (or {CODE_SOURCE}*WEIGHT)")
 
 
 @dataclass
@@ -38,10 +52,11 @@ class FinetuneConfig:
     models_dir: str = "models"
     train_datasets: tuple[str, ...] = field(default=("arc-agi-1/training output-from-examples",), metadata={
         "help": "SOURCE PROMPT_VERSION; SOURCE may end in *WEIGHT; the source 'code' (tasks with programs) "
-                "also takes the versions code-from-examples and output-from-code"})
-    format: str = field(default="architects", metadata={"help": "text format spec"})
-    backend: str = "auto"
-    load_in_4bit: str = field(default="auto", metadata={"help": "auto (4-bit on CUDA), yes or no"})
+                "also takes the versions code-from-examples and output-from-code", "check": check_train_dataset})
+    format: str = field(default="architects", metadata={"help": "text format spec", "check": format_from_spec})
+    backend: str = field(default="auto", metadata={"help": "the model's library", "choices": model_tools.BACKENDS})
+    load_in_4bit: str = field(default="auto", metadata={
+        "help": "auto: 4-bit on CUDA", "choices": model_tools.FOUR_BIT_CHOICES})
     lora_r: int = 32
     lora_alpha: int = 16
     lora_dropout: float = 0.0
@@ -67,9 +82,11 @@ class FinetuneConfig:
     evaluate_every: int = field(default=0, metadata={
         "help": "optimizer steps between held-out measurements (0: only before and after)"})
     never_train_on: tuple[str, ...] = field(default=("arc-agi-1/evaluation",), metadata={
-        "help": "sources whose grids never enter training: a task of any part with a grid of theirs is left out"})
+        "help": "sources whose grids never enter training: a task of any part with a grid of theirs is left out",
+        "check": source_spec})
     bf16: str = field(default="auto", metadata={
-        "help": "bfloat16 autocast: auto (on GPUs with bf16, on CPUs with native bf16 instructions), yes or no"})
+        "help": "bfloat16 autocast: auto (on GPUs with bf16, on CPUs with native bf16 instructions)",
+        "choices": ("auto", "yes", "no")})
     group_by_length: bool = field(default=True, metadata={
         "help": "sort each step's sequences by length before cutting micro-batches (less padding)"})
     init_adapter: str = field(default="", metadata={
@@ -82,17 +99,11 @@ def parse_sources(specs: Sequence[str], rng: np.random.Generator) -> list[DataPa
     """``SOURCE PROMPT_VERSION`` entries as weighted data parts (``code code-from-examples``: the tasks
     with programs in a code prompt version)."""
     parts = []
-    versions = (*PROMPT_VERSIONS, *CODE_PROMPT_VERSIONS)
     for spec in specs:
-        words = spec.split()
-        if len(words) != 2 or words[1] not in versions:
-            raise ValueError(f"train dataset {spec!r}: expected 'SOURCE PROMPT_VERSION' with a version from "
-                             f"{', '.join(versions)}")
-        dataset, weight = load_source(words[0], rng, skip_bad=True)
-        if words[1] in CODE_PROMPT_VERSIONS and not isinstance(dataset, CodeTaskDataset):
-            raise ValueError(f"train dataset {spec!r}: {words[1]} needs tasks with programs: the source "
-                             f"{CODE_SOURCE!r} (or {CODE_SOURCE}*WEIGHT)")
-        parts.append(DataPart(dataset, words[1], weight))
+        check_train_dataset(spec)
+        source, prompt_version = spec.split()
+        dataset, weight = load_source(source, rng, skip_bad=True)
+        parts.append(DataPart(dataset, prompt_version, weight))
     return parts
 
 

@@ -39,5 +39,10 @@ PRESET = FinetuneConfig(
     held_out_tasks=20,
 )
 
+def run(argv: list[str] | None = None) -> int:
+    """The console script ``arc-finetune-smollm``: this preset with the command line's flags; the exit status."""
+    return main(PRESET, argv, description=__doc__)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(PRESET, description=__doc__))
+    raise SystemExit(run())
