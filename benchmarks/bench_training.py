@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     for loaded, fmt in models.values():
         fits &= set(subset.filter_by_length(fmt, args.max_length, model_tools.token_counter(loaded.tokenizer)).keys)
     data = subset.with_keys([k for k in subset.keys if k in fits])
+    if not data.keys:
+        parser.error(f"none of the {args.tasks} tasks fits --max-length {args.max_length}: raise either")
     print(f"{len(data.keys)} of {len(subset.keys)} tasks fit {args.max_length} tokens under every vocabulary")
     results: dict[str, list[TrainResult]] = {name: [] for name in variants}
     for r in range(args.rounds):
