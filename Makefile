@@ -11,7 +11,7 @@ SMOL_GGUF   := models/SmolLM2-135M-Instruct.Q4_1.gguf
 DATA_STAMP  := input/arc-agi_evaluation_challenges.json
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint data model clean-venv
+.PHONY: demo test test-fast lint wheel data model clean-venv
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
@@ -52,6 +52,10 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check training_code tests benchmarks
+
+# The project's wheel in dist/ (pyproject.toml: setuptools, the version ranges, the gpu extra, the commands).
+wheel: $(STAMP)
+	$(PY) -m pip wheel . --no-deps --no-build-isolation --wheel-dir dist
 
 clean-venv:
 	rm -rf $(VENV)

@@ -42,9 +42,11 @@ import numpy as np
 
 from benchmarks.bench_decoders import THREADS_HELP, machine, resolve_adapter, session_for, set_threads
 from training_code import model_tools
+from training_code.cli import OptionError
 from training_code.evaluation import (
     EvalConfig,
     candidates_for,
+    check_task_spec,
     load_challenges,
     select_tasks,
     stable_seed,
@@ -276,6 +278,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             setattr(args, name, value)
     if args.smoke:
         args.adapter = ""
+    if not args.combine:
+        try:
+            check_task_spec(args.tasks, args.challenges)
+        except OptionError as e:
+            parser.error(str(e))
     args.out = args.out or str(RESULTS / f"ablation_{'smoke' if args.smoke else args.preset}.json")
     args.command = " ".join([".venv/bin/python -m benchmarks.bench_ablation",
                              *(sys.argv[1:] if argv is None else argv)])

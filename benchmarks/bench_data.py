@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from training_code.arc_loader import ArcDataset
+from training_code.cli import checked
 from training_code.formats import format_from_spec
 
 
@@ -24,7 +25,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--views", type=int, default=8)
-    parser.add_argument("--format", default="architects", help="format spec (see training_code.formats)")
+    parser.add_argument("--format", default="architects", type=checked(format_from_spec),
+                        help="format spec (see training_code.formats)")
     parser.add_argument("--tasks", type=int, default=0, help="only the first N tasks (0: all 400)")
     args = parser.parse_args(argv)
 

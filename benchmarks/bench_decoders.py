@@ -34,10 +34,12 @@ import numpy as np
 import torch
 
 from training_code import model_tools
+from training_code.cli import OptionError, checked
 from training_code.evaluation import (
     EvalConfig,
     ModelSession,
     candidates_for,
+    check_task_spec,
     load_challenges,
     prepare_session,
     score_candidates,
@@ -79,13 +81,17 @@ def session_for(config: EvalConfig, smoke: bool = False) -> ModelSession:
     return prepare_session(config, loaded)
 
 
+def decoder_names(thresholds: list[float]) -> list[str]:
+    """The display names of the decoders compared (see ``decoder_configs``), the choices of ``--pool``."""
+    return [f"dfs@{p:g}" for p in thresholds] + ["greedy", f"sample x{DEFAULT_SAMPLES}"]
+
+
 def decoder_configs(base: EvalConfig, thresholds: list[float]) -> dict[str, EvalConfig]:
     """The decoders to compare, by display name, as pipeline configs without scoring."""
     plain = replace(base, scoring_views=0, aggregation=UNSCORED)
-    configs = {f"dfs@{p:g}": replace(plain, decoder="dfs", min_prob=p) for p in thresholds}
-    configs["greedy"] = replace(plain, decoder="greedy")
-    configs[f"sample x{DEFAULT_SAMPLES}"] = replace(plain, decoder="sample")
-    return configs
+    decoders = [("dfs", p) for p in thresholds] + [("greedy", base.min_prob), ("sample", base.min_prob)]
+    return {name: replace(plain, decoder=decoder, min_prob=p)
+            for name, (decoder, p) in zip(decoder_names(thresholds), decoders)}
 
 
 def correct(grid: np.ndarray, truth: np.ndarray) -> bool:
@@ -233,7 +239,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                       "or '' for all")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--adapter", default="auto", help="'auto': models/smollm2-arc/adapter when present; '' none")
-    parser.add_argument("--format", default="architects")
+    parser.add_argument("--format", default="architects", type=checked(format_from_spec))
     parser.add_argument("--max-tokens", type=int, default=4096)
     parser.add_argument("--thresholds", default="0.1,0.02", help="DFS thresholds joined by commas")
     parser.add_argument("--views", type=int, default=2, help="views each test input is decoded under")
@@ -253,8 +259,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         # a random model spreads its probability thinly: DFS finds nothing above a useful threshold,
         # so the smoke run scores the sampled candidates instead
         args.pool = args.pool or f"sample x{DEFAULT_SAMPLES}"
-    args.thresholds = [float(x) for x in args.thresholds.split(",") if x.strip()]
+    try:
+        args.thresholds = [float(x) for x in args.thresholds.split(",") if x.strip()]
+    except ValueError:
+        parser.error(f"argument --thresholds: invalid value {args.thresholds!r}: expected numbers joined by commas")
+    if not args.thresholds or not all(0 < p <= 1 for p in args.thresholds):
+        parser.error(f"argument --thresholds: {args.thresholds!r}: each DFS threshold must be in (0, 1]")
     args.pool = args.pool or f"dfs@{args.thresholds[0]:g}"
+    pools = decoder_names(args.thresholds)
+    if args.pool not in pools:
+        parser.error(f"argument --pool: invalid choice: {args.pool!r} (choose from {', '.join(pools)})")
+    try:
+        check_task_spec(args.tasks, args.challenges)
+    except OptionError as e:
+        parser.error(str(e))
     args.command = " ".join([".venv/bin/python -m benchmarks.bench_decoders",
                          *(sys.argv[1:] if argv is None else argv)])
     return args

@@ -28,6 +28,7 @@ from transformers import MistralConfig
 
 from training_code import model_tools
 from training_code.arc_loader import ArcDataset
+from training_code.cli import checked, comma_choices
 from training_code.formats import format_from_spec
 from training_code.training import TrainConfig, train
 
@@ -103,8 +104,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=f"smollm2-135m,{RANDOM_MODEL}",
                         help=f"comma-separated: smollm2-135m, {RANDOM_MODEL}, or model folders")
-    parser.add_argument("--backends", default="auto", help="comma-separated: auto, unsloth, transformers")
-    parser.add_argument("--four-bit", default="auto", choices=("auto", "yes", "no"),
+    parser.add_argument("--backends", default="auto", type=comma_choices(model_tools.BACKENDS),
+                        help=f"comma-separated: {', '.join(model_tools.BACKENDS)}")
+    parser.add_argument("--four-bit", default="auto", choices=model_tools.FOUR_BIT_CHOICES,
                         help="auto: 4-bit on CUDA (model_tools.load_model's default)")
     parser.add_argument("--shape", default="minitron-8b", choices=("minitron-8b", "tiny"),
                         help=f"layer shapes of {RANDOM_MODEL} (tiny: for tests on a CPU)")
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--max-length", type=int, default=2048)
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--tasks", type=int, default=16, help="ARC-AGI-1 training tasks in the fixed data")
-    parser.add_argument("--format", default="architects")
+    parser.add_argument("--format", default="architects", type=checked(format_from_spec))
     parser.add_argument("--out", default="benchmarks/results/gpu_model.json")
     args = parser.parse_args(argv)
 

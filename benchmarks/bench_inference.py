@@ -32,6 +32,7 @@ import torch
 
 from benchmarks.bench_decoders import THREADS_HELP, UNSCORED, machine, resolve_adapter, save, session_for, set_threads
 from training_code.arc_loader import ArcDataset, Task
+from training_code.cli import checked
 from training_code.evaluation import (
     EvalConfig,
     ModelSession,
@@ -46,7 +47,7 @@ from training_code.evaluation import (
     select_tasks,
     stable_seed,
 )
-from training_code.formats import FormatParseError
+from training_code.formats import FormatParseError, format_from_spec
 from training_code.grids import Grid
 from training_code.inference_tools import batched_nll, dfs_decode
 from training_code.selection import ScoredCandidate, merge_candidates, rank_candidates
@@ -243,7 +244,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks", default="6", help="a count N (the N shortest renderings) or ids joined by commas")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--adapter", default="auto", help="'auto': models/smollm2-arc/adapter when present; '' none")
-    parser.add_argument("--format", default="architects")
+    parser.add_argument("--format", default="architects", type=checked(format_from_spec))
     parser.add_argument("--max-tokens", type=int, default=4096)
     parser.add_argument("--views", type=int, default=8)
     parser.add_argument("--scoring-views", type=int, default=8)

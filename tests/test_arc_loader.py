@@ -16,10 +16,13 @@ from training_code.arc_loader import (
     ArcDataset,
     AugmentOptions,
     Key,
+    base_task_id,
     d8_keys,
+    dataset_grids,
     export_bundled,
     load_source,
     random_key,
+    source_spec,
 )
 from training_code.formats import format_from_spec
 from training_code.grids import ArcDataError
@@ -449,3 +452,50 @@ def test_export_writes_kaggle_files_for_both_collections(tmp_path):
     again = ArcDataset.from_kaggle(tmp_path / "arc-agi-2_training_challenges.json",
                                    tmp_path / "arc-agi-2_training_solutions.json")
     assert len(again.tasks) == 1000 and len(again.solutions()) == 1000
+
+
+def test_reversed_source_swaps_inputs_and_outputs():
+    spec = source_spec("reversed:arc-agi-1/training*0.5")
+    assert (spec.kind, spec.location, spec.weight) == ("reversed", "arc-agi-1/training", 0.5)
+    reversed_set, weight = load_source("reversed:arc-agi-1/training*0.5", np.random.default_rng(0))
+    original = ArcDataset.from_bundled("arc-agi-1/training")
+    assert weight == 0.5 and len(reversed_set.tasks) == len(original.tasks)
+    task = reversed_set.tasks["007bbfb7-rev"]
+    source = original.tasks["007bbfb7"]
+    assert np.array_equal(task.train[0].input, source.train[0].output)
+    assert np.array_equal(task.test[0].output, source.test[0].input)
+
+
+def test_generated_source_makes_new_tasks_that_their_programs_solve():
+    from training_code.programs import GENERATORS, PROGRAMS, run_program
+
+    generated, weight = load_source("generated:2*0.25", np.random.default_rng(0))
+    assert weight == 0.25 and len(generated.tasks) == 2 * len(GENERATORS)
+    original = ArcDataset.from_bundled("arc-agi-1/training")
+    for task_id, task in list(generated.tasks.items())[:20]:
+        base = base_task_id(task_id)
+        assert base in GENERATORS and task_id != base
+        for example in (*task.train, *task.test):
+            assert np.array_equal(run_program(PROGRAMS[base], example.input), example.output)
+        # fresh inputs, not the original task's
+        assert not any(np.array_equal(task.test[0].input, e.input) for e in original.tasks[base].train)
+    again, _ = load_source("generated:2", np.random.default_rng(0))
+    assert all(np.array_equal(a.test[0].input, b.test[0].input)
+               for a, b in zip(generated.tasks.values(), again.tasks.values()))  # same seed, same tasks
+    for bad in ("generated:0", "generated:x"):
+        with pytest.raises(ValueError, match="generated:N with N >= 1"):
+            source_spec(bad)
+
+
+def test_tasks_sharing_a_grid_are_found_and_left_out(tmp_path):
+    tasks = {"aaa": {"train": [{"input": [[1]], "output": [[2]]}], "test": [{"input": [[3]], "output": [[4]]}]},
+             "bbb": {"train": [{"input": [[5]], "output": [[6]]}], "test": [{"input": [[7, 7]], "output": [[4]]}]},
+             "ccc": {"train": [{"input": [[8]], "output": [[9]]}], "test": [{"input": [[0]], "output": [[0, 0]]}]}}
+    path = tmp_path / "x_challenges.json"
+    path.write_text(json.dumps(tasks))
+    ds = ArcDataset.from_kaggle(path)
+    grids = dataset_grids(ds.subset(["aaa"]))
+    assert len(grids) == 4 and ds.sharing_grids(grids) == ["aaa", "bbb"]  # [[4]] is bbb's test output
+    rest = ds.without(["aaa", "bbb", "zzz"])
+    assert list(rest.tasks) == ["ccc"] and [k.task_id for k in rest.keys] == ["ccc"]
+    assert base_task_id("007bbfb7-rev") == base_task_id("007bbfb7-g3") == base_task_id("007bbfb7") == "007bbfb7"

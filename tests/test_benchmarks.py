@@ -35,10 +35,23 @@ def test_data_benchmark_measures_every_stage(capsys):
 def test_training_benchmark_compares_both_vocabularies(tmp_path, capsys):
     loaded = tiny()
     model_tools.save_merged(loaded.model, loaded.tokenizer, tmp_path / "tiny")
-    result = bench_training.main(["--model", str(tmp_path / "tiny"), "--steps", "1", "--rounds", "1",
-                                  "--batch-size", "1", "--max-length", "512", "--tasks", "3"])
+    result = bench_training.main(["--compare", "vocabulary", "--model", str(tmp_path / "tiny"), "--steps", "1",
+                                  "--rounds", "1", "--batch-size", "1", "--grad-accumulation", "1",
+                                  "--max-length", "512", "--tasks", "3"])
     assert result["step_ratio"] > 0 and result["tokens_per_second_full"] > 0
     assert "shrunk vs full" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_training_benchmark_compares_the_trainers_on_the_same_sequences(tmp_path, capsys):
+    loaded = tiny()
+    model_tools.save_merged(loaded.model, loaded.tokenizer, tmp_path / "tiny")
+    result = bench_training.main(["--model", str(tmp_path / "tiny"), "--steps", "2", "--rounds", "1",
+                                  "--max-length", "1024", "--tasks", "12"])
+    assert result["step_ratio"] > 0 and result["tokens_per_second_defaults"] > 0
+    # the same sequences in both, so the step losses differ by bfloat16 rounding at most
+    assert result["largest_loss_gap"] < 0.1
+    assert "defaults vs float32, drawn order" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -63,6 +63,11 @@ def test_bad_and_unanswerable_tasks_fall_back_and_the_exit_status_says_so(tmp_pa
     assert ("bad", 1) in summary.fell_back and ("big", 0) in summary.fell_back
     assert "not rectangular" in summary.errors["bad"] and "tokens" in summary.errors["big"]
 
+    # named by id, a task that cannot load still gets its fallback answers (it is in the file: a valid id)
+    named = run_evaluation(config(challenges, tmp_path / "named", max_tokens=300, tasks="bad,aaa"), tiny())
+    assert set(json.loads(named.submission_path.read_text())) == {"aaa", "bad"}
+    assert ("bad", 1) in named.fell_back and "not rectangular" in named.errors["bad"]
+
 
 def test_a_killed_run_resumes_without_redoing_finished_tasks(tmp_path, monkeypatch):
     challenges = write_set(tmp_path, TASKS)

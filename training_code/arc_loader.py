@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .formats import RenderedTask
-from .grids import ArcDataError, Grid, Where, as_grid, grid_to_list
+from .grids import ArcDataError, Grid, Where, as_grid, grid_key, grid_to_list
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ BUNDLED_SPLITS = {"training": "train", "evaluation": "eval"}
 # The Kaggle-format file prefix of each collection when exported to input/
 EXPORT_PREFIXES = {"arc-agi-1": "arc-agi", "arc-agi-2": "arc-agi-2"}
 CODE_SOURCE = "code"  # the source spec of the tasks with programs (see load_source)
+GENERATED_SOURCE = "generated"  # new tasks from the verified programs' input generators (see load_source)
+GENERATED_PER_PROGRAM = 16  # default tasks per program with a generator for the source "generated"
+REVERSED_PREFIX = "reversed:"  # "reversed:SOURCE": SOURCE's tasks with inputs and outputs swapped
 
 TASK_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-]*$")
 PART_RANK = {"tp": 0, "rt": 1, "perm": 2, "ex": 3}  # the order in which a key's parts are written
@@ -76,6 +79,28 @@ class Task:
 
         return Task(task_id, tuple(swap(e, f"train[{i}]") for i, e in enumerate(self.train)),
                     tuple(swap(e, f"test[{i}]") for i, e in enumerate(self.test)), self.source)
+
+
+GridKey = tuple[tuple[int, ...], ...]
+
+
+def task_grids(task: Task) -> Iterator[GridKey]:
+    """Every grid of a task, inputs and known outputs of training and test examples, as hashable keys."""
+    for example in (*task.train, *task.test):
+        yield grid_key(example.input)
+        if example.output is not None:
+            yield grid_key(example.output)
+
+
+def dataset_grids(*datasets: ArcDataset) -> set[GridKey]:
+    """Every grid of every task of the datasets (what a training mix must never contain, for evaluation sets)."""
+    return {g for ds in datasets for task in ds.tasks.values() for g in task_grids(task)}
+
+
+def base_task_id(task_id: str) -> str:
+    """The original task of a derived one: ``007bbfb7-rev``, ``007bbfb7-g3`` and ``007bbfb7-loo1`` all
+    come from ``007bbfb7`` (ids of derived tasks append ``-suffix`` to the original's)."""
+    return task_id.split("-", 1)[0]
 
 
 def check_task_id(task_id: str, file: str | None = None) -> str:
@@ -519,6 +544,15 @@ class ArcDataset:
         keys = [k for k in self.keys if k.task_id in tasks]
         return ArcDataset(tasks, keys, self.name, list(self.skipped))
 
+    def without(self, task_ids: Iterable[str]) -> ArcDataset:
+        """Every task but the given ones (ids not in the dataset are ignored), with their keys."""
+        drop = set(task_ids)
+        return self.subset([t for t in self.tasks if t not in drop])
+
+    def sharing_grids(self, grids: set[GridKey]) -> list[str]:
+        """Ids of the tasks with any grid (input or output, training or test) in ``grids`` (see task_grids)."""
+        return [t for t, task in self.tasks.items() if any(g in grids for g in task_grids(task))]
+
     def split(self, fraction: float, rng: np.random.Generator) -> tuple[ArcDataset, ArcDataset]:
         """Split tasks at random into two datasets, the first with about ``fraction`` of the tasks."""
         ids = sorted(self.tasks)
@@ -708,15 +742,21 @@ def with_solutions(task: Task, outputs: Any, file: str | None) -> Task:
     return replace(task, test=test)
 
 
-def load_source(spec: str, rng: np.random.Generator, *, skip_bad: bool = False) -> tuple[ArcDataset, float]:
-    """A dataset from a source spec, with its weight in a mix.
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed source spec (see ``load_source``): what to load, from where, with what weight."""
 
-    Specs: a bundled name (``arc-agi-1/training``); a Kaggle challenges file (``..._challenges.json``,
-    its solutions file found beside it by name); a directory of task files; ``re-arc:PATH``;
-    arc24's ``barc-N-M-PATH`` (N the weight, M the most examples kept per problem); ``code``: the tasks
-    with programs of ``code_tasks.code_dataset`` (for the code prompt versions). A spec may end in
-    ``*W`` to give it weight W.
-    """
+    kind: str  # "barc", "re-arc", "code", "generated", "reversed", "bundled", "directory" or "kaggle"
+    location: str  # the path, or the bundled name
+    weight: float = 1.0
+    max_examples: int = 0  # barc: the most examples kept per problem
+    count: int = 0  # generated: new tasks per program
+    inner: SourceSpec | None = None  # reversed: the source whose tasks are reversed
+
+
+def source_spec(spec: str) -> SourceSpec:
+    """``spec`` parsed without loading anything; ValueError saying what is wrong and which forms are valid
+    (so a command line can refuse a bad source before a model loads)."""
     weight = 1.0
     body = spec
     if "*" in spec:
@@ -725,30 +765,79 @@ def load_source(spec: str, rng: np.random.Generator, *, skip_bad: bool = False) 
             weight = float(w)
         except ValueError:
             raise ValueError(f"source {spec!r}: weight after '*' must be a number") from None
+    if body.startswith(REVERSED_PREFIX):
+        inner = source_spec(body[len(REVERSED_PREFIX):])
+        return SourceSpec("reversed", inner.location, inner.weight * weight, inner=inner)
     if body.startswith("barc-"):
         m = re.match(r"^barc-(\d+(?:\.\d+)?)-(\d+)-(.+)$", body)
         if not m:
             raise ValueError(f"source {spec!r}: expected barc-N-M-PATH")
-        return ArcDataset.from_barc(m.group(3), rng, max_examples=int(m.group(2)), skip_bad=skip_bad), \
-            float(m.group(1)) * weight
-    if body.startswith("re-arc:"):
-        return ArcDataset.from_rearc(body[len("re-arc:"):], rng, skip_bad=skip_bad), weight
+        source = SourceSpec("barc", m.group(3), float(m.group(1)) * weight, int(m.group(2)))
+    elif body.startswith("re-arc:"):
+        source = SourceSpec("re-arc", body[len("re-arc:"):], weight)
+    else:
+        source = None
+    if source is not None:
+        if not Path(source.location).exists():
+            raise ValueError(f"source {spec!r}: no file or directory {source.location!r}")
+        return source
     if body == CODE_SOURCE:
-        from .code_tasks import code_dataset  # code_tasks builds on this module
-
-        return code_dataset(rng), weight
+        return SourceSpec("code", "", weight)
+    if body == GENERATED_SOURCE or body.startswith(GENERATED_SOURCE + ":"):
+        count = body.partition(":")[2] or str(GENERATED_PER_PROGRAM)
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"source {spec!r}: expected {GENERATED_SOURCE} or {GENERATED_SOURCE}:N with N >= 1")
+        return SourceSpec("generated", "", weight, count=int(count))
     collection, _, split = body.partition("/")
     if collection in BUNDLED_FILES and split in BUNDLED_SPLITS:
-        return ArcDataset.from_bundled(body, skip_bad=skip_bad), weight
+        return SourceSpec("bundled", body, weight)
     path = Path(body)
     if path.is_dir():
-        return ArcDataset.from_directory(path, skip_bad=skip_bad), weight
+        return SourceSpec("directory", body, weight)
     if path.is_file():
-        solutions = path.with_name(path.name.replace("_challenges", "_solutions"))
-        has_solutions = "_challenges" in path.name and solutions.is_file()
-        return ArcDataset.from_kaggle(path, solutions if has_solutions else None, skip_bad=skip_bad), weight
-    raise ValueError(f"source {spec!r} is neither a bundled set, a file, a directory, re-arc:PATH, barc-N-M-PATH "
-                     f"nor {CODE_SOURCE}")
+        return SourceSpec("kaggle", body, weight)
+    bundled = ", ".join(f"{c}/{s}" for c in BUNDLED_FILES for s in BUNDLED_SPLITS)
+    raise ValueError(f"source {spec!r} is neither a bundled set ({bundled}), an existing file or directory, "
+                     f"re-arc:PATH, barc-N-M-PATH, {REVERSED_PREFIX}SOURCE, {GENERATED_SOURCE}[:N] nor {CODE_SOURCE}")
+
+
+def load_source(spec: str | SourceSpec, rng: np.random.Generator, *, skip_bad: bool = False
+                ) -> tuple[ArcDataset, float]:
+    """A dataset from a source spec, with its weight in a mix.
+
+    Specs: a bundled name (``arc-agi-1/training``); a Kaggle challenges file (``..._challenges.json``,
+    its solutions file found beside it by name); a directory of task files; ``re-arc:PATH``;
+    arc24's ``barc-N-M-PATH`` (N the weight, M the most examples kept per problem); ``code``: the tasks
+    with programs of ``code_tasks.code_dataset`` (for the code prompt versions); ``generated`` or
+    ``generated:N``: N new tasks (default 16) for every verified program with an input generator, fresh
+    inputs drawn from ``rng`` (the RE-ARC idea); ``reversed:SOURCE``: SOURCE's tasks with inputs and outputs
+    swapped (arc24). A spec may end in ``*W`` to give it weight W.
+    """
+    source = source_spec(spec) if isinstance(spec, str) else spec
+    if source.kind == "reversed":
+        inner, _weight = load_source(source.inner, rng, skip_bad=skip_bad)
+        return inner.reversed_tasks(), source.weight
+    if source.kind == "barc":
+        return ArcDataset.from_barc(source.location, rng, max_examples=source.max_examples,
+                                    skip_bad=skip_bad), source.weight
+    if source.kind == "re-arc":
+        return ArcDataset.from_rearc(source.location, rng, skip_bad=skip_bad), source.weight
+    if source.kind in ("code", "generated"):
+        from .code_tasks import code_dataset  # code_tasks builds on this module
+
+        if source.kind == "code":
+            return code_dataset(rng), source.weight
+        generated = code_dataset(rng, generated_per_task=source.count, include_original=False)
+        # a plain dataset: these tasks train the grid prompt versions, their programs are not shown
+        return ArcDataset(generated.tasks, name=f"{GENERATED_SOURCE}:{source.count}"), source.weight
+    if source.kind == "bundled":
+        return ArcDataset.from_bundled(source.location, skip_bad=skip_bad), source.weight
+    path = Path(source.location)
+    if source.kind == "directory":
+        return ArcDataset.from_directory(path, skip_bad=skip_bad), source.weight
+    solutions = path.with_name(path.name.replace("_challenges", "_solutions"))
+    has_solutions = "_challenges" in path.name and solutions.is_file()
+    return ArcDataset.from_kaggle(path, solutions if has_solutions else None, skip_bad=skip_bad), source.weight
 
 
 # --------------------------------------------------------------------------------------------------

@@ -2,6 +2,12 @@
 
 An entry script is a preset (a config instance) and one call; this module maps the command line
 onto the preset's fields and saves the final config next to the results, as arc24 does.
+
+A bad option stops the run while the command line is parsed, before any model loads: exit status 2
+and a message naming the option, the bad value and the valid ones. A field declares what is valid in
+its metadata: ``choices`` (the valid values; ``--help`` lists them) or ``check`` (a function that
+raises ValueError saying why a value is bad and what would do, e.g. a format spec's parser). An entry
+script adds checks that need more than one field (``--tasks`` ids against the ``--challenges`` file).
 """
 
 from __future__ import annotations
@@ -11,15 +17,82 @@ import dataclasses
 import json
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 C = TypeVar("C")
 
 
+class OptionError(ValueError):
+    """A bad value of a command-line option; the message names the option, the value and the valid ones."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(f"argument {option}: {message}")
+        self.option = option
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def invalid_choice(value: Any, choices: Iterable[str]) -> str:
+    """argparse's own wording for a value outside ``choices``."""
+    return f"invalid choice: {value!r} (choose from {', '.join(choices)})"
+
+
+def checked(check: Callable[[Any], Any]) -> Callable[[str], str]:
+    """An argparse ``type`` that runs ``check`` on the text and turns its ValueError into argparse's error
+    (exit status 2, the option named), e.g. ``parser.add_argument("--format", type=checked(format_from_spec))``."""
+    def convert(text: str) -> str:
+        try:
+            check(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        return text
+
+    return convert
+
+
+def comma_choices(choices: Iterable[str]) -> Callable[[str], str]:
+    """An argparse ``type`` for names joined by commas, each one of ``choices``."""
+    valid = tuple(choices)
+
+    def check(text: str) -> None:
+        bad = [name for name in text.split(",") if name not in valid]
+        if bad:
+            raise ValueError(invalid_choice(bad[0], valid))
+
+    return checked(check)
+
+
+def field_problem(f: dataclasses.Field, value: Any) -> str:
+    """Why ``value`` is not valid for the field ``f`` (its ``choices`` or ``check`` metadata), or ''."""
+    entries = value if isinstance(value, tuple) else (value,)
+    choices = f.metadata.get("choices")
+    check = f.metadata.get("check")
+    for entry in entries:
+        if choices is not None and entry not in choices:
+            return invalid_choice(entry, choices)
+        if check is not None:
+            try:
+                check(entry)
+            except ValueError as e:
+                return str(e)
+    return ""
+
+
+def check_config(config: Any, prefix: str = "") -> None:
+    """OptionError for the first field of ``config`` (nested dataclasses too) whose value its metadata
+    refuses: a preset or a saved config is checked as strictly as the command line."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            check_config(value, prefix=prefix + f.name + ".")
+            continue
+        problem = field_problem(f, value)
+        if problem:
+            raise OptionError(_flag(prefix + f.name), problem)
 
 
 def _base_type(tp: Any) -> tuple[Any, bool]:
@@ -53,6 +126,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, preset: Any, prefix: s
         tp, optional = _base_type(hints[f.name])
         help_text = f.metadata.get("help", "")
         shown = "none" if value is None else value
+        choices = f.metadata.get("choices")
+        if choices is not None:
+            help_text = f"{help_text}; one of {', '.join(map(str, choices))}".lstrip("; ")
         if tp is bool:
             parser.add_argument(_flag(name), dest=name, nargs="?", const=True, type=_parse_bool, default=value,
                                 metavar="BOOL", help=f"{help_text} (default: {shown})".strip())
@@ -63,13 +139,18 @@ def add_config_arguments(parser: argparse.ArgumentParser, preset: Any, prefix: s
             parser.add_argument(_flag(name), dest=name, action="append", nargs="+", default=None, metavar="WORD",
                                 help=f"{help_text} (repeatable; default: {' | '.join(map(str, value))})".strip())
         elif tp in (int, float, str):
-            def convert(text: str, tp=tp, optional=optional):
+            def convert(text: str, tp=tp, optional=optional, f=f):
                 if optional and text.lower() == "none":
                     return None
-                return tp(text)
+                converted = tp(text)
+                if f.metadata.get("check") is not None:  # choices: argparse checks them itself
+                    problem = field_problem(f, converted)
+                    if problem:
+                        raise argparse.ArgumentTypeError(problem)
+                return converted
 
-            parser.add_argument(_flag(name), dest=name, type=convert, default=value, metavar=tp.__name__.upper(),
-                                help=f"{help_text} (default: {shown})".strip())
+            parser.add_argument(_flag(name), dest=name, type=convert, default=value, choices=choices,
+                                metavar=tp.__name__.upper(), help=f"{help_text} (default: {shown})".strip())
         else:
             raise TypeError(f"config field {name} has type {tp}, which has no command-line form")
 
@@ -90,11 +171,25 @@ def config_from_args(preset: C, args: argparse.Namespace, prefix: str = "") -> C
     return dataclasses.replace(preset, **changes)
 
 
-def parse_config(preset: C, argv: Sequence[str] | None = None, description: str = "") -> C:
-    """Parse the command line onto a config preset; ``--help`` lists every field with its default."""
+def checked_config(parser: argparse.ArgumentParser, config: C, checks: Sequence[Callable[[C], None]] = ()) -> C:
+    """``config`` when every field and every check (each raises OptionError) accepts it; otherwise
+    argparse's error: the message on stderr and exit status 2."""
+    try:
+        check_config(config)
+        for check in checks:
+            check(config)
+    except OptionError as e:
+        parser.error(str(e))
+    return config
+
+
+def parse_config(preset: C, argv: Sequence[str] | None = None, description: str = "",
+                 checks: Sequence[Callable[[C], None]] = ()) -> C:
+    """Parse the command line onto a config preset; ``--help`` lists every field with its default.
+    A bad value (see the module's docstring, and ``checks``) exits with status 2 before anything runs."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(parser, preset)
-    return config_from_args(preset, parser.parse_args(argv))
+    return checked_config(parser, config_from_args(preset, parser.parse_args(argv)), checks)
 
 
 def save_config(config: Any, path: str | Path) -> Path:

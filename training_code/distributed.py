@@ -51,8 +51,18 @@ import torch
 import torch.distributed as dist
 
 from . import model_tools
-from .cli import add_config_arguments, config_from_args
-from .evaluation import EvalConfig, EvalRun, EvalSummary, TaskResult, finish_run, print_summary, solve_tasks, start_run
+from .cli import add_config_arguments, checked_config, config_from_args
+from .evaluation import (
+    EvalConfig,
+    EvalRun,
+    EvalSummary,
+    TaskResult,
+    check_options,
+    finish_run,
+    print_summary,
+    solve_tasks,
+    start_run,
+)
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +250,10 @@ def parse_arguments(argv: Sequence[str] | None = None) -> tuple[EvalConfig, time
     first.add_argument("--preset", default="smollm", choices=preset_names())
     first.add_argument("--config", default="")
     known, _rest = first.parse_known_args(argv)
-    base = config_from_json(known.config) if known.config else preset_config(known.preset)
+    try:
+        base = config_from_json(known.config) if known.config else preset_config(known.preset)
+    except (OSError, ValueError, TypeError) as e:  # a missing, unreadable or foreign file: stop before the ranks load
+        first.error(f"argument --config: {e}")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="smollm", choices=preset_names(),
                         help="the run_evaluation_<name> preset to start from (default: smollm)")
@@ -252,7 +265,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> tuple[EvalConfig, time
     args = parser.parse_args(argv)
     if args.barrier_slack < 0:
         parser.error(f"--barrier-slack must not be negative, not {args.barrier_slack}")
-    return config_from_args(base, args), timedelta(seconds=args.barrier_slack)
+    return checked_config(parser, config_from_args(base, args), (check_options,)), timedelta(seconds=args.barrier_slack)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,11 +29,13 @@ from tqdm.auto import tqdm
 
 from . import model_tools
 from .arc_loader import ArcDataset, AugmentOptions, Key, Task, random_key
-from .cli import save_config
+from .cli import OptionError, save_config
 from .code_tasks import ProgramChecker, code_alphabet, program_from_reply, render_code_from_examples
 from .formats import FormatParseError, format_from_spec
 from .grids import ArcDataError, Grid, grid_to_list
 from .inference_tools import (
+    BF16_CHOICES,
+    DECODERS,
     DEFAULT_DFS_ROWS,
     MAX_REPLY_TOKENS,
     Candidate,
@@ -49,6 +51,7 @@ from .inference_tools import (
 from .metrics import evaluate
 from .sandbox import ProgramOutputs, Sandbox, program_outputs
 from .selection import (
+    AGGREGATIONS,
     DEFAULT_AGGREGATION,
     ScoredCandidate,
     add_program_candidates,
@@ -82,10 +85,12 @@ class EvalConfig:
         "help": "task ids joined by commas, or a count N: the N tasks with the shortest rendering; '' for all"})
     model: str = field(default="smollm2-135m", metadata={"help": "bundled model name or a local model path"})
     adapter: str = field(default="", metadata={"help": "a LoRA adapter to apply (and merge) before anything else"})
-    format: str = field(default="architects", metadata={"help": "text format spec (see training_code.formats)"})
-    backend: str = field(default="auto", metadata={"help": "auto, transformers or unsloth"})
+    format: str = field(default="architects", metadata={
+        "help": "text format spec (see training_code.formats)", "check": format_from_spec})
+    backend: str = field(default="auto", metadata={"help": "the model's library", "choices": model_tools.BACKENDS})
     load_in_4bit: str = field(default="auto", metadata={
-        "help": "auto (4-bit on CUDA, except 16 bits when an --adapter is merged into the base), yes or no"})
+        "help": "auto: 4-bit on CUDA, except 16 bits when an --adapter is merged into the base",
+        "choices": model_tools.FOUR_BIT_CHOICES})
     max_tokens: int = field(default=8192, metadata={"help": "token budget of one rendered view"})
     ttt: bool = field(default=True, metadata={"help": "test-time training on each task's own examples"})
     ttt_steps: int = field(default=16, metadata={"help": "optimizer steps of test-time training per task"})
@@ -93,14 +98,16 @@ class EvalConfig:
     ttt_learning_rate: float = 1e-4
     ttt_lora_r: int = 16
     ttt_lora_alpha: int = 16
-    decoder: str = field(default="dfs", metadata={"help": "dfs, greedy or sample"})
+    decoder: str = field(default="dfs", metadata={"help": "how candidates are decoded", "choices": tuple(DECODERS)})
     min_prob: float = field(default=0.1, metadata={"help": "DFS threshold: keep replies with probability >= this"})
     views: int = field(default=8, metadata={"help": "augmented views each test input is decoded under"})
     scoring_views: int = field(default=8, metadata={"help": "augmented views each candidate is scored under"})
     bf16_passes: str = field(default="auto", metadata={
-        "help": "bfloat16 (autocast) prompt passes of decoding and scoring passes: yes, no (the model's own format "
-                "throughout) or auto (yes on CUDA with bf16 and on CPUs with bf16 instructions)"})
-    aggregation: str = field(default=DEFAULT_AGGREGATION, metadata={"help": "how scores rank candidates"})
+        "help": "bfloat16 (autocast) prompt passes of decoding and scoring passes: no keeps the model's own format "
+                "throughout; auto: yes on CUDA with bf16 and on CPUs with bf16 instructions",
+        "choices": BF16_CHOICES})
+    aggregation: str = field(default=DEFAULT_AGGREGATION, metadata={
+        "help": "how scores rank candidates", "choices": tuple(AGGREGATIONS)})
     program_samples: int = field(default=0, metadata={
         "help": "programs sampled per task with the code-from-examples prompt and run in a sandbox; the outputs "
                 "of those that reproduce the examples join the candidates (0: off); when on, the vocabulary "
@@ -193,10 +200,46 @@ def select_tasks(dataset: ArcDataset, spec: str, fmt) -> list[str]:
             lengths[key.task_id] = max(length, lengths.get(key.task_id, 0))
         return sorted(sorted(lengths, key=lambda t: (lengths[t], t))[: int(spec)])
     ids = [t.strip() for t in spec.split(",") if t.strip()]
-    unknown = [t for t in ids if t not in dataset.tasks]
+    known = set(dataset.tasks) | {e.task_id for e in dataset.skipped}  # a task that failed to load falls back
+    unknown = [t for t in ids if t not in known]
     if unknown:
         raise ValueError(f"--tasks names tasks not in the challenges: {', '.join(unknown)}")
     return ids
+
+
+def task_ids_in(challenges: str | Path) -> list[str]:
+    """The task ids of a challenges file, read without loading the tasks; OptionError naming
+    ``--challenges`` when it is missing or not a JSON object of tasks."""
+    path = Path(challenges)
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise OptionError("--challenges", f"cannot read {str(path)!r}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise OptionError("--challenges", f"{str(path)!r} is not valid JSON: {e}") from None
+    if not isinstance(tasks, dict):
+        raise OptionError("--challenges", f"{str(path)!r} is not a JSON object of tasks by id")
+    return list(tasks)
+
+
+def check_task_spec(spec: str, challenges: str | Path) -> None:
+    """OptionError unless ``--tasks`` is '' (all), a count, or ids joined by commas that the
+    challenges file holds; the message names the unknown ids and some valid ones."""
+    spec = spec.strip()
+    if not spec or spec.isdigit():
+        return
+    known = task_ids_in(challenges)
+    ids = [t.strip() for t in spec.split(",") if t.strip()]
+    unknown = [t for t in ids if t not in set(known)]
+    if unknown or not ids:
+        examples = ", ".join(sorted(known)[:5]) + (", ..." if len(known) > 5 else "")
+        raise OptionError("--tasks", f"invalid task ids {', '.join(unknown) or repr(spec)}: not in {challenges} "
+                                     f"(a count N, or ids of its {len(known)} tasks joined by commas: {examples})")
+
+
+def check_options(config: EvalConfig) -> None:
+    """What the fields alone cannot check: ``--tasks`` ids against the ``--challenges`` file."""
+    check_task_spec(config.tasks, config.challenges)
 
 
 def decoding_keys(task: Task, test_index: int, n: int, rng: np.random.Generator, keep_background: bool) -> list[Key]:
@@ -570,7 +613,6 @@ def run_evaluation(config: EvalConfig, loaded: model_tools.LoadedModel | None = 
 def prepare_session(config: EvalConfig, loaded: model_tools.LoadedModel | None = None) -> ModelSession:
     """The model of ``config`` (or ``loaded``), shrunk to the format (to the code alphabet when programs
     are sampled, so the model can write them), with the config's adapter merged."""
-    stage_formats(config.bf16_passes, "cpu")  # a bad choice fails here, before a model loads
     if loaded is None:
         loaded = model_tools.load_model(config.model, backend=config.backend, max_seq_length=config.max_tokens,
                                         load_in_4bit=four_bit_choice(config))
@@ -637,8 +679,9 @@ def start_run(config: EvalConfig, loaded: model_tools.LoadedModel | None = None)
     errors: dict[str, str] = {e.task_id or "?": str(e) for e in dataset.skipped}
     session = prepare_session(config, loaded)
     loaded, fmt = session.loaded, session.fmt
-    task_ids = [t for t in select_tasks(dataset, config.tasks, fmt) if t in dataset.tasks]
-    selected_counts = {t: test_counts[t] for t in test_counts if not config.tasks or t in task_ids}
+    requested = select_tasks(dataset, config.tasks, fmt)
+    task_ids = [t for t in requested if t in dataset.tasks]
+    selected_counts = {t: test_counts[t] for t in test_counts if not config.tasks or t in requested}
     log.info("model %s (%s backend), %d tasks, decoder %s, %d views, TTT %s, %d programs per task", loaded.source,
              loaded.backend, len(task_ids), config.decoder, config.views, "on" if config.ttt else "off",
              config.program_samples)
@@ -756,7 +799,7 @@ def main(preset: EvalConfig, argv: Sequence[str] | None = None, description: str
     """Entry point of the run_evaluation_* presets: parse flags onto the preset, run, print, exit status."""
     from .cli import parse_config
 
-    config = parse_config(preset, argv, description)
+    config = parse_config(preset, argv, description, checks=(check_options,))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     summary = run_evaluation(config)
     print_summary(summary, Path(config.output))

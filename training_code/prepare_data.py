@@ -41,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="challenges file to summarise (its solutions file is read from beside it)")
     parser.add_argument("--show-task", default=None, help="task id to render (default: the shortest task)")
     args = parser.parse_args(argv)
+    if args.show_task is not None and not args.export_only:
+        from .evaluation import task_ids_in  # the same reading of a challenges file as --tasks
+
+        known = task_ids_in(args.summarise) if Path(args.summarise).is_file() else []
+        if known and args.show_task not in known:
+            parser.error(f"argument --show-task: invalid task id {args.show_task!r}: not in {args.summarise} "
+                         f"(e.g. {', '.join(sorted(known)[:5])})")
 
     for path in export_bundled(args.input_dir):
         print(f"wrote {path}")

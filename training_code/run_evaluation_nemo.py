@@ -16,5 +16,10 @@ PRESET = EvalConfig(
     views=16, scoring_views=16, min_prob=0.1,
 )
 
+def run(argv: list[str] | None = None) -> int:
+    """The console script ``arc-evaluate-nemo``: this preset with the command line's flags; the exit status."""
+    return main(PRESET, argv, description=__doc__)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(PRESET, description=__doc__))
+    raise SystemExit(run())

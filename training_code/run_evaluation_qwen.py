@@ -14,5 +14,10 @@ PRESET = EvalConfig(
     views=8, scoring_views=8, min_prob=0.1,
 )
 
+def run(argv: list[str] | None = None) -> int:
+    """The console script ``arc-evaluate-qwen``: this preset with the command line's flags; the exit status."""
+    return main(PRESET, argv, description=__doc__)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(PRESET, description=__doc__))
+    raise SystemExit(run())

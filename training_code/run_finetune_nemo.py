@@ -20,5 +20,10 @@ PRESET = FinetuneConfig(
     max_length=8192, mask_first_n_outputs=1, gradient_checkpointing=True, on_the_fly=False,
 )
 
+def run(argv: list[str] | None = None) -> int:
+    """The console script ``arc-finetune-nemo``: this preset with the command line's flags; the exit status."""
+    return main(PRESET, argv, description=__doc__)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(PRESET, description=__doc__))
+    raise SystemExit(run())

@@ -18,5 +18,10 @@ PRESET = FinetuneConfig(
     max_length=8192, mask_first_n_outputs=0, train_embeddings=False,
 )
 
+def run(argv: list[str] | None = None) -> int:
+    """The console script ``arc-finetune-qwen``: this preset with the command line's flags; the exit status."""
+    return main(PRESET, argv, description=__doc__)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(PRESET, description=__doc__))
+    raise SystemExit(run())
