@@ -147,18 +147,41 @@ IMPLEMENTATIONS = {
 }
 
 
+class PassCounter(torch.nn.Module):
+    """The session's model, counting forward passes and the rows of one-token passes: machine-independent
+    figures beside the times, which other jobs on a shared CPU disturb."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.passes = self.one_token_passes = self.one_token_rows = 0
+
+    def forward(self, **kwargs):
+        ids = kwargs["input_ids"]
+        self.passes += 1
+        if ids.shape[1] == 1:
+            self.one_token_passes += 1
+            self.one_token_rows += ids.shape[0]
+        return self.inner(**kwargs)
+
+
 def run_one(name: str, dataset, task, index, session, config) -> dict:
     decode_fn, score_fn = IMPLEMENTATIONS[name]
     rng = np.random.default_rng(stable_seed(config.seed, task.task_id, index, "views"))
+    counter = session.model
+    counter.passes = counter.one_token_passes = counter.one_token_rows = 0
     start = time.perf_counter()
     candidates = decode_fn(dataset, task, index, session, config, rng)
     decoded = time.perf_counter()
+    counts = {"passes": counter.passes, "one_token_passes": counter.one_token_passes,
+              "one_token_rows": counter.one_token_rows}
     if candidates and config.scoring_views:
         score_fn(dataset, task, index, candidates, session, config, rng)
     scored = time.perf_counter()
     ranked = rank_candidates(candidates, config.aggregation) if candidates else []
     return {"decoding": decoded - start, "scoring": scored - decoded, "candidates": candidates,
-            "attempts": [c.grid.tolist() for c in ranked[:2]]}
+            "attempts": [c.grid.tolist() for c in ranked[:2]], "decoding_counts": counts,
+            "scoring_passes": counter.passes - counts["passes"]}
 
 
 def agree(a: list[ScoredCandidate], b: list[ScoredCandidate]) -> dict:
@@ -178,6 +201,7 @@ def run(args: argparse.Namespace) -> dict:
     session = session_for(config, smoke=args.smoke)
     if args.smoke:
         session = nudged_session(session)
+    session.model = PassCounter(session.model)
     dataset, _counts = load_challenges(config)
     task_ids = select_tasks(dataset, args.tasks, session.fmt)
     print(f"{len(task_ids)} tasks; {args.views} views, {args.scoring_views} scoring views, DFS at "
@@ -194,6 +218,9 @@ def run(args: argparse.Namespace) -> dict:
             record = {"task_id": task_id, "test_index": index, "first": order[0],
                       "candidates": len(new["candidates"]),
                       **{f"{stage}_{name}": runs[name][stage] for stage in ("decoding", "scoring") for name in runs},
+                      **{f"{what}_{name}": runs[name]["decoding_counts"][what] for name in runs
+                         for what in ("passes", "one_token_passes", "one_token_rows")},
+                      **{f"scoring_passes_{name}": runs[name]["scoring_passes"] for name in runs},
                       **agree(old["candidates"], new["candidates"]),
                       "same_attempts": old["attempts"] == new["attempts"]}
             records.append(record)
@@ -206,8 +233,11 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def summarize(records: list[dict]) -> dict:
-    summary: dict = {"test_inputs": len(records)}
+    """Medians per stage and their ratios; scoring over the test inputs that had candidates to score."""
+    summary: dict = {"test_inputs": len(records), "scored": sum(r["candidates"] > 0 for r in records)}
+    all_records = records
     for stage in ("decoding", "scoring", "total"):
+        records = [r for r in all_records if r["candidates"] > 0] if stage == "scoring" else all_records
         def seconds(r: dict, name: str, stage: str = stage) -> float:
             if stage == "total":
                 return r[f"decoding_{name}"] + r[f"scoring_{name}"]
@@ -218,6 +248,9 @@ def summarize(records: list[dict]) -> dict:
         ratios = [seconds(r, "previous") / seconds(r, "current") for r in records if seconds(r, "current") > 0]
         summary[stage] = {"previous_median": old, "current_median": new, "ratio_of_medians": old / new if new else 0.0,
                           "median_ratio": statistics.median(ratios) if ratios else 0.0}
+    records = all_records
+    for what in ("passes", "one_token_passes", "one_token_rows", "scoring_passes"):
+        summary[what] = {name: sum(r[f"{what}_{name}"] for r in records) for name in ("previous", "current")}
     summary["same_candidates"] = sum(r["same_candidates"] for r in records)
     summary["same_attempts"] = sum(r["same_attempts"] for r in records)
     summary["max_generation_nll_diff"] = max((r["max_generation_nll_diff"] for r in records), default=0.0)
@@ -234,6 +267,11 @@ def print_table(result: dict) -> None:
         print(f"{stage:<10} {row['previous_median']:>20.2f} {row['current_median']:>19.2f} "
               f"{row['ratio_of_medians']:>16.2f}x {row['median_ratio']:>12.2f}x")
     n = s["test_inputs"]
+    print(f"scoring over the {s['scored']} test inputs with candidates; decoding passes (one-token passes, their "
+          f"rows) previous {s['passes']['previous']} ({s['one_token_passes']['previous']}, "
+          f"{s['one_token_rows']['previous']}), current {s['passes']['current']} ({s['one_token_passes']['current']}, "
+          f"{s['one_token_rows']['current']}); scoring passes previous {s['scoring_passes']['previous']}, current "
+          f"{s['scoring_passes']['current']}")
     print(f"same candidates {s['same_candidates']}/{n}, same attempts {s['same_attempts']}/{n}; largest NLL "
           f"difference: generation {s['max_generation_nll_diff']:.1e}, scoring {s['max_scoring_nll_diff']:.1e}")
 

@@ -80,6 +80,10 @@ def test_inference_benchmark_runs_both_implementations_on_the_same_views(tmp_pat
     assert result["summary"]["max_generation_nll_diff"] <= 1e-4 and result["summary"]["max_scoring_nll_diff"] <= 1e-4
     assert all(r[f"{stage}_{name}"] > 0 for r in records for stage in ("decoding", "scoring")
                for name in ("previous", "current"))
+    # the same search nodes, visited one row per pass before and several rows per shared pass now
+    summary = result["summary"]
+    assert summary["one_token_rows"]["previous"] == summary["one_token_rows"]["current"]
+    assert summary["one_token_passes"]["current"] < summary["one_token_passes"]["previous"]
     assert "ratio of medians" in capsys.readouterr().out
 
 

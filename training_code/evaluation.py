@@ -355,9 +355,9 @@ def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: Mo
 
     keys = decoding_keys(task, test_index, config.views, rng, config.keep_background)
     if config.decoder == "dfs":
-        # up to 8 views at a time, their searches advancing together, one token each per shared pass (all at
-        # once took half to two thirds of the passes of the first view alone and then the others with its best
-        # candidate as their guess: BENCHMARKS.md); a later group checks the best candidate so far in its prompt pass
+        # up to 8 views at a time, their searches advancing together, one token each per shared pass (fewer passes
+        # than the first view alone and then the others with its best candidate as their guess: the searches'
+        # passes overlap); a later group checks the best candidate so far in its prompt pass
         for begin in range(0, len(keys), DEFAULT_DFS_ROWS):
             if time.monotonic() > deadline:
                 break
