@@ -123,8 +123,8 @@ def _log_probs(logits: torch.Tensor) -> torch.Tensor:
 
 
 def cpu_computes_bf16() -> bool:
-    """Whether this CPU has bfloat16 arithmetic (avx512_bf16 or AMX): there, a prompt pass under
-    bfloat16 autocast took 0.62x the float32 time (512 tokens, SmolLM2, one thread)."""
+    """Whether this CPU has bfloat16 arithmetic (avx512_bf16 or AMX): there, prompt passes under
+    bfloat16 autocast made SmolLM2's decoding about 1.4x faster than float32 (BENCHMARKS.md)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
             flags = next((line for line in info if line.startswith("flags")), "").split()
@@ -150,13 +150,16 @@ BF16_CHOICES = ("auto", "yes", "no")
 
 def stage_formats(choice: str, device: torch.device | str) -> StageFormats:
     """``choice`` "yes": bfloat16 prompt passes and scoring; "no": the model's own format throughout;
-    "auto": bfloat16 where the device computes it fast (CUDA with bf16 support, a CPU with bf16
-    instructions), else the model's own."""
+    "auto": bfloat16 where the device computes it natively (CUDA with bf16 support, a CPU with bf16
+    instructions), else the model's own. A model already in bfloat16 runs as it is either way."""
     if choice not in BF16_CHOICES:
         raise ValueError(f"bf16_passes must be auto, yes or no, not {choice!r}")
     device = torch.device(device)
     if choice == "auto":
-        fast = torch.cuda.is_bf16_supported() if device.type == "cuda" else device.type == "cpu" and cpu_computes_bf16()
+        if device.type == "cuda":  # emulated bfloat16 (a T4) is slower than the model's float16
+            fast = torch.cuda.is_bf16_supported(including_emulation=False)
+        else:
+            fast = device.type == "cpu" and cpu_computes_bf16()
         choice = "yes" if fast else "no"
     return StageFormats(torch.bfloat16, torch.bfloat16) if choice == "yes" else StageFormats()
 
