@@ -400,8 +400,29 @@ def test_load_model_errors(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
             load_model(tmp_path / "tiny", backend="unsloth")
-        with pytest.raises(ValueError, match="load_in_4bit"):
-            load_model(tmp_path / "tiny", load_in_4bit=True)
+
+
+def test_4bit_loads_on_a_cpu_and_keeps_its_bytes_through_passes_and_a_lora_cycle(tmp_path):
+    tiny = build_tiny_model(FMT.alphabet)
+    save_merged(tiny.model, tiny.tokenizer, tmp_path / "tiny")
+    four = load_model(tmp_path / "tiny", backend="transformers", load_in_4bit=True)
+    kinds = {type(m).__name__ for m in four.model.modules()}
+    assert "Linear4bit" in kinds and mt.is_quantized(four.model) and not mt.is_quantized(tiny.model)
+    assert four.fingerprint != tiny.fingerprint
+    ids = [four.tokenizer("ABI01\n+/-=O1\n")["input_ids"]]
+    before = logits_of(four.model, ids)
+    # 4 bits is close to the full model, not equal to it
+    assert 0 < float((before - logits_of(tiny.model, ids)).abs().max()) < 0.5
+    peft_model = add_lora(four.model, r=4)
+    assert any(type(m).__module__ == "peft.tuners.lora.bnb" for m in peft_model.modules())
+    perturb_lora(peft_model)
+    assert not torch.allclose(logits_of(peft_model, ids), before, atol=1e-4)
+    with pytest.raises(ValueError, match="4-bit"):
+        merge_adapter(peft_model)
+    base = remove_adapter(peft_model)
+    torch.testing.assert_close(logits_of(base, ids), before, atol=0, rtol=0)
+    # after passes in inference mode (where bitsandbytes would repack the weights on a CPU) and a LoRA cycle
+    assert mt.fingerprint_of(base, four.tokenizer) == four.fingerprint
 
 
 def test_gguf_lookup_prefers_an_installed_package_and_explains_how_to_get_it(tmp_path, monkeypatch):
@@ -503,6 +524,36 @@ def test_smollm2_shrunk_logits_match(smol, smol_shrunk):
 
 @pytest.mark.slow
 @needs_smollm2
+def test_smollm2_in_4bit_shrinks_with_plain_embeddings_and_trains_only_its_lora():
+    four = load_model(mt.SMOLLM2_NAME, backend="transformers", load_in_4bit=True)
+    layers = [m for m in four.model.modules() if type(m).__name__ == "Linear4bit"]
+    assert len(layers) == 7 * four.model.config.num_hidden_layers  # q, k, v, o, gate, up, down in every layer
+    fmt = ArchitectsFormat(eos=four.tokenizer.eos_token)
+    texts = [t + fmt.eos for t in random_texts(fmt.alphabet, n=2, length=32, seed=12)]
+    shrunk, mapping = shrink_for_format(copied(four), fmt)
+    new_ids = [shrunk.tokenizer(t)["input_ids"] for t in texts]
+    old_ids = [list(np.asarray(mapping.old_ids)[ids]) for ids in new_ids]
+    # the embedding and the head stay full-precision rows, so shrinking keeps the 4-bit model's logits
+    embedding, head = shrunk.model.get_input_embeddings(), shrunk.model.get_output_embeddings()
+    assert type(embedding) is torch.nn.Embedding and type(head) is torch.nn.Linear
+    assert embedding.weight.shape[0] == len(mapping) and embedding.weight.dtype == torch.float32
+    expected = logits_of(four.model, old_ids)[..., list(mapping.old_ids)]
+    torch.testing.assert_close(logits_of(shrunk.model, new_ids), expected, atol=1e-4, rtol=0)
+
+    peft_model = add_lora(shrunk.model, r=4, train_embeddings=True)
+    wrapped = [m for m in peft_model.modules() if type(m).__module__ == "peft.tuners.lora.bnb"]
+    assert len(wrapped) == len(layers)
+    batch = MaskingCollator(shrunk.tokenizer, add_special_tokens=False)(
+        [RenderedTask(texts[0][:16], texts[0][16:], ((16, len(texts[0])),))])
+    peft_model.train()
+    peft_model(**batch).loss.backward()
+    with_grad = {n for n, p in peft_model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert with_grad and all("lora_" in n or "modules_to_save" in n for n in with_grad)
+    assert any("lora_B" in n for n in with_grad) and any("embed_tokens" in n for n in with_grad)
+
+
+@pytest.mark.slow
+@needs_smollm2
 def test_smollm2_rendered_task_is_the_original_tokens_char_by_char(smol, smol_shrunk):
     fmt, shrunk, mapping = smol_shrunk
     tok = smol.tokenizer
@@ -596,3 +647,27 @@ def test_the_bundled_model_is_converted_once_without_network(tmp_path, monkeypat
     loaded = load_model(mt.SMOLLM2_NAME, models_dir=models, backend="transformers")
     assert len(conversions) == 1 and loaded.source == mt.SMOLLM2_NAME
     assert loaded.tokenizer.model_max_length == 8192
+
+
+def test_mode_switches_go_through_unsloths_own_where_the_model_has_them():
+    calls = []
+
+    class UnslothLike(torch.nn.Module):
+        """What unsloth's get_peft_model leaves: for_training / for_inference bound to the model."""
+
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 2)
+            self.for_training = lambda: calls.append("for_training")
+            self.for_inference = lambda: calls.append("for_inference")
+
+    model = UnslothLike()
+    mt.training_mode(model)
+    assert calls == ["for_training"] and model.layer.training
+    mt.inference_mode(model)
+    assert calls == ["for_training", "for_inference"] and not model.layer.training
+    plain = torch.nn.Linear(2, 2)
+    mt.training_mode(plain)
+    assert plain.training
+    mt.inference_mode(plain)
+    assert not plain.training

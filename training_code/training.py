@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .arc_loader import ArcDataset, AugmentOptions, Key, random_key
 from .formats import RenderedTask
+from .model_tools import inference_mode, training_mode
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +253,7 @@ def _train(model, collate, data, fmt, config: TrainConfig, checkpoint_dir, count
     if ckpt is not None and (ckpt / "checkpoint.pt").is_file():
         start, losses = load_checkpoint(ckpt, model, optimizer)
         log.info("resumed %s from step %d of %d", ckpt, start, config.max_steps)
-    model.train()
+    training_mode(model)  # unsloth's for_training on an unsloth model
     tokens = padded = 0
     began = time.perf_counter()
     parts = [DataPart(data)] if isinstance(data, ArcDataset) else list(data)
@@ -297,7 +298,7 @@ def _train(model, collate, data, fmt, config: TrainConfig, checkpoint_dir, count
     seconds = time.perf_counter() - began
     if ckpt is not None:
         save_checkpoint(ckpt, model, optimizer, config.max_steps, losses, config)
-    model.eval()
+    inference_mode(model)
     return TrainResult(config.max_steps - start, losses, tokens, padded, seconds)
 
 
