@@ -152,16 +152,20 @@ def install(folders: Sequence[Path], site: Path = SITE) -> dict:
     if missing_folders:
         raise FileNotFoundError(f"wheel folders not found: {missing_folders}")
     use_site(site)  # what an earlier part installed there counts as installed
-    wanted = missing_wheels(folders)
-    if wanted:
+    installed, failed = [], {}
+    for name in missing_wheels(folders):  # one by one: a wheel this machine cannot take stops no other
         site.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--disable-pip-version-check",
-                   "--quiet", "--target", str(site), *[f"--find-links={f}" for f in folders], *wanted]
+                   "--quiet", "--target", str(site), *[f"--find-links={f}" for f in folders], name]
         done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"pip install {' '.join(wanted)} failed: {done.stderr.strip()[-2000:]}")
+        if done.returncode == 0:
+            installed.append(name)
+        else:
+            failed[name] = done.stderr.strip()[-500:]
     use_site(site)
-    return {"installed": wanted, "site": str(site)}
+    if failed:
+        raise RuntimeError(f"installed {installed}; pip could not install {failed}")
+    return {"installed": installed, "site": str(site)}
 
 
 def use_site(site: Path = SITE) -> None:
@@ -198,24 +202,34 @@ def pack_parts(sizes: dict[str, int], limit_bytes: int) -> list[list[str]]:
     return parts
 
 
-def download_wheels(folder: Path, python_versions: Sequence[str] = ("3.10", "3.11", "3.12", "3.13"),
+def download_wheels(folder: Path, python_versions: Sequence[str] = ("3.11", "3.12", "3.13"),
                     limit_mib: float = PART_MIB) -> list[Path]:
-    """Fetch the wheels for a manylinux x86_64 machine (every listed Python) and split them into parts."""
+    """Fetch the wheels for a manylinux x86_64 machine (every listed Python; trl 1.15 needs 3.11 or later)
+    and split them into parts."""
     pins = pinned_versions()
     requirements = [f"{w}=={pins[w.replace('_', '-')]}" if w.replace("_", "-") in pins else w for w in WHEELS]
+    # pip takes a wheel only for a platform tag named here, so name the older manylinux ones too
+    platforms = [f"--platform={tag}_x86_64" for tag in ("manylinux_2_28", "manylinux_2_24", "manylinux_2_17",
+                                                         "manylinux2014")]
     everything = folder / "all"
     everything.mkdir(parents=True, exist_ok=True)
     for python in python_versions:
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-                        "--no-deps", "--only-binary=:all:", "--platform", "manylinux_2_28_x86_64",
-                        "--python-version", python, "-d", str(everything), *requirements], check=True)
-    sizes = {w.name: w.stat().st_size for w in everything.glob("*.whl")}
+                        "--no-deps", "--only-binary=:all:", *platforms, "--python-version", python,
+                        "-d", str(everything), *requirements], check=True)
+    # a distribution's wheels (one per Python for a compiled one) stay in one part, so that each part
+    # holds the wheel for whichever Python the machine has
+    wheels: dict[str, list[Path]] = {}
+    for wheel in everything.glob("*.whl"):
+        wheels.setdefault(wheel_distribution(wheel), []).append(wheel)
+    sizes = {name: sum(w.stat().st_size for w in files) for name, files in wheels.items()}
     folders = []
     for number, names in enumerate(pack_parts(sizes, int(limit_mib * 2**20)), start=1):
         part = folder / f"part{number}"
         part.mkdir(exist_ok=True)
         for name in names:
-            (everything / name).replace(part / name)
+            for wheel in wheels[name]:
+                wheel.replace(part / wheel.name)
         folders.append(part)
     everything.rmdir()
     return folders

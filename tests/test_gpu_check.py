@@ -156,3 +156,14 @@ def test_a_dry_run_on_a_cpu_runs_every_stage_it_can_and_reports_the_rest(tmp_pat
     assert benchmarks.read_text() == "# Benchmarks\n\n" + section
     # the section comes again from the JSON alone
     assert gpu_check.main(["--render", str(out)]) == 0 and section in capsys.readouterr().out
+
+
+def test_a_wheel_this_machine_cannot_take_stops_no_other(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    wheels = tmp_path / "part1"
+    wheels.mkdir()
+    make_wheel(wheels, "gpu_check_other", "1.0")
+    (wheels / "gpu_check_compiled-1.0-cp20-cp20-manylinux_2_28_x86_64.whl").write_bytes(b"")  # no such Python
+    with pytest.raises(RuntimeError, match=r"installed \['gpu-check-other'\]; pip could not install .*compiled"):
+        gpu_check.install([wheels], tmp_path / "site")
+    assert __import__("gpu_check_other").NAME == "gpu_check_other"
