@@ -79,11 +79,13 @@ def test_a_4bit_finetune_ends_with_a_16bit_merged_model_that_matches_base_and_ad
     without = logits(model, ids)
     reference = logits(model_tools.load_adapter(model, out / "adapter", tokenizer=shrunk_tokenizer), ids)
     # bfloat16 keeps 8 significant bits, and a merged weight rounds differently from base and adapter apart:
-    # measured mean |difference| 0.10 and max 0.72 (logits up to 35); the adapter itself moves them by
-    # 1.8 on average, 7 at most, so a merge that lost it, or attached it to the wrong rows, fails
-    difference = (logits(merged, ids) - reference).abs()
+    # measured mean |difference| 0.12 and largest 0.72 (logits up to 35; BENCHMARKS.md); the adapter itself
+    # moves them by 1.8 on average, 7.5 at most, so a merge that lost it, or put it on the wrong rows, fails
+    difference, effect = (logits(merged, ids) - reference).abs(), (without - reference).abs()
+    print(f"merged against base + adapter: mean {float(difference.mean()):.3f}, largest {float(difference.max()):.3f};"
+          f" the adapter's effect: mean {float(effect.mean()):.3f}, largest {float(effect.max()):.3f}")
     assert float(difference.mean()) < 0.25 and float(difference.max()) < 1.5
-    assert float((without - reference).abs().mean()) > 1.0
+    assert float(effect.mean()) > 1.0
 
 
 def test_a_4bit_finetune_writes_its_adapter_and_log_before_the_merge(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@ requirements with a GPU extra on top of them, the licence, and CI running the RE
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
 from pathlib import Path
@@ -69,3 +70,17 @@ def test_ci_runs_the_readme_test_command_and_make_sets_up_the_venv():
         rule = re.search(rf"^{target}: (.*)$", makefile, re.MULTILINE)
         assert rule and "$(STAMP)" in rule.group(1), target
     assert re.search(r"^test: .*\n\t\$\(PY\) -m pytest", makefile, re.MULTILINE)
+
+
+def test_the_readme_lists_every_function_that_calls_unsloth_among_the_lines_never_run_on_a_gpu():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    never_run = readme[readme.index("### Lines that have never run on a GPU"):]
+    never_run = never_run[:never_run.index("\n### ", 1)]
+    callers = []
+    for path in sorted((ROOT / "training_code").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef) and re.search(r"\bunsloth\b|FastLanguageModel|for_training",
+                                                               ast.unparse(node.body)):
+                callers.append(f"{path.stem}.{node.name}")
+    assert {"model_tools.load_model", "model_tools.add_lora", "model_tools.training_mode"} <= set(callers)
+    assert [c for c in callers if f"`{c}`" not in never_run] == []

@@ -174,7 +174,7 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
     if kind == "auto":
         kind = "adamw8bit" if torch.cuda.is_available() and _bitsandbytes_available() else "adamw"
     if kind == "adamw8bit":
-        import bitsandbytes as bnb  # GPU extra only
+        import bitsandbytes as bnb  # chosen by "auto" on CUDA only
 
         return bnb.optim.AdamW8bit(groups, weight_decay=config.weight_decay)
     if kind != "adamw":
