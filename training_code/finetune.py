@@ -2,13 +2,15 @@
 
     load base model -> shrink vocabulary to the format (to the code alphabet when a source uses a code
     prompt version) -> add LoRA -> train on the mixed sources
-    -> save adapter, merged model, config and training log under models/<name>/
+    -> save adapter, config and training log under models/<name>/, then the merged model
+    (a 4-bit run merges into the base loaded again in 16 bits: see model_tools.merge_saved_adapter)
 
 The run_finetune_* scripts are presets of `FinetuneConfig` and one call to `main`.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -17,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import model_tools
 from .arc_loader import CODE_SOURCE, ArcDataset, AugmentOptions, base_task_id, dataset_grids, load_source, source_spec
@@ -244,18 +247,28 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
             log_entry["held_out_loss_after"] = result.evaluations[-1]["loss"]
             log_entry["held_out_accuracy_after"] = result.evaluations[-1]["accuracy"]
     model_tools.save_adapter(model, out / "adapter", loaded.tokenizer)
-    if config.merge:
-        model_tools.save_merged(model, loaded.tokenizer, out / "merged")
     # steps: optimizer steps the adapter has had in all; a resumed run adds only steps_this_run
     log_entry.update(steps=config.max_steps, steps_this_run=result.steps, max_steps=config.max_steps,
                      seconds_this_run=time.time() - began, tokens_this_run=result.tokens,
                      tokens_per_second=result.tokens_per_second, padding_share=result.padding_share,
                      losses=result.losses, config=asdict(config))
     log_entry["earlier_runs"] = earlier_runs(out / "train_log.json") if result.steps < len(result.losses) else []
+    # the log before the merge: a merge that fails (out of memory, say) must not lose the record of hours of training
     (out / "train_log.json").write_text(json.dumps(log_entry, indent=1, default=str), encoding="utf-8")
     plot_training(result.losses, result.evaluations, out / "loss.png", title=config.name)
-    log.info("saved %s (adapter%s); final loss %.4f", out, " and merged model" if config.merge else "",
+    log.info("saved %s (adapter, training log and loss.png); final loss %.4f", out,
              result.losses[-1] if result.losses else float("nan"))
+    if config.merge:
+        if model_tools.is_quantized(model):
+            del model, loaded  # the 4-bit model out of memory before the 16-bit one loads
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            model_tools.merge_saved_adapter(config.model, out / "adapter", out / "merged",
+                                            max_seq_length=config.max_length)
+        else:
+            model_tools.save_merged(model, loaded.tokenizer, out / "merged")
+        log.info("saved the merged model in %s", out / "merged")
     return result
 
 

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from .arc_loader import ArcDataset, AugmentOptions, Key, random_key
 from .formats import RenderedTask
+from .model_tools import inference_mode, training_mode
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +209,7 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
     if kind == "auto":
         kind = "adamw8bit" if torch.cuda.is_available() and _bitsandbytes_available() else "adamw"
     if kind == "adamw8bit":
-        import bitsandbytes as bnb  # GPU extra only
+        import bitsandbytes as bnb  # chosen by "auto" on CUDA only
 
         return bnb.optim.AdamW8bit(groups, weight_decay=config.weight_decay)
     if kind != "adamw":
@@ -304,7 +305,7 @@ def _train(model, collate, data, fmt, config: TrainConfig, checkpoint_dir, count
         if evaluate is None or any(e.get("step") == step for e in evaluations):
             return
         entry = {"step": step, **evaluate()}
-        model.train()  # evaluate may switch to eval mode
+        training_mode(model)  # evaluate switches to inference
         evaluations.append(entry)
         log.info("%s step %d: %s", description, step,
                  ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()
@@ -313,7 +314,7 @@ def _train(model, collate, data, fmt, config: TrainConfig, checkpoint_dir, count
     if start == 0:
         evaluated(0)  # the starting point of the held-out curve
 
-    model.train()
+    training_mode(model)  # unsloth's for_training on an unsloth model
     tokens = padded = 0
     began = time.perf_counter()
     parts = [DataPart(data)] if isinstance(data, ArcDataset) else list(data)
@@ -366,7 +367,7 @@ def _train(model, collate, data, fmt, config: TrainConfig, checkpoint_dir, count
     evaluated(config.max_steps)
     if ckpt is not None:
         save_checkpoint(ckpt, model, optimizer, config.max_steps, losses, config, evaluations)
-    model.eval()
+    inference_mode(model)
     return TrainResult(config.max_steps - start, losses, tokens, padded, seconds, evaluations)
 
 
@@ -386,7 +387,7 @@ def evaluation_loss(model: torch.nn.Module, collate, dataset: ArcDataset, fmt, k
     keys = list(dataset.keys if keys is None else keys)
     device = next(model.parameters()).device
     total_loss, total_tokens = 0.0, 0
-    model.eval()
+    inference_mode(model)
     with torch.inference_mode():
         for i in range(0, len(keys), batch_size):
             batch = collate([dataset.render(k, fmt) for k in keys[i:i + batch_size]])
@@ -413,7 +414,7 @@ def held_out_metrics(model: torch.nn.Module, collate, dataset: ArcDataset, fmt,
     keys = list(dataset.keys if keys is None else keys)
     device = next(model.parameters()).device
     total_loss, total_tokens, right = 0.0, 0, 0
-    model.eval()
+    inference_mode(model)
     with torch.inference_mode():
         for key in keys:
             rendered = dataset.render(key, fmt)
