@@ -15,8 +15,7 @@ from training_code.sandbox import (
     Sandbox,
     checked_grid,
     forbidden_reason,
-    program_candidates,
-    program_candidates_per_test,
+    program_outputs,
     run_program,
     run_programs,
 )
@@ -180,11 +179,11 @@ def test_program_candidates_keep_programs_that_fit_the_training_pairs():
         OS_SYSTEM,
     ]
     with Sandbox(timeout=1.0) as box:
-        candidates = program_candidates(task, sources, timeout=1.0, sandbox=box)
-        per_test = program_candidates_per_test(task, sources, sandbox=box)
+        per_test = program_outputs(task, sources, timeout=1.0, sandbox=box).per_test
+    candidates = list(per_test[0])
     assert len(candidates) == 1 and np.array_equal(candidates[0], flip(test_input))
     assert len(per_test) == 2 and np.array_equal(per_test[1][0], flip(GRID))
-    assert program_candidates(task, [ENDLESS], timeout=0.5) == []
+    assert list(program_outputs(task, [ENDLESS], timeout=0.5).per_test[0]) == []
 
 
 def test_sandbox_rejects_bad_settings():

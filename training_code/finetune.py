@@ -22,33 +22,20 @@ import numpy as np
 import torch
 
 from . import model_tools
-from .arc_loader import CODE_SOURCE, ArcDataset, AugmentOptions, base_task_id, dataset_grids, load_source, source_spec
+from .arc_loader import ArcDataset, AugmentOptions, DataPart, base_task_id, dataset_grids
 from .cli import parse_config, save_config
 from .code_tasks import CODE_PROMPT_VERSIONS, code_alphabet
-from .formats import PROMPT_VERSIONS, format_from_spec
+from .formats import format_from_spec
 from .plots import plot_training
-from .training import DataPart, TrainConfig, TrainResult, held_out_metrics, train
+from .sources import check_train_dataset, load_source, parse_sources, source_spec
+from .training import TrainConfig, TrainResult, held_out_metrics, train
 
 log = logging.getLogger(__name__)
 
 
-def check_train_dataset(spec: str) -> None:
-    """ValueError unless ``spec`` is ``SOURCE PROMPT_VERSION`` with a source ``arc_loader.source_spec``
-    understands and a version it can be rendered in; nothing is loaded."""
-    versions = (*PROMPT_VERSIONS, *CODE_PROMPT_VERSIONS)
-    words = spec.split()
-    if len(words) != 2 or words[1] not in versions:
-        raise ValueError(f"train dataset {spec!r}: expected 'SOURCE PROMPT_VERSION' with a version from "
-                         f"{', '.join(versions)}")
-    source = source_spec(words[0])
-    if words[1] in CODE_PROMPT_VERSIONS and source.kind != "code":
-        raise ValueError(f"train dataset {spec!r}: {words[1]} needs tasks with programs: the source "
-                         f"{CODE_SOURCE!r} (or {CODE_SOURCE}*WEIGHT)")
-
-
 @dataclass
 class FinetuneConfig:
-    """A fine-tuning run. Sources are any spec `arc_loader.load_source` understands."""
+    """A fine-tuning run. Sources are any spec `sources.load_source` understands."""
 
     model: str = field(default="smollm2-135m", metadata={"help": "bundled model name or a local model path"})
     name: str = field(default="smollm2-arc", metadata={"help": "output folder under --models-dir"})
@@ -96,18 +83,6 @@ class FinetuneConfig:
         "help": "start from this saved adapter instead of a fresh LoRA (with --first-step, continue its run)"})
     first_step: int = field(default=0, metadata={
         "help": "without a checkpoint, start the schedule and the data stream at this step (for --init-adapter)"})
-
-
-def parse_sources(specs: Sequence[str], rng: np.random.Generator) -> list[DataPart]:
-    """``SOURCE PROMPT_VERSION`` entries as weighted data parts (``code code-from-examples``: the tasks
-    with programs in a code prompt version)."""
-    parts = []
-    for spec in specs:
-        check_train_dataset(spec)
-        source, prompt_version = spec.split()
-        dataset, weight = load_source(source, rng, skip_bad=True)
-        parts.append(DataPart(dataset, prompt_version, weight))
-    return parts
 
 
 def without_protected(parts: Sequence[DataPart], protected_grids: set, protected_ids: set[str]) -> tuple[

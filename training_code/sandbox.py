@@ -451,27 +451,6 @@ def program_outputs(task: Task, sources: Sequence[str], timeout: float = 1.0, me
             box.close()
 
 
-def program_candidates_per_test(task: Task, sources: Sequence[str], timeout: float = 1.0, memory_mb: int = 256,
-                                sandbox: Sandbox | None = None) -> list[list[Grid]]:
-    """For each test input of ``task`` (an ``arc_loader.Task``), the distinct outputs of the programs
-    that reproduce every training pair, most often produced first (ties: first produced first)."""
-    return [list(grids) for grids in program_outputs(task, sources, timeout, memory_mb, sandbox).per_test]
-
-
-def program_candidates(task: Task, sources: Sequence[str], timeout: float = 1.0, test_index: int = 0,
-                       memory_mb: int = 256, sandbox: Sandbox | None = None) -> list[Grid]:
-    """Candidate outputs for test input ``test_index`` of ``task`` from sampled program texts.
-
-    Each program runs in the sandbox on the training inputs and the test inputs; only programs
-    that reproduce every training output count. Returns their distinct outputs for the test input,
-    the output most programs agree on first. For a task with several test inputs,
-    ``program_candidates_per_test`` runs each program once for all of them. A ``sandbox`` passed in
-    is reused (and keeps its own timeout and memory settings); otherwise one is made and closed.
-    """
-    per_test = program_candidates_per_test(task, sources, timeout, memory_mb, sandbox)
-    return per_test[test_index]
-
-
 # --------------------------------------------------------------------------------------------------
 # The worker side (runs in the child process only)
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .arc_loader import ArcDataset, AugmentOptions, Key, random_key
+from .arc_loader import ArcDataset, AugmentOptions, DataPart, Key, random_key
 from .formats import RenderedTask
 from .model_tools import inference_mode, training_mode
 
@@ -99,15 +99,6 @@ def step_rng(seed: int, step: int) -> np.random.Generator:
     """The generator for one step's data: a function of (seed, step) alone, so a resumed run draws
     exactly the batches the killed run would have drawn."""
     return np.random.default_rng([seed, step])
-
-
-@dataclass
-class DataPart:
-    """One training source: a dataset, the prompt version its tasks are rendered with, and its weight."""
-
-    dataset: ArcDataset
-    prompt_version: str = "output-from-examples"
-    weight: float = 1.0
 
 
 def fitted_render(part: DataPart, key: Key, fmt, max_length: int,
