@@ -1,4 +1,4 @@
-"""Programs as candidates (issue #8): sampled with the code-from-examples prompt, run in the sandbox, their
+"""Programs as candidates: sampled with the code-from-examples prompt, run in the sandbox, their
 outputs scored and ranked with the decoded grids; the vocabulary that lets a model write programs, for
 evaluation and fine-tuning; and the code tasks as a fine-tuning source."""
 

@@ -13,7 +13,6 @@ from training_code.sandbox import (
     ERROR_KINDS,
     RunResult,
     Sandbox,
-    checked_grid,
     forbidden_reason,
     program_outputs,
     run_program,
@@ -151,14 +150,6 @@ def test_forbidden_reason_names_the_problem():
     assert forbidden_reason("from . import sandbox\n") is not None
     with pytest.raises(SyntaxError):
         forbidden_reason("def (")
-
-
-def test_checked_grid():
-    assert checked_grid([[1, 2]]).dtype == np.uint8
-    assert checked_grid(np.array([[True]])).tolist() == [[1]]
-    for bad in ([1, 2], [[10]], [[-1]], [[0.5]], np.zeros((0, 3)), np.zeros((2, 31)), "x", [[1], [1, 2]]):
-        with pytest.raises(ValueError):
-            checked_grid(bad)
 
 
 def test_run_program_convenience():

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .grids import MAX_SIDE, NUM_COLOURS, Grid
+from .grids import Grid, checked_grid
 
 if TYPE_CHECKING:  # the worker imports this module; it needs none of the data layer
     from .arc_loader import Task
@@ -115,27 +115,6 @@ class RunResult:
 
 def _failure(kind: str, message: str) -> RunResult:
     return RunResult(False, None, kind, message[:MESSAGE_CHARS])
-
-
-def checked_grid(value) -> Grid:
-    """A program's return value as an ARC grid (2-D, sides 1 to 30, integer colours 0 to 9).
-
-    Accepts arrays and nested lists of integers (any integer or bool dtype); raises ValueError
-    for anything else.
-    """
-    try:
-        arr = np.asarray(value)
-    except Exception as e:  # an object numpy cannot read; what it raises depends on the object
-        raise ValueError(f"not an array: {type(e).__name__}") from None
-    if arr.ndim != 2:
-        raise ValueError(f"a grid has 2 dimensions, this output has {arr.ndim}")
-    if not (1 <= arr.shape[0] <= MAX_SIDE and 1 <= arr.shape[1] <= MAX_SIDE):
-        raise ValueError(f"output is {arr.shape[0]}x{arr.shape[1]}; sides must be 1 to {MAX_SIDE}")
-    if arr.dtype.kind not in "biu":
-        raise ValueError(f"cells must be integers, got dtype {arr.dtype}")
-    if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= NUM_COLOURS):
-        raise ValueError(f"cells must be 0 to 9, got values from {int(arr.min())} to {int(arr.max())}")
-    return np.ascontiguousarray(arr, dtype=np.uint8)
 
 
 # --------------------------------------------------------------------------------------------------
