@@ -21,6 +21,7 @@ from training_code.arc_loader import (
     dataset_grids,
     export_bundled,
     random_key,
+    solutions_beside,
 )
 from training_code.formats import format_from_spec
 from training_code.grids import ArcDataError
@@ -334,6 +335,15 @@ def test_rearc_loader_samples_tasks_reproducibly(tmp_path):
     seen = [int(e.input[0, 0]) for e in (*task.train, *task.test)]
     assert len(set(seen)) == 5  # drawn without replacement
     assert [e.input.tolist() for e in b.tasks["007bbfb7-r0"].train] == [e.input.tolist() for e in task.train]
+
+
+def test_the_solutions_file_beside_a_challenges_file(tmp_path):
+    challenges = write_json(tmp_path / "x_challenges.json", {})
+    assert solutions_beside(challenges) is None  # no such file yet
+    solutions = write_json(tmp_path / "x_solutions.json", {})
+    assert solutions_beside(challenges) == solutions == solutions_beside(str(challenges))
+    assert solutions_beside(write_json(tmp_path / "x.json", {})) is None  # no "_challenges" in the name
+    assert solutions_beside("") is None
 
 
 def test_barc_loader_follows_arc24s_rules(tmp_path):

@@ -72,7 +72,8 @@ def test_a_bad_grid_is_refused_with_what_is_wrong(value, problem):
 def test_a_bad_grid_names_its_file_task_and_place():
     with pytest.raises(ArcDataError) as error:
         as_grid([[1], [2, 3]], Where("x_challenges.json", "007bbfb7", "train[2].output"))
-    assert str(error.value).startswith("file x_challenges.json, task 007bbfb7: train[2].output: grid is not rectangular")
+    where = "file x_challenges.json, task 007bbfb7: train[2].output: "
+    assert str(error.value).startswith(where + "grid is not rectangular")
     assert (error.value.file, error.value.task_id) == ("x_challenges.json", "007bbfb7")
     assert error.value.problem.startswith("train[2].output: ")
 

@@ -85,6 +85,11 @@ class FinetuneConfig:
         "help": "without a checkpoint, start the schedule and the data stream at this step (for --init-adapter)"})
 
 
+def adapter_folder(config: FinetuneConfig) -> Path:
+    """Where a run of ``config`` saves its LoRA adapter (an evaluation preset's default adapter points here)."""
+    return Path(config.models_dir) / config.name / "adapter"
+
+
 def without_protected(parts: Sequence[DataPart], protected_grids: set, protected_ids: set[str]) -> tuple[
         list[DataPart], dict[str, int]]:
     """The parts without any task that has a grid in ``protected_grids`` or derives from a task in
@@ -207,7 +212,7 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
 
     def adapter_as_it_stands(step: int, losses: list[float], evaluations: list[dict]) -> None:
         # a long run on a CPU goes on for hours: its adapter and curve are usable at every checkpoint
-        model_tools.save_adapter(model, out / "adapter", loaded.tokenizer)
+        model_tools.save_adapter(model, adapter_folder(config), loaded.tokenizer)
         plot_training(losses, evaluations, out / "loss.png", title=f"{config.name}, step {step}")
 
     began = time.time()
@@ -221,7 +226,7 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
             log_entry["held_out_loss_before"] = result.evaluations[0]["loss"]
             log_entry["held_out_loss_after"] = result.evaluations[-1]["loss"]
             log_entry["held_out_accuracy_after"] = result.evaluations[-1]["accuracy"]
-    model_tools.save_adapter(model, out / "adapter", loaded.tokenizer)
+    model_tools.save_adapter(model, adapter_folder(config), loaded.tokenizer)
     # steps: optimizer steps the adapter has had in all; a resumed run adds only steps_this_run
     log_entry.update(steps=config.max_steps, steps_this_run=result.steps, max_steps=config.max_steps,
                      seconds_this_run=time.time() - began, tokens_this_run=result.tokens,
@@ -239,7 +244,7 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
             gc.collect()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            model_tools.merge_saved_adapter(config.model, out / "adapter", out / "merged",
+            model_tools.merge_saved_adapter(config.model, adapter_folder(config), out / "merged",
                                             max_seq_length=config.max_length)
         else:
             model_tools.save_merged(model, loaded.tokenizer, out / "merged")
