@@ -15,8 +15,6 @@ from training_code.sandbox import (
     Sandbox,
     forbidden_reason,
     program_outputs,
-    run_program,
-    run_programs,
 )
 
 GRID = np.array([[1, 2], [3, 4]], dtype=np.uint8)
@@ -97,7 +95,8 @@ def test_a_batch_goes_on_after_each_bad_program(tmp_path):
     touched, written = tmp_path / "touched", tmp_path / "written.txt"
     sources = [GOOD, ENDLESS, GOOD, OS_SYSTEM.replace("pwned", str(touched)),
                FILE_WRITE.replace("pwned.txt", str(written)), SOCKET, HUGE, GOOD]
-    results = run_programs(sources, GRID, timeout=1.0)
+    with Sandbox(timeout=1.0) as box:
+        results = [box.run_one(source, GRID) for source in sources]
     assert [r.error for r in results] == [None, "timeout", None, "forbidden", "forbidden", "forbidden", "memory", None]
     for r in (results[0], results[2], results[-1]):
         assert_good(r)
@@ -150,10 +149,6 @@ def test_forbidden_reason_names_the_problem():
     assert forbidden_reason("from . import sandbox\n") is not None
     with pytest.raises(SyntaxError):
         forbidden_reason("def (")
-
-
-def test_run_program_convenience():
-    assert_good(run_program(GOOD, GRID))
 
 
 def test_program_candidates_keep_programs_that_fit_the_training_pairs():

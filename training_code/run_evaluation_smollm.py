@@ -18,7 +18,7 @@ PRESET = EvalConfig(
     output="output/smollm2",
     max_tokens=4096,
     ttt_steps=12, ttt_batch_size=2, ttt_learning_rate=3e-4, ttt_lora_r=16, ttt_lora_alpha=16,
-    views=8, scoring_views=8, min_prob=0.1,
+    views=8, scoring_views=8,
 )
 
 def run(argv: list[str] | None = None) -> int:

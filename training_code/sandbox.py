@@ -377,18 +377,6 @@ def _result_from_message(message: dict) -> RunResult:
     return _failure(kind, str(message.get("message", "")))
 
 
-def run_program(source: str, grid: Grid, timeout: float = 1.0, memory_mb: int = 256) -> RunResult:
-    """Run one untrusted program on one grid in a fresh sandbox (a batch should share a ``Sandbox``)."""
-    with Sandbox(timeout=timeout, memory_mb=memory_mb) as box:
-        return box.run_one(source, grid)
-
-
-def run_programs(sources: Sequence[str], grid: Grid, timeout: float = 1.0, memory_mb: int = 256) -> list[RunResult]:
-    """Run several untrusted programs on one grid, one shared sandbox; bad programs do not stop the rest."""
-    with Sandbox(timeout=timeout, memory_mb=memory_mb) as box:
-        return [box.run_one(s, grid) for s in sources]
-
-
 @dataclass(frozen=True)
 class ProgramOutputs:
     """What sampled programs gave for a task: the distinct program texts that reproduce every
