@@ -433,6 +433,9 @@ class MinimalGridEncoder(_RowEncoder):
 SEPARATORS = frozenset(" !#$%&()*+,-./:;<=>?@[]^_{|}~")
 
 
+_DIGIT_ROWS = MinimalGridEncoder()  # the ARChitects' grid text is the minimal encoder's
+
+
 class GridWithSeparationEncoder(_RowEncoder):
     """Cells separated by one character within a row: ``"0|1|2\\n3|4|5"`` for ``sep="|"``.
 
@@ -471,8 +474,34 @@ class GridWithSeparationEncoder(_RowEncoder):
         return _RowMachine(numbered=False, sep=self.sep)
 
 
-class RowNumberEncoder(GridEncoder):
+class _WrappingEncoder(GridEncoder):
+    """An encoder that adds one layer (``LAYER``, described by ``WHAT`` in errors) around another's text,
+    writing the characters ``ADDED`` besides the inner encoder's."""
+
+    LAYER: str
+    WHAT: str
+    ADDED: str
+
+    def __init__(self, inner: GridEncoder):
+        if self.LAYER in inner._layers:
+            raise ValueError(f"{type(self).__name__} cannot wrap another {self.WHAT}: {inner.spec}")
+        self.inner = inner
+        self._layers = inner._layers | {self.LAYER}
+
+    @property
+    def spec(self) -> str:
+        return f"{type(self).__name__}({self.inner.spec})"
+
+    @property
+    def alphabet(self) -> str:
+        return "".join(sorted(set(self.inner.alphabet + self.ADDED)))
+
+
+class RowNumberEncoder(_WrappingEncoder):
     """Each row prefixed with its 1-based number and a space: ``"1 012\\n2 345"``."""
+
+    LAYER, WHAT, ADDED = "numbers", "row numbering", DIGITS + " "
+    inner: _RowEncoder
 
     def __init__(self, inner: GridEncoder):
         if not isinstance(inner, _RowEncoder):
@@ -480,16 +509,7 @@ class RowNumberEncoder(GridEncoder):
                 f"RowNumberEncoder needs an encoder that writes one line per row "
                 f"(MinimalGridEncoder or GridWithSeparationEncoder), got {inner.spec}"
             )
-        self.inner: _RowEncoder = inner
-        self._layers = inner._layers | {"numbers"}
-
-    @property
-    def spec(self) -> str:
-        return f"RowNumberEncoder({self.inner.spec})"
-
-    @property
-    def alphabet(self) -> str:
-        return "".join(sorted(set(self.inner.alphabet + DIGITS + " ")))
+        super().__init__(inner)
 
     def _text(self, grid: np.ndarray) -> str:
         return "\n".join(f"{r} {row}" for r, row in enumerate(self.inner._text(grid).split("\n"), 1))
@@ -513,22 +533,10 @@ class RowNumberEncoder(GridEncoder):
 _SHAPE_LINE = re.compile(r"shape: ([1-9][0-9]?)x([1-9][0-9]?)")
 
 
-class GridShapeEncoder(GridEncoder):
+class GridShapeEncoder(_WrappingEncoder):
     """A first line ``shape: RxC`` (rows x columns), then the inner text; the shape is checked."""
 
-    def __init__(self, inner: GridEncoder):
-        if "shape" in inner._layers:
-            raise ValueError(f"GridShapeEncoder cannot wrap another shape line: {inner.spec}")
-        self.inner = inner
-        self._layers = inner._layers | {"shape"}
-
-    @property
-    def spec(self) -> str:
-        return f"GridShapeEncoder({self.inner.spec})"
-
-    @property
-    def alphabet(self) -> str:
-        return "".join(sorted(set(self.inner.alphabet + "shape: x\n" + DIGITS)))
+    LAYER, WHAT, ADDED = "shape", "shape line", "shape: x\n" + DIGITS
 
     def _text(self, grid: np.ndarray) -> str:
         return f"shape: {grid.shape[0]}x{grid.shape[1]}\n{self.inner._text(grid)}"
@@ -550,25 +558,12 @@ class GridShapeEncoder(GridEncoder):
         return _ShapeMachine(self.inner._machine())
 
 
-class GridCodeBlockEncoder(GridEncoder):
+class GridCodeBlockEncoder(_WrappingEncoder):
     """The inner text in a fenced block: ``"```grid\\n" + inner + "\\n```"``."""
 
     OPEN = "```grid\n"
     CLOSE = "\n```"
-
-    def __init__(self, inner: GridEncoder):
-        if "fence" in inner._layers:
-            raise ValueError(f"GridCodeBlockEncoder cannot wrap another code block: {inner.spec}")
-        self.inner = inner
-        self._layers = inner._layers | {"fence"}
-
-    @property
-    def spec(self) -> str:
-        return f"GridCodeBlockEncoder({self.inner.spec})"
-
-    @property
-    def alphabet(self) -> str:
-        return "".join(sorted(set(self.inner.alphabet + self.OPEN + self.CLOSE)))
+    LAYER, WHAT, ADDED = "fence", "code block", OPEN + CLOSE
 
     def _text(self, grid: np.ndarray) -> str:
         return f"{self.OPEN}{self.inner._text(grid)}{self.CLOSE}"
@@ -753,13 +748,13 @@ class ArchitectsFormat(TextFormat):
 
     @property
     def reply_alphabet(self) -> str:
-        return "".join(sorted(DIGITS + "\n"))
+        return _DIGIT_ROWS.alphabet
 
     def _grid_text(self, grid: np.ndarray) -> str:
-        return _digit_rows(grid)
+        return _DIGIT_ROWS._text(grid)
 
     def _grid_from_text(self, text: str) -> Grid:
-        return _grid_from_digit_rows(text.split("\n"))
+        return _DIGIT_ROWS.to_grid(text)
 
     def _header(self, prompt_version: str) -> str:
         return self.preprompt
