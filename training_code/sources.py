@@ -4,8 +4,8 @@ A source spec (``load_source``) names a set of tasks and its weight in a mix: a 
 challenges file, a directory of task files, RE-ARC, BARC, the tasks with programs, tasks generated from
 the programs' input generators, or another source's tasks reversed; ``*W`` at the end weighs it. A
 training-data spec adds the prompt version its tasks are rendered in: ``SOURCE PROMPT_VERSION``
-(``parse_sources``), one ``DataPart`` of the training mix each. The parts are mixed by weight in
-the training loop (``training.batches`` draws each step's tasks from the parts in proportion).
+(``parse_sources``), one ``DataPart`` of the training mix each; the training loop
+(``training.batches``) mixes the parts by their weights.
 
 This module sits above the data layer (``arc_loader``) and the code tasks (``code_tasks``), which
 know nothing of specs.
