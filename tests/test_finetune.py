@@ -13,9 +13,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from training_code import model_tools
 from training_code.arc_loader import ArcDataset, base_task_id, dataset_grids, task_grids
-from training_code.finetune import FinetuneConfig, earlier_runs, parse_sources, run_finetune, training_data
+from training_code.finetune import FinetuneConfig, earlier_runs, run_finetune, training_data
 from training_code.formats import format_from_spec
 from training_code.run_finetune_smollm import PRESET
+from training_code.sources import parse_sources
 
 
 def test_a_resumed_finetune_logs_every_run(tmp_path):

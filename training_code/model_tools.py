@@ -657,11 +657,6 @@ class VocabMapping:
     def old_to_new(self) -> dict[int, int]:
         return {old: new for new, old in enumerate(self.old_ids)}
 
-    def to_new(self, old_ids: Iterable[int]) -> list[int]:
-        """Original ids renumbered; an id outside the shrunk vocabulary raises KeyError."""
-        table = self.old_to_new
-        return [table[int(i)] for i in old_ids]
-
 
 def _single_token_id(tokenizer: PreTrainedTokenizerBase, char: str) -> int | None:
     """The original token id of ``char``, or None when it is not exactly one token.

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .arc_loader import ArcDataset, AugmentOptions, Key, random_key
+from .arc_loader import ArcDataset, AugmentOptions, DataPart, Key, random_key
 from .formats import RenderedTask
-from .model_tools import inference_mode, training_mode
+from .model_tools import IGNORE_INDEX, inference_mode, training_mode
 
 log = logging.getLogger(__name__)
 
@@ -99,15 +99,6 @@ def step_rng(seed: int, step: int) -> np.random.Generator:
     """The generator for one step's data: a function of (seed, step) alone, so a resumed run draws
     exactly the batches the killed run would have drawn."""
     return np.random.default_rng([seed, step])
-
-
-@dataclass
-class DataPart:
-    """One training source: a dataset, the prompt version its tasks are rendered with, and its weight."""
-
-    dataset: ArcDataset
-    prompt_version: str = "output-from-examples"
-    weight: float = 1.0
 
 
 def fitted_render(part: DataPart, key: Key, fmt, max_length: int,
@@ -332,7 +323,7 @@ def _train(model, collate, data, fmt, config: TrainConfig, checkpoint_dir, count
         batches_this_step = [collate(batch) for batch in drawn]
         # weight each micro-batch by its share of loss-carrying tokens, so the step's loss is the mean over
         # all its output tokens whatever the accumulation
-        counts = [int((b["labels"][:, 1:] != -100).sum()) for b in batches_this_step]
+        counts = [int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in batches_this_step]
         total = max(1, sum(counts))
         for batch, count in zip(batches_this_step, counts):
             batch = {k: v.to(device) for k, v in batch.items()}
@@ -395,9 +386,9 @@ def evaluation_loss(model: torch.nn.Module, collate, dataset: ArcDataset, fmt, k
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             labels = batch["labels"][:, 1:]
             nll = torch.nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels,
-                                                    ignore_index=-100, reduction="sum")
+                                                    ignore_index=IGNORE_INDEX, reduction="sum")
             total_loss += float(nll)
-            total_tokens += int((labels != -100).sum())
+            total_tokens += int((labels != IGNORE_INDEX).sum())
     return total_loss / max(1, total_tokens)
 
 
@@ -426,8 +417,8 @@ def held_out_metrics(model: torch.nn.Module, collate, dataset: ArcDataset, fmt,
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
             labels = batch["labels"][:, 1:]
             total_loss += float(torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), labels,
-                                                                  ignore_index=-100, reduction="sum"))
-            total_tokens += int((labels != -100).sum())
-            scored = test_labels != -100
+                                                                  ignore_index=IGNORE_INDEX, reduction="sum"))
+            total_tokens += int((labels != IGNORE_INDEX).sum())
+            scored = test_labels != IGNORE_INDEX
             right += bool((logits.argmax(-1)[scored] == test_labels[scored]).all())
     return {"loss": total_loss / max(1, total_tokens), "accuracy": right / max(1, len(keys))}
