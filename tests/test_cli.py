@@ -25,7 +25,6 @@ from training_code import (
     run_finetune_nemo,
     run_finetune_smollm,
 )
-from training_code.arc_loader import source_spec
 from training_code.cli import OptionError, check_config, parse_config
 from training_code.evaluation import EvalConfig
 from training_code.finetune import FinetuneConfig
@@ -148,16 +147,6 @@ def test_a_preset_itself_is_checked_like_the_command_line(capsys, monkeypatch):
     with pytest.raises(OptionError, match="--decoder: invalid choice: 'beam'"):
         check_config(EvalConfig(decoder="beam"))
     check_config(EvalConfig())  # the defaults are valid
-
-
-def test_source_specs_parse_without_loading(tmp_path):
-    assert source_spec("code*0.5").kind == "code" and source_spec("code*0.5").weight == 0.5
-    assert source_spec("arc-agi-2/evaluation").kind == "bundled"
-    barc = source_spec(f"barc-3-8-{tmp_path}")
-    assert (barc.kind, barc.weight, barc.max_examples, barc.location) == ("barc", 3.0, 8, str(tmp_path))
-    assert source_spec(str(tmp_path)).kind == "directory"
-    with pytest.raises(ValueError, match="arc-agi-1/training"):
-        source_spec("arc-agi-3/training")
 
 
 # --------------------------------------------------------------------------------------------------

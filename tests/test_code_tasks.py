@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training_code.arc_loader import Example, Key, Task
+from training_code.arc_loader import DataPart, Example, Key, Task
 from training_code.code_tasks import (
     CODE_FROM_EXAMPLES,
     CODE_PROMPT_VERSIONS,
@@ -14,7 +14,6 @@ from training_code.code_tasks import (
     CodeTaskDataset,
     code_alphabet,
     code_dataset,
-    code_training_examples,
     grid_text,
     program_from_reply,
     render_code_from_examples,
@@ -170,23 +169,10 @@ def test_fit_to_budget_drops_examples_of_code_from_examples(small_dataset):
     assert len(fitted.render(fitted.keys[0], fmt, CODE_FROM_EXAMPLES).text) <= full - 1
 
 
-def test_code_training_examples_are_rendered_and_reproducible():
-    fmt = ArchitectsFormat()
-    first = code_training_examples(np.random.default_rng(1), 6, fmt)
-    again = code_training_examples(np.random.default_rng(1), 6, fmt)
-    assert first == again and len(first) == 6
-    for rendered in first:
-        assert reply_span_is_the_reply(rendered) and rendered.text.endswith(fmt.eos)
-    only_runs = code_training_examples(np.random.default_rng(2), 3, fmt, prompt_versions=[OUTPUT_FROM_CODE])
-    for rendered in only_runs:
-        assert rendered.prompt.endswith("output:\n")
-        fmt.parse_reply(rendered.reply)
-
-
 def test_code_parts_feed_the_training_loop(small_dataset):
     training = pytest.importorskip("training_code.training")
     fmt = ArchitectsFormat()
-    parts = [training.DataPart(small_dataset, version, 1.0) for version in CODE_PROMPT_VERSIONS]
+    parts = [DataPart(small_dataset, version, 1.0) for version in CODE_PROMPT_VERSIONS]
     config = training.TrainConfig(batch_size=4, max_length=100_000, seed=3)
     batch = next(training.batches(parts, fmt, config, count_tokens=len))
     assert len(batch) == 4

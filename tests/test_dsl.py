@@ -14,7 +14,6 @@ from training_code import dsl
 from training_code.dsl import (
     Object,
     anti_transpose,
-    as_grid,
     background,
     bbox,
     box_outline,
@@ -40,6 +39,7 @@ from training_code.dsl import (
     flip_v,
     flood_fill,
     gravity,
+    grid_of,
     hconcat,
     interior,
     is_symmetric,
@@ -111,9 +111,9 @@ def test_cells_of_in_reading_order():
 
 
 def test_as_grid_and_new_grid():
-    assert same(as_grid(7), g("7"))
-    assert same(as_grid([1, 2]), g("12"))
-    assert as_grid([[1, 2]]).dtype == np.uint8
+    assert same(grid_of(7), g("7"))
+    assert same(grid_of([1, 2]), g("12"))
+    assert grid_of([[1, 2]]).dtype == np.uint8
     assert same(new_grid(2, 3, 4), g("444", "444"))
 
 

@@ -4,6 +4,7 @@ determinism, resume after a kill, cache isolation between models, time budget, a
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,17 @@ from pipeline_data import FMT, task, tiny, write_set
 from training_code import evaluation
 from training_code.evaluation import EXIT_FELL_BACK, EvalConfig, decoding_keys, run_evaluation, select_tasks
 from training_code.submission import read_submission
+
+
+def _smollm2_present() -> bool:
+    try:
+        evaluation.model_tools.find_smollm2_gguf()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+SMOLLM2_PRESENT = _smollm2_present()
 
 
 def config(challenges: Path, out: Path, **kw) -> EvalConfig:
@@ -171,3 +183,39 @@ def test_an_adapter_that_cannot_be_merged_into_4bit_weights_says_what_to_do(tmp_
     monkeypatch.setattr(evaluation.model_tools, "merge_adapter", merge_adapter)
     with pytest.raises(ValueError, match="4-bit weights.*--load-in-4bit no.*merged"):
         evaluation.prepare_session(EvalConfig(adapter=str(adapter)), tiny())
+
+
+def test_test_time_training_takes_the_lora_of_the_loaded_backend(tmp_path, monkeypatch):
+    backends = []
+    add_lora = evaluation.model_tools.add_lora
+
+    def recording_add_lora(model, **kwargs):
+        backends.append(kwargs["backend"])
+        return add_lora(model, **{**kwargs, "backend": "transformers"})  # unsloth itself needs a GPU
+
+    monkeypatch.setattr(evaluation.model_tools, "add_lora", recording_add_lora)
+    challenges = write_set(tmp_path, {"aaa": task(1), "bbb": task(2)})
+    run_evaluation(config(challenges, tmp_path / "out", ttt=True, ttt_steps=1), replace(tiny(), backend="unsloth"))
+    assert backends == ["unsloth", "unsloth"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SMOLLM2_PRESENT, reason="the SmolLM2 GGUF is absent: run `make model`")
+def test_smollm2_in_4bit_trains_at_test_time_decodes_and_scores_leaving_the_base_as_it_was(tmp_path):
+    loaded = evaluation.model_tools.load_model("smollm2-135m", backend="transformers", load_in_4bit=True)
+    grid = [[1, 1], [1, 1]]  # a task the pretrained model solves: the output repeats the input
+    challenges = write_set(tmp_path, {"same": ({"train": [{"input": grid, "output": grid}] * 3,
+                                                "test": [{"input": grid}]}, [grid])})
+    run = evaluation.start_run(config(challenges, tmp_path / "out", ttt=True, ttt_steps=1, ttt_batch_size=1,
+                                      decoder="dfs", min_prob=0.1, report=True), loaded)
+    base, before = run.session.model, run.session.loaded.fingerprint
+    assert evaluation.model_tools.is_quantized(base)
+    results = evaluation.solve_tasks(run, run.task_ids)
+    # the adapter trained and gone: the same 4-bit model, every byte as before
+    assert run.session.model is base and evaluation.model_tools.is_quantized(base)
+    assert evaluation.model_tools.fingerprint_of(base, run.session.tokenizer) == before
+    summary = evaluation.finish_run(run, results)
+    assert summary.score.correct == {"same": (True,)}
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    best = report["tasks"]["same"]["candidates"]["0"][0]
+    assert best["grid"] == grid and len(best["scoring_nlls"]) == 2 and len(best["generation_nlls"]) >= 1

@@ -1,23 +1,28 @@
-"""Tests of the fine-tuning entry point: a resumed run's log keeps the runs before it."""
+"""Tests of the fine-tuning entry point: a resumed run's log keeps the runs before it; a 4-bit run ends with
+a 16-bit merged model."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pytest
+import torch
 from pipeline_data import task, tiny, write_set
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from training_code import model_tools
 from training_code.arc_loader import ArcDataset, base_task_id, dataset_grids, task_grids
-from training_code.finetune import FinetuneConfig, earlier_runs, parse_sources, run_finetune, training_data
+from training_code.finetune import FinetuneConfig, earlier_runs, run_finetune, training_data
 from training_code.formats import format_from_spec
 from training_code.run_finetune_smollm import PRESET
+from training_code.sources import parse_sources
 
 
 def test_a_resumed_finetune_logs_every_run(tmp_path):
     loaded = tiny()
     model_tools.save_merged(loaded.model, loaded.tokenizer, tmp_path / "tiny")
-    challenges = write_set(tmp_path / "data", {f"t{i}": task(i) for i in range(4)})
+    challenges = write_set(tmp_path / "data", {f"t{i}": task(i, size=4) for i in range(4)})
 
     def finetune(max_steps: int) -> dict:
         run_finetune(FinetuneConfig(model=str(tmp_path / "tiny"), models_dir=str(tmp_path), name="arc",
@@ -80,3 +85,71 @@ def test_a_finetune_measures_held_out_tasks_and_draws_its_curve(tmp_path):
     assert png.startswith(b"\x89PNG")
     # training drew only from the other four tasks
     assert [p[3] for p in log["parts"]] == [4]
+
+
+def _smollm2_present() -> bool:
+    try:
+        model_tools.find_smollm2_gguf()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def logits(model, ids: list[int]) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ids])).logits.float()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _smollm2_present(), reason="the SmolLM2 GGUF is absent: run `make model`")
+def test_a_4bit_finetune_ends_with_a_16bit_merged_model_that_matches_base_and_adapter(tmp_path):
+    challenges = write_set(tmp_path / "data", {f"t{i}": task(i, size=4) for i in range(4)})
+    # a high learning rate, so that the adapter moves the logits far more than the tolerance below
+    run_finetune(FinetuneConfig(model="smollm2-135m", models_dir=str(tmp_path), name="arc", load_in_4bit="yes",
+                                train_datasets=(f"{challenges} output-from-examples",), lora_r=4, lora_alpha=8,
+                                max_steps=2, batch_size=1, max_length=256, checkpoint_every=0,
+                                learning_rate=1e-2, embedding_learning_rate=1e-2))
+    out = tmp_path / "arc"
+    assert json.loads((out / "train_log.json").read_text())["steps"] == 2
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged", local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(out / "merged", local_files_only=True)
+    assert merged.dtype == torch.bfloat16 and not model_tools.is_quantized(merged)
+    ids = tokenizer("I12\n21\n+/-=O21\n12\n" * 3, add_special_tokens=False)["input_ids"]
+
+    # the reference: the base in float32, shrunk, with the saved adapter attached (not merged)
+    base = model_tools.load_model("smollm2-135m", backend="transformers", dtype="float32")
+    model, shrunk_tokenizer, _ = model_tools.shrink_vocabulary(base.model, base.tokenizer,
+                                                               model_tools.adapter_alphabet(out / "adapter"))
+    assert shrunk_tokenizer.get_vocab() == tokenizer.get_vocab()
+    without = logits(model, ids)
+    reference = logits(model_tools.load_adapter(model, out / "adapter", tokenizer=shrunk_tokenizer), ids)
+    # bfloat16 keeps 8 significant bits, and a merged weight rounds differently from base and adapter apart:
+    # measured mean |difference| 0.12 and largest 0.72 (logits up to 35; BENCHMARKS.md); the adapter itself
+    # moves them by 1.8 on average, 7.5 at most, so a merge that lost it, or put it on the wrong rows, fails
+    difference, effect = (logits(merged, ids) - reference).abs(), (without - reference).abs()
+    print(f"merged against base + adapter: mean {float(difference.mean()):.3f}, largest {float(difference.max()):.3f};"
+          f" the adapter's effect: mean {float(effect.mean()):.3f}, largest {float(effect.max()):.3f}")
+    assert float(difference.mean()) < 0.25 and float(difference.max()) < 1.5
+    assert float(effect.mean()) > 1.0
+
+
+def test_a_4bit_finetune_writes_its_adapter_and_log_before_the_merge(tmp_path, monkeypatch):
+    loaded = tiny()
+    model_tools.save_merged(loaded.model, loaded.tokenizer, tmp_path / "tiny")
+    challenges = write_set(tmp_path / "data", {f"t{i}": task(i, size=4) for i in range(2)})
+    merges = []
+
+    def failing_merge(base, adapter, out, **kwargs):
+        # what a 4-bit run merges only once the adapter and the log are on disk
+        merges.append((base, adapter, out))
+        assert (adapter / "adapter_config.json").is_file() and (out.parent / "train_log.json").is_file()
+        raise MemoryError("out of memory while merging")
+
+    monkeypatch.setattr(model_tools, "merge_saved_adapter", failing_merge)
+    monkeypatch.setattr(model_tools, "is_quantized", lambda model: True)  # the tiny model stands in for 4 bits
+    with pytest.raises(MemoryError):
+        run_finetune(FinetuneConfig(model=str(tmp_path / "tiny"), models_dir=str(tmp_path), name="arc",
+                                    train_datasets=(f"{challenges} output-from-examples",), lora_r=2, max_steps=1,
+                                    batch_size=1, max_length=256, checkpoint_every=0))
+    assert merges == [(str(tmp_path / "tiny"), tmp_path / "arc" / "adapter", tmp_path / "arc" / "merged")]
+    assert json.loads((tmp_path / "arc" / "train_log.json").read_text())["steps"] == 1

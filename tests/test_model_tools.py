@@ -7,9 +7,12 @@ models/SmolLM2-135M-Instruct.Q4_1.gguf`` provides it).
 
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
 import importlib
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -117,7 +120,7 @@ def test_shrink_keeps_logits_of_kept_tokens(tied):
     texts = random_texts(FMT.alphabet, n=3, length=40)
     new_ids = [tok(t)["input_ids"] for t in texts]
     old_ids = [original.tokenizer(t)["input_ids"] for t in texts]
-    assert new_ids == [mapping.to_new(ids) for ids in old_ids]
+    assert new_ids == [[mapping.old_to_new[i] for i in ids] for ids in old_ids]
     expected = logits_of(original.model, old_ids)[..., list(mapping.old_ids)]
     torch.testing.assert_close(logits_of(model, new_ids), expected, atol=1e-5, rtol=0)
 
@@ -400,8 +403,29 @@ def test_load_model_errors(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
             load_model(tmp_path / "tiny", backend="unsloth")
-        with pytest.raises(ValueError, match="load_in_4bit"):
-            load_model(tmp_path / "tiny", load_in_4bit=True)
+
+
+def test_4bit_loads_on_a_cpu_and_keeps_its_bytes_through_passes_and_a_lora_cycle(tmp_path):
+    tiny = build_tiny_model(FMT.alphabet)
+    save_merged(tiny.model, tiny.tokenizer, tmp_path / "tiny")
+    four = load_model(tmp_path / "tiny", backend="transformers", load_in_4bit=True)
+    kinds = {type(m).__name__ for m in four.model.modules()}
+    assert "Linear4bit" in kinds and mt.is_quantized(four.model) and not mt.is_quantized(tiny.model)
+    assert four.fingerprint != tiny.fingerprint
+    ids = [four.tokenizer("ABI01\n+/-=O1\n")["input_ids"]]
+    before = logits_of(four.model, ids)
+    # 4 bits is close to the full model, not equal to it
+    assert 0 < float((before - logits_of(tiny.model, ids)).abs().max()) < 0.5
+    peft_model = add_lora(four.model, r=4)
+    assert any(type(m).__module__ == "peft.tuners.lora.bnb" for m in peft_model.modules())
+    perturb_lora(peft_model)
+    assert not torch.allclose(logits_of(peft_model, ids), before, atol=1e-4)
+    with pytest.raises(ValueError, match="4-bit"):
+        merge_adapter(peft_model)
+    base = remove_adapter(peft_model)
+    torch.testing.assert_close(logits_of(base, ids), before, atol=0, rtol=0)
+    # after passes in inference mode (where bitsandbytes would repack the weights on a CPU) and a LoRA cycle
+    assert mt.fingerprint_of(base, four.tokenizer) == four.fingerprint
 
 
 def test_gguf_lookup_prefers_an_installed_package_and_explains_how_to_get_it(tmp_path, monkeypatch):
@@ -503,6 +527,36 @@ def test_smollm2_shrunk_logits_match(smol, smol_shrunk):
 
 @pytest.mark.slow
 @needs_smollm2
+def test_smollm2_in_4bit_shrinks_with_plain_embeddings_and_trains_only_its_lora():
+    four = load_model(mt.SMOLLM2_NAME, backend="transformers", load_in_4bit=True)
+    layers = [m for m in four.model.modules() if type(m).__name__ == "Linear4bit"]
+    assert len(layers) == 7 * four.model.config.num_hidden_layers  # q, k, v, o, gate, up, down in every layer
+    fmt = ArchitectsFormat(eos=four.tokenizer.eos_token)
+    texts = [t + fmt.eos for t in random_texts(fmt.alphabet, n=2, length=32, seed=12)]
+    shrunk, mapping = shrink_for_format(copied(four), fmt)
+    new_ids = [shrunk.tokenizer(t)["input_ids"] for t in texts]
+    old_ids = [list(np.asarray(mapping.old_ids)[ids]) for ids in new_ids]
+    # the embedding and the head stay full-precision rows, so shrinking keeps the 4-bit model's logits
+    embedding, head = shrunk.model.get_input_embeddings(), shrunk.model.get_output_embeddings()
+    assert type(embedding) is torch.nn.Embedding and type(head) is torch.nn.Linear
+    assert embedding.weight.shape[0] == len(mapping) and embedding.weight.dtype == torch.float32
+    expected = logits_of(four.model, old_ids)[..., list(mapping.old_ids)]
+    torch.testing.assert_close(logits_of(shrunk.model, new_ids), expected, atol=1e-4, rtol=0)
+
+    peft_model = add_lora(shrunk.model, r=4, train_embeddings=True)
+    wrapped = [m for m in peft_model.modules() if type(m).__module__ == "peft.tuners.lora.bnb"]
+    assert len(wrapped) == len(layers)
+    batch = MaskingCollator(shrunk.tokenizer, add_special_tokens=False)(
+        [RenderedTask(texts[0][:16], texts[0][16:], ((16, len(texts[0])),))])
+    peft_model.train()
+    peft_model(**batch).loss.backward()
+    with_grad = {n for n, p in peft_model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert with_grad and all("lora_" in n or "modules_to_save" in n for n in with_grad)
+    assert any("lora_B" in n for n in with_grad) and any("embed_tokens" in n for n in with_grad)
+
+
+@pytest.mark.slow
+@needs_smollm2
 def test_smollm2_rendered_task_is_the_original_tokens_char_by_char(smol, smol_shrunk):
     fmt, shrunk, mapping = smol_shrunk
     tok = smol.tokenizer
@@ -519,10 +573,10 @@ def test_smollm2_rendered_task_is_the_original_tokens_char_by_char(smol, smol_sh
             (single,) = tok(rest[0], add_special_tokens=False)["input_ids"]
             reference.append(single)
             rest = rest[1:]
-    assert shrunk.tokenizer(task.text)["input_ids"] == mapping.to_new(reference)
+    assert shrunk.tokenizer(task.text)["input_ids"] == [mapping.old_to_new[i] for i in reference]
     # grid text alone needs no such care: the original tokenizer already writes one token per cell
     grid_text = task.reply
-    assert mapping.to_new(tok(grid_text)["input_ids"]) == shrunk.tokenizer(grid_text)["input_ids"]
+    assert [mapping.old_to_new[i] for i in tok(grid_text)["input_ids"]] == shrunk.tokenizer(grid_text)["input_ids"]
 
 
 @pytest.mark.slow
@@ -596,3 +650,153 @@ def test_the_bundled_model_is_converted_once_without_network(tmp_path, monkeypat
     loaded = load_model(mt.SMOLLM2_NAME, models_dir=models, backend="transformers")
     assert len(conversions) == 1 and loaded.source == mt.SMOLLM2_NAME
     assert loaded.tokenizer.model_max_length == 8192
+
+
+def test_mode_switches_go_through_unsloths_own_where_the_model_has_them():
+    calls = []
+
+    class UnslothLike(torch.nn.Module):
+        """What unsloth's get_peft_model leaves: for_training / for_inference bound to the model."""
+
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 2)
+            self.for_training = lambda: calls.append("for_training")
+            self.for_inference = lambda: calls.append("for_inference")
+
+    model = UnslothLike()
+    mt.training_mode(model)
+    assert calls == ["for_training"] and model.layer.training
+    mt.inference_mode(model)
+    assert calls == ["for_training", "for_inference"] and not model.layer.training
+    plain = torch.nn.Linear(2, 2)
+    mt.training_mode(plain)
+    assert plain.training
+    mt.inference_mode(plain)
+    assert not plain.training
+
+
+# ---------------------------------------------------------------------------------------------
+# The unsloth calls, checked against the pinned unsloth's source (unsloth itself needs a GPU)
+
+REPO = Path(__file__).resolve().parent.parent
+# `make test` downloads the pinned wheels there (pip download --no-deps; nothing is installed)
+UNSLOTH_SOURCE = Path(sys.prefix) / "unsloth-source"
+
+
+def unsloth_pins() -> dict[str, str]:
+    lines = (REPO / "requirements-gpu.txt").read_text(encoding="utf-8").splitlines()
+    return dict(line.split("==") for line in lines if line.startswith(("unsloth==", "unsloth_zoo==")))
+
+
+class WheelSource:
+    """The Python files of a wheel, parsed, without installing or importing anything."""
+
+    def __init__(self, wheel: Path):
+        self.zip = zipfile.ZipFile(wheel)
+
+    def tree(self, path: str) -> ast.Module:
+        return ast.parse(self.zip.read(path).decode("utf-8"))
+
+    def classes(self, folder: str) -> dict[str, ast.ClassDef]:
+        found: dict[str, ast.ClassDef] = {}
+        for name in self.zip.namelist():
+            if name.startswith(folder) and name.endswith(".py"):
+                for node in ast.walk(self.tree(name)):
+                    if isinstance(node, ast.ClassDef):
+                        found.setdefault(node.name, node)
+        return found
+
+
+def method_of(classes: dict[str, ast.ClassDef], class_name: str, method: str) -> ast.FunctionDef:
+    """A class's method as Python resolves it: the class itself, then its bases (depth first, as MRO here)."""
+    cls = classes[class_name]
+    for node in cls.body:
+        if isinstance(node, ast.FunctionDef) and node.name == method:
+            return node
+    for base in cls.bases:
+        if isinstance(base, ast.Name) and base.id in classes:
+            try:
+                return method_of(classes, base.id, method)
+            except KeyError:
+                continue
+    raise KeyError(f"{class_name}.{method}")
+
+
+def project_unsloth_calls() -> list[tuple[str, str, int, list[str]]]:
+    """Every ``FastLanguageModel.<method>(...)`` call in the project: (file:line, method, positional
+    arguments, keyword names)."""
+    calls = []
+    for path in sorted([*(REPO / "training_code").rglob("*.py"), *(REPO / "benchmarks").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "FastLanguageModel"):
+                calls.append((f"{path.relative_to(REPO)}:{node.lineno}", node.func.attr, len(node.args),
+                              [k.arg for k in node.keywords if k.arg is not None]))
+    return calls
+
+
+def unsloth_wheel(name: str) -> Path:
+    version = unsloth_pins()[name]
+    wheel = UNSLOTH_SOURCE / f"{name}-{version}-py3-none-any.whl"
+    if not wheel.is_file():
+        pytest.skip(f"{wheel} absent: `make test` downloads it (pip download --no-deps {name}=={version})")
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def unsloth_source() -> tuple[WheelSource, dict[str, ast.ClassDef]]:
+    source = WheelSource(unsloth_wheel("unsloth"))
+    return source, source.classes("unsloth/models/")
+
+
+def test_every_unsloth_call_exists_in_the_pinned_unsloth_with_its_arguments(unsloth_source):
+    source, classes = unsloth_source
+    # `from unsloth import FastLanguageModel` reaches the CUDA loader through these re-exports
+    init = ast.dump(source.tree("unsloth/__init__.py"))
+    assert "ImportFrom(module='_gpu_init', names=[alias(name='*')], level=1)" in init
+    gpu_init = ast.dump(source.tree("unsloth/_gpu_init.py"))
+    assert "ImportFrom(module='models', names=[alias(name='*')], level=1)" in gpu_init
+    exported = [a.name for n in source.tree("unsloth/models/__init__.py").body
+                if isinstance(n, ast.ImportFrom) and n.module == "loader" for a in n.names]
+    assert "FastLanguageModel" in exported
+
+    calls = project_unsloth_calls()
+    assert {method for _, method, _, _ in calls} >= {"from_pretrained", "get_peft_model", "for_inference"}
+    for where, method, positional, keywords in calls:
+        function = method_of(classes, "FastLanguageModel", method)
+        args = function.args
+        named = [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]]
+        assert positional <= len(args.posonlyargs) + len(args.args) or args.vararg, (where, method)
+        body = ast.unparse(function)
+        for keyword in keywords:
+            # a keyword unsloth does not name must at least be one its **kwargs reads
+            read = args.kwarg is not None and (f"kwargs.get('{keyword}'" in body or f"kwargs['{keyword}']" in body)
+            assert keyword in named or read, f"{where}: FastLanguageModel.{method} takes no {keyword!r}"
+
+
+def test_unsloths_lora_gives_the_mode_switches_and_falls_back_to_the_base_without_an_adapter(unsloth_source):
+    source, classes = unsloth_source
+    get_peft_model = ast.unparse(method_of(classes, "FastLanguageModel", "get_peft_model"))
+    assert "FastLlamaModel.patch_peft_model(model" in get_peft_model
+    patch = method_of(classes, "FastLlamaModel", "patch_peft_model")
+    bound = {t.attr for n in ast.walk(patch) if isinstance(n, ast.Assign) for t in n.targets
+             if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "model"}
+    # model_tools.training_mode / inference_mode call these when a model has them
+    assert {"for_training", "for_inference"} <= bound
+    for method in ("for_training", "for_inference"):
+        function = method_of(classes, "FastLanguageModel", method)
+        assert [a.arg for a in function.args.args][:1] == ["model"]
+        assert len(function.args.defaults) >= len(function.args.args) - 1  # callable with the model alone
+    # test-time training removes each task's adapter with peft's unload(); unsloth's fused LoRA layers,
+    # patched onto the base's modules, then read a plain layer as one without an adapter
+    lora_parameters = next(n for n in ast.walk(source.tree("unsloth/kernels/utils.py"))
+                           if isinstance(n, ast.FunctionDef) and n.name == "get_lora_parameters")
+    assert 'if getattr(proj, \'disable_adapters\', True) or proj.merged:' in ast.unparse(lora_parameters)
+
+
+def test_the_unsloth_source_is_the_pinned_version():
+    for name, version in unsloth_pins().items():
+        wheel = zipfile.ZipFile(unsloth_wheel(name))
+        metadata = wheel.read(f"{name}-{version}.dist-info/METADATA").decode()
+        assert f"Version: {version}" in metadata.splitlines()

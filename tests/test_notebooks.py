@@ -24,6 +24,7 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
+import psutil
 import pytest
 from nbclient import NotebookClient
 from pipeline_data import tiny
@@ -97,8 +98,8 @@ def kaggle_run(tmp_path: Path) -> dict:
 def alive(pid: int) -> bool:
     """Whether process ``pid`` is still running (a zombie has finished)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
 
 

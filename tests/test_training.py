@@ -9,11 +9,10 @@ import pytest
 import torch
 
 from training_code import model_tools, training
-from training_code.arc_loader import ArcDataset, Key
+from training_code.arc_loader import ArcDataset, DataPart, Key
 from training_code.formats import format_from_spec
 from training_code.inference_tools import greedy_decode
 from training_code.training import (
-    DataPart,
     TrainConfig,
     batches,
     evaluation_loss,

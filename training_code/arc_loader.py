@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,10 +35,6 @@ BUNDLED_FILES = {
 BUNDLED_SPLITS = {"training": "train", "evaluation": "eval"}
 # The Kaggle-format file prefix of each collection when exported to input/
 EXPORT_PREFIXES = {"arc-agi-1": "arc-agi", "arc-agi-2": "arc-agi-2"}
-CODE_SOURCE = "code"  # the source spec of the tasks with programs (see load_source)
-GENERATED_SOURCE = "generated"  # new tasks from the verified programs' input generators (see load_source)
-GENERATED_PER_PROGRAM = 16  # default tasks per program with a generator for the source "generated"
-REVERSED_PREFIX = "reversed:"  # "reversed:SOURCE": SOURCE's tasks with inputs and outputs swapped
 
 TASK_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-]*$")
 PART_RANK = {"tp": 0, "rt": 1, "perm": 2, "ex": 3}  # the order in which a key's parts are written
@@ -620,26 +615,6 @@ class ArcDataset:
             keys.extend(k for k in ds.keys if k.task_id not in duplicates)
         return ArcDataset(tasks, keys, name, skipped.errors)
 
-    @staticmethod
-    def mix(parts: Sequence[tuple[ArcDataset, float]], rng: np.random.Generator, name: str = "mix", *,
-            skip_bad: bool = False) -> ArcDataset:
-        """Several datasets with weights: each one's keys appear ``weight`` times on average.
-
-        A weight of 2.5 repeats every key twice and a random half of them once more; the result is
-        shuffled.
-        """
-        weighted = []
-        for ds, weight in parts:
-            if weight < 0:
-                raise ValueError(f"weight of {ds.name} must be >= 0, got {weight}")
-            whole, frac = math.floor(weight), weight - math.floor(weight)
-            keys = [k for _ in range(whole) for k in ds.keys]
-            if frac:
-                extra = rng.permutation(len(ds.keys))[: round(frac * len(ds.keys))]
-                keys.extend(ds.keys[i] for i in sorted(extra))
-            weighted.append(ds.with_keys(keys))
-        return ArcDataset.merge(weighted, name, skip_bad=skip_bad).shuffled(rng)
-
     # ---- views, rendering, inversion -----------------------------------------------------------
 
     def view(self, key: Key) -> TaskView:
@@ -698,16 +673,6 @@ class ArcDataset:
         lengths = self.lengths(fmt, count_tokens, prompt_version)
         return self.with_keys(k for k, n in zip(self.keys, lengths) if n <= max_tokens)
 
-    def sort_by_length(self, fmt: TextFormatLike, count_tokens: Callable[[str], int] = len,
-                       prompt_version: str = "output-from-examples", reverse: bool = False) -> ArcDataset:
-        lengths = self.lengths(fmt, count_tokens, prompt_version)
-        order = sorted(range(len(self.keys)), key=lambda i: lengths[i], reverse=reverse)
-        return self.with_keys(self.keys[i] for i in order)
-
-    def invert(self, key: Key, grid: Grid) -> Grid:
-        """A grid predicted under ``key``'s view, in the original task's frame."""
-        return key.invert(grid)
-
     # ---- facts for submissions -----------------------------------------------------------------
 
     def test_counts(self) -> dict[str, int]:
@@ -732,6 +697,25 @@ class ArcDataset:
         return challenges, solutions
 
 
+def solutions_beside(challenges: str | Path) -> Path | None:
+    """The solutions file Kaggle puts beside a challenges file (``x_challenges.json`` ->
+    ``x_solutions.json``), or None when the name has no ``_challenges`` or there is no such file."""
+    challenges = Path(challenges)
+    if "_challenges" not in challenges.name:
+        return None
+    solutions = challenges.with_name(challenges.name.replace("_challenges", "_solutions"))
+    return solutions if solutions.is_file() else None
+
+
+@dataclass
+class DataPart:
+    """One training source: a dataset, the prompt version its tasks are rendered with, and its weight."""
+
+    dataset: ArcDataset
+    prompt_version: str = "output-from-examples"
+    weight: float = 1.0
+
+
 def with_solutions(task: Task, outputs: Any, file: str | None) -> Task:
     """The task with its test outputs filled from a solutions entry."""
     if not isinstance(outputs, list) or len(outputs) != len(task.test):
@@ -740,104 +724,6 @@ def with_solutions(task: Task, outputs: Any, file: str | None) -> Task:
     test = tuple(Example(e.input, as_grid(o, Where(file, task.task_id, f"solution[{i}]")))
                  for i, (e, o) in enumerate(zip(task.test, outputs)))
     return replace(task, test=test)
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """A parsed source spec (see ``load_source``): what to load, from where, with what weight."""
-
-    kind: str  # "barc", "re-arc", "code", "generated", "reversed", "bundled", "directory" or "kaggle"
-    location: str  # the path, or the bundled name
-    weight: float = 1.0
-    max_examples: int = 0  # barc: the most examples kept per problem
-    count: int = 0  # generated: new tasks per program
-    inner: SourceSpec | None = None  # reversed: the source whose tasks are reversed
-
-
-def source_spec(spec: str) -> SourceSpec:
-    """``spec`` parsed without loading anything; ValueError saying what is wrong and which forms are valid
-    (so a command line can refuse a bad source before a model loads)."""
-    weight = 1.0
-    body = spec
-    if "*" in spec:
-        body, _, w = spec.rpartition("*")
-        try:
-            weight = float(w)
-        except ValueError:
-            raise ValueError(f"source {spec!r}: weight after '*' must be a number") from None
-    if body.startswith(REVERSED_PREFIX):
-        inner = source_spec(body[len(REVERSED_PREFIX):])
-        return SourceSpec("reversed", inner.location, inner.weight * weight, inner=inner)
-    if body.startswith("barc-"):
-        m = re.match(r"^barc-(\d+(?:\.\d+)?)-(\d+)-(.+)$", body)
-        if not m:
-            raise ValueError(f"source {spec!r}: expected barc-N-M-PATH")
-        source = SourceSpec("barc", m.group(3), float(m.group(1)) * weight, int(m.group(2)))
-    elif body.startswith("re-arc:"):
-        source = SourceSpec("re-arc", body[len("re-arc:"):], weight)
-    else:
-        source = None
-    if source is not None:
-        if not Path(source.location).exists():
-            raise ValueError(f"source {spec!r}: no file or directory {source.location!r}")
-        return source
-    if body == CODE_SOURCE:
-        return SourceSpec("code", "", weight)
-    if body == GENERATED_SOURCE or body.startswith(GENERATED_SOURCE + ":"):
-        count = body.partition(":")[2] or str(GENERATED_PER_PROGRAM)
-        if not count.isdigit() or int(count) < 1:
-            raise ValueError(f"source {spec!r}: expected {GENERATED_SOURCE} or {GENERATED_SOURCE}:N with N >= 1")
-        return SourceSpec("generated", "", weight, count=int(count))
-    collection, _, split = body.partition("/")
-    if collection in BUNDLED_FILES and split in BUNDLED_SPLITS:
-        return SourceSpec("bundled", body, weight)
-    path = Path(body)
-    if path.is_dir():
-        return SourceSpec("directory", body, weight)
-    if path.is_file():
-        return SourceSpec("kaggle", body, weight)
-    bundled = ", ".join(f"{c}/{s}" for c in BUNDLED_FILES for s in BUNDLED_SPLITS)
-    raise ValueError(f"source {spec!r} is neither a bundled set ({bundled}), an existing file or directory, "
-                     f"re-arc:PATH, barc-N-M-PATH, {REVERSED_PREFIX}SOURCE, {GENERATED_SOURCE}[:N] nor {CODE_SOURCE}")
-
-
-def load_source(spec: str | SourceSpec, rng: np.random.Generator, *, skip_bad: bool = False
-                ) -> tuple[ArcDataset, float]:
-    """A dataset from a source spec, with its weight in a mix.
-
-    Specs: a bundled name (``arc-agi-1/training``); a Kaggle challenges file (``..._challenges.json``,
-    its solutions file found beside it by name); a directory of task files; ``re-arc:PATH``;
-    arc24's ``barc-N-M-PATH`` (N the weight, M the most examples kept per problem); ``code``: the tasks
-    with programs of ``code_tasks.code_dataset`` (for the code prompt versions); ``generated`` or
-    ``generated:N``: N new tasks (default 16) for every verified program with an input generator, fresh
-    inputs drawn from ``rng`` (the RE-ARC idea); ``reversed:SOURCE``: SOURCE's tasks with inputs and outputs
-    swapped (arc24). A spec may end in ``*W`` to give it weight W.
-    """
-    source = source_spec(spec) if isinstance(spec, str) else spec
-    if source.kind == "reversed":
-        inner, _weight = load_source(source.inner, rng, skip_bad=skip_bad)
-        return inner.reversed_tasks(), source.weight
-    if source.kind == "barc":
-        return ArcDataset.from_barc(source.location, rng, max_examples=source.max_examples,
-                                    skip_bad=skip_bad), source.weight
-    if source.kind == "re-arc":
-        return ArcDataset.from_rearc(source.location, rng, skip_bad=skip_bad), source.weight
-    if source.kind in ("code", "generated"):
-        from .code_tasks import code_dataset  # code_tasks builds on this module
-
-        if source.kind == "code":
-            return code_dataset(rng), source.weight
-        generated = code_dataset(rng, generated_per_task=source.count, include_original=False)
-        # a plain dataset: these tasks train the grid prompt versions, their programs are not shown
-        return ArcDataset(generated.tasks, name=f"{GENERATED_SOURCE}:{source.count}"), source.weight
-    if source.kind == "bundled":
-        return ArcDataset.from_bundled(source.location, skip_bad=skip_bad), source.weight
-    path = Path(source.location)
-    if source.kind == "directory":
-        return ArcDataset.from_directory(path, skip_bad=skip_bad), source.weight
-    solutions = path.with_name(path.name.replace("_challenges", "_solutions"))
-    has_solutions = "_challenges" in path.name and solutions.is_file()
-    return ArcDataset.from_kaggle(path, solutions if has_solutions else None, skip_bad=skip_bad), source.weight
 
 
 # --------------------------------------------------------------------------------------------------

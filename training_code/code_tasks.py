@@ -25,7 +25,8 @@ the same for every format::
 ``output_spans`` cover the reply only (with its eos). Programs and their tasks come from
 ``training_code.programs``: ``code_dataset`` gathers the original tasks and generated ones into a
 ``CodeTaskDataset``, which renders the code versions itself and plugs into the training loop as
-``training.DataPart(dataset, "code-from-examples", weight)``; ``code_data_parts`` builds both parts.
+``arc_loader.DataPart(dataset, "code-from-examples", weight)``; the source spec ``code`` (``sources``)
+names it in a training-data spec (``code code-from-examples``).
 
 Vocabulary: program text uses most printable ASCII characters, far more than a grid format's
 ``alphabet``. A model whose vocabulary was shrunk to ``fmt.alphabet`` cannot write programs;
@@ -162,7 +163,7 @@ class CodeTaskDataset(ArcDataset):
     ArcDataset. A program is written for the task's own frame and colours, so for the code
     versions a key's rotation, transposition and colour permutation are ignored (the task is shown
     as it is); its example order is kept, so shuffling examples and dropping them to fit a token
-    budget still work. ``ArcDataset.merge`` and ``mix`` return plain datasets (programs dropped):
+    budget still work. ``ArcDataset.merge`` returns a plain dataset (programs dropped):
     give the training loop one ``DataPart`` per dataset instead.
     """
 
@@ -225,37 +226,6 @@ def code_dataset(rng: np.random.Generator, generated_per_task: int = 4, n_exampl
     return CodeTaskDataset(tasks, name="code-tasks", programs=programs)
 
 
-def code_data_parts(rng: np.random.Generator, weight: float = 1.0, generated_per_task: int = 4,
-                    n_examples: int = 4, prompt_versions: Sequence[str] = CODE_PROMPT_VERSIONS) -> list:
-    """Training parts for ``training.train``: one ``DataPart(dataset, version, weight)`` per
-    prompt version, all over one ``code_dataset``. Add them to the other parts of a run::
-
-        parts = [DataPart(arc_tasks), *code_data_parts(rng, weight=0.5)]
-        train(model, collate, parts, fmt, config)
-    """
-    from .training import DataPart  # imports torch: only when parts for the training loop are wanted
-
-    dataset = code_dataset(rng, generated_per_task, n_examples)
-    return [DataPart(dataset, version, weight) for version in prompt_versions]
-
-
-def code_training_examples(rng: np.random.Generator, n: int, fmt: TextFormat,
-                           prompt_versions: Sequence[str] = CODE_PROMPT_VERSIONS,
-                           n_examples: int = 4) -> list[RenderedTask]:
-    """``n`` rendered training texts, each a freshly generated task of a random program with a
-    generator, in a random one of ``prompt_versions`` (for loops that take rendered texts)."""
-    from .programs import GENERATORS, PROGRAMS, new_task
-
-    ids = sorted(GENERATORS)
-    out = []
-    for i in range(n):
-        task_id = ids[int(rng.integers(len(ids)))]
-        version = prompt_versions[int(rng.integers(len(prompt_versions)))]
-        task = new_task(task_id, rng, n_examples, new_id=f"{task_id}-x{i}")
-        out.append(render_code_task(fmt, task, PROGRAMS[task_id], version))
-    return out
-
-
 __all__ = [
     "CODE_CHARACTERS",
     "CODE_FROM_EXAMPLES",
@@ -265,9 +235,7 @@ __all__ = [
     "CodeTaskDataset",
     "ProgramChecker",
     "code_alphabet",
-    "code_data_parts",
     "code_dataset",
-    "code_training_examples",
     "grid_text",
     "program_from_reply",
     "render_code_from_examples",

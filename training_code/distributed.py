@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import json
 import logging
 import os
@@ -63,10 +62,10 @@ from .evaluation import (
     solve_tasks,
     start_run,
 )
+from .presets import DEFAULT_PRESET, preset_config, preset_names
 
 log = logging.getLogger(__name__)
 
-PRESET_PREFIX = "run_evaluation_"  # training_code/run_evaluation_<name>.py defines PRESET
 # How long ranks that finished wait at the barrier for the slowest one, beyond the time budget: the
 # last task of a rank may overrun the budget (test-time training is not interrupted). --barrier-slack
 # (run_distributed's barrier_slack) changes it: the Kaggle notebook passes what fits its time margin.
@@ -217,17 +216,6 @@ def run_distributed(config: EvalConfig, loaded: model_tools.LoadedModel | None =
 # Command line
 
 
-def preset_names() -> list[str]:
-    """The presets: the ``run_evaluation_<name>.py`` modules of the package."""
-    return sorted(p.stem.removeprefix(PRESET_PREFIX) for p in Path(__file__).parent.glob(f"{PRESET_PREFIX}*.py"))
-
-
-def preset_config(name: str) -> EvalConfig:
-    if name not in preset_names():
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(preset_names())}")
-    return importlib.import_module(f"{__package__}.{PRESET_PREFIX}{name}").PRESET
-
-
 def config_from_json(path: str | Path) -> EvalConfig:
     """An EvalConfig from a JSON object of its fields (as ``cli.save_config`` writes; missing fields
     keep their defaults). Unknown fields are an error: a misspelt option must not pass silently."""
@@ -247,7 +235,7 @@ def parse_command_line(argv: Sequence[str] | None = None) -> EvalConfig:
 def parse_arguments(argv: Sequence[str] | None = None) -> tuple[EvalConfig, timedelta]:
     """The EvalConfig (see ``parse_command_line``) and the barrier slack (``--barrier-slack SECONDS``)."""
     first = argparse.ArgumentParser(add_help=False)
-    first.add_argument("--preset", default="smollm", choices=preset_names())
+    first.add_argument("--preset", default=DEFAULT_PRESET, choices=preset_names())
     first.add_argument("--config", default="")
     known, _rest = first.parse_known_args(argv)
     try:
@@ -255,8 +243,8 @@ def parse_arguments(argv: Sequence[str] | None = None) -> tuple[EvalConfig, time
     except (OSError, ValueError, TypeError) as e:  # a missing, unreadable or foreign file: stop before the ranks load
         first.error(f"argument --config: {e}")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="smollm", choices=preset_names(),
-                        help="the run_evaluation_<name> preset to start from (default: smollm)")
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=preset_names(),
+                        help=f"the run_evaluation_<name> preset to start from (default: {DEFAULT_PRESET})")
     parser.add_argument("--config", default="", help="start from this EvalConfig JSON instead of a preset")
     parser.add_argument("--barrier-slack", type=float, default=BARRIER_SLACK.total_seconds(), metavar="SECONDS",
                         help="how long past the time budget the ranks wait for the slowest one; then rank 0 "

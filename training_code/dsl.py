@@ -59,7 +59,7 @@ def _direction(direction: str | tuple[int, int]) -> tuple[int, int]:
     return int(dr), int(dc)
 
 
-def as_grid(value) -> Grid:
+def grid_of(value) -> Grid:
     """``value`` (a grid, a list of rows or a number) as a new 2-D ``uint8`` array."""
     arr = np.array(value, dtype=np.uint8)
     if arr.ndim == 0:
@@ -723,7 +723,7 @@ __all__ = [
     "DIRECTIONS",
     "Object",
     "anti_transpose",
-    "as_grid",
+    "grid_of",
     "background",
     "bbox",
     "box_outline",

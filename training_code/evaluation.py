@@ -524,11 +524,11 @@ def test_time_train(dataset: ArcDataset, task_id: str, session: ModelSession, co
     if not data.keys:
         return None
     seed = stable_seed(config.seed, task_id, "ttt")
-    # peft's wrapper on every backend (4-bit bitsandbytes layers included): each task attaches a fresh
-    # adapter and removes it after, which peft undoes exactly (tests/test_model_tools.py checks it);
-    # unsloth's wrapper has not been tried for that cycle
+    # the loaded backend's LoRA: unsloth's get_peft_model (its fused LoRA kernels) on unsloth. Each task
+    # attaches a fresh adapter and removes it after; peft's unload undoes it exactly (tests check it, 4-bit
+    # included), and unsloth's patched layers fall back to the plain weights once the adapter is gone
     session.model = model_tools.add_lora(session.model, r=config.ttt_lora_r, alpha=config.ttt_lora_alpha,
-                                         seed=seed % (2**31), backend="transformers")
+                                         seed=seed % (2**31), backend=session.loaded.backend)
     train_config = TrainConfig(learning_rate=config.ttt_learning_rate, embedding_learning_rate=config.ttt_learning_rate,
                                max_steps=config.ttt_steps, batch_size=config.ttt_batch_size, warmup_ratio=0.1,
                                seed=seed % (2**31), on_the_fly=False, progress=False, log_every=0,

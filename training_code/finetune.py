@@ -2,13 +2,15 @@
 
     load base model -> shrink vocabulary to the format (to the code alphabet when a source uses a code
     prompt version) -> add LoRA -> train on the mixed sources
-    -> save adapter, merged model, config and training log under models/<name>/
+    -> save adapter, config and training log under models/<name>/, then the merged model
+    (a 4-bit run merges into the base loaded again in 16 bits: see model_tools.merge_saved_adapter)
 
 The run_finetune_* scripts are presets of `FinetuneConfig` and one call to `main`.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -17,35 +19,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import model_tools
-from .arc_loader import CODE_SOURCE, ArcDataset, AugmentOptions, base_task_id, dataset_grids, load_source, source_spec
+from .arc_loader import ArcDataset, AugmentOptions, DataPart, base_task_id, dataset_grids
 from .cli import parse_config, save_config
 from .code_tasks import CODE_PROMPT_VERSIONS, code_alphabet
-from .formats import PROMPT_VERSIONS, format_from_spec
+from .formats import format_from_spec
 from .plots import plot_training
-from .training import DataPart, TrainConfig, TrainResult, held_out_metrics, train
+from .sources import check_train_dataset, load_source, parse_sources, source_spec
+from .training import TrainConfig, TrainResult, held_out_metrics, train
 
 log = logging.getLogger(__name__)
 
 
-def check_train_dataset(spec: str) -> None:
-    """ValueError unless ``spec`` is ``SOURCE PROMPT_VERSION`` with a source ``arc_loader.source_spec``
-    understands and a version it can be rendered in; nothing is loaded."""
-    versions = (*PROMPT_VERSIONS, *CODE_PROMPT_VERSIONS)
-    words = spec.split()
-    if len(words) != 2 or words[1] not in versions:
-        raise ValueError(f"train dataset {spec!r}: expected 'SOURCE PROMPT_VERSION' with a version from "
-                         f"{', '.join(versions)}")
-    source = source_spec(words[0])
-    if words[1] in CODE_PROMPT_VERSIONS and source.kind != "code":
-        raise ValueError(f"train dataset {spec!r}: {words[1]} needs tasks with programs: the source "
-                         f"{CODE_SOURCE!r} (or {CODE_SOURCE}*WEIGHT)")
-
-
 @dataclass
 class FinetuneConfig:
-    """A fine-tuning run. Sources are any spec `arc_loader.load_source` understands."""
+    """A fine-tuning run. Sources are any spec `sources.load_source` understands."""
 
     model: str = field(default="smollm2-135m", metadata={"help": "bundled model name or a local model path"})
     name: str = field(default="smollm2-arc", metadata={"help": "output folder under --models-dir"})
@@ -95,16 +85,9 @@ class FinetuneConfig:
         "help": "without a checkpoint, start the schedule and the data stream at this step (for --init-adapter)"})
 
 
-def parse_sources(specs: Sequence[str], rng: np.random.Generator) -> list[DataPart]:
-    """``SOURCE PROMPT_VERSION`` entries as weighted data parts (``code code-from-examples``: the tasks
-    with programs in a code prompt version)."""
-    parts = []
-    for spec in specs:
-        check_train_dataset(spec)
-        source, prompt_version = spec.split()
-        dataset, weight = load_source(source, rng, skip_bad=True)
-        parts.append(DataPart(dataset, prompt_version, weight))
-    return parts
+def adapter_folder(config: FinetuneConfig) -> Path:
+    """Where a run of ``config`` saves its LoRA adapter (an evaluation preset's default adapter points here)."""
+    return Path(config.models_dir) / config.name / "adapter"
 
 
 def without_protected(parts: Sequence[DataPart], protected_grids: set, protected_ids: set[str]) -> tuple[
@@ -229,7 +212,7 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
 
     def adapter_as_it_stands(step: int, losses: list[float], evaluations: list[dict]) -> None:
         # a long run on a CPU goes on for hours: its adapter and curve are usable at every checkpoint
-        model_tools.save_adapter(model, out / "adapter", loaded.tokenizer)
+        model_tools.save_adapter(model, adapter_folder(config), loaded.tokenizer)
         plot_training(losses, evaluations, out / "loss.png", title=f"{config.name}, step {step}")
 
     began = time.time()
@@ -243,19 +226,29 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
             log_entry["held_out_loss_before"] = result.evaluations[0]["loss"]
             log_entry["held_out_loss_after"] = result.evaluations[-1]["loss"]
             log_entry["held_out_accuracy_after"] = result.evaluations[-1]["accuracy"]
-    model_tools.save_adapter(model, out / "adapter", loaded.tokenizer)
-    if config.merge:
-        model_tools.save_merged(model, loaded.tokenizer, out / "merged")
+    model_tools.save_adapter(model, adapter_folder(config), loaded.tokenizer)
     # steps: optimizer steps the adapter has had in all; a resumed run adds only steps_this_run
     log_entry.update(steps=config.max_steps, steps_this_run=result.steps, max_steps=config.max_steps,
                      seconds_this_run=time.time() - began, tokens_this_run=result.tokens,
                      tokens_per_second=result.tokens_per_second, padding_share=result.padding_share,
                      losses=result.losses, config=asdict(config))
     log_entry["earlier_runs"] = earlier_runs(out / "train_log.json") if result.steps < len(result.losses) else []
+    # the log before the merge: a merge that fails (out of memory, say) must not lose the record of hours of training
     (out / "train_log.json").write_text(json.dumps(log_entry, indent=1, default=str), encoding="utf-8")
     plot_training(result.losses, result.evaluations, out / "loss.png", title=config.name)
-    log.info("saved %s (adapter%s); final loss %.4f", out, " and merged model" if config.merge else "",
+    log.info("saved %s (adapter, training log and loss.png); final loss %.4f", out,
              result.losses[-1] if result.losses else float("nan"))
+    if config.merge:
+        if model_tools.is_quantized(model):
+            del model, loaded  # the 4-bit model out of memory before the 16-bit one loads
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            model_tools.merge_saved_adapter(config.model, adapter_folder(config), out / "merged",
+                                            max_seq_length=config.max_length)
+        else:
+            model_tools.save_merged(model, loaded.tokenizer, out / "merged")
+        log.info("saved the merged model in %s", out / "merged")
     return result
 
 

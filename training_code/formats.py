@@ -1,7 +1,6 @@
 """Text formats: how a task is rendered as text for a language model and how a reply is parsed back.
 
-(The lead wrote this skeleton: RenderedTask, ReplyChecker and RowsChecker are the interfaces other
-modules use; the formats themselves are filled in around them.)
+``RenderedTask``, ``ReplyChecker`` and ``RowsChecker`` are the interfaces other modules use.
 
 Two families of formats live here, both chosen by a spec string (``format_from_spec``):
 
@@ -40,7 +39,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .grids import MAX_SIDE, NUM_COLOURS, ArcDataError, Grid
+from .grids import MAX_SIDE, Grid, checked_grid
 
 DIGITS = "0123456789"
 DEFAULT_EOS = "</s>"
@@ -140,24 +139,6 @@ class RowsChecker:
 
 # --------------------------------------------------------------------------------------------------
 # Grids to text and back
-
-
-def _checked_grid(grid: Grid) -> np.ndarray:
-    """The grid as a uint8 array, after cheap checks (shape, value range).
-
-    Not ``grids.as_grid``: that walks every cell in Python, and rendering runs thousands of times a
-    second; the grids reaching a format were validated when they were loaded.
-    """
-    g = np.asarray(grid)
-    if g.ndim != 2 or not (1 <= g.shape[0] <= MAX_SIDE and 1 <= g.shape[1] <= MAX_SIDE):
-        raise ArcDataError(f"cannot render a grid of shape {g.shape}; sides must be 1 to {MAX_SIDE}")
-    if g.dtype != np.uint8:
-        if g.dtype.kind not in "iu" or g.min() < 0 or g.max() >= NUM_COLOURS:
-            raise ArcDataError(f"cannot render a grid of dtype {g.dtype} with values outside 0 to 9")
-        return g.astype(np.uint8)
-    if g.max() >= NUM_COLOURS:
-        raise ArcDataError(f"cannot render a grid with value {int(g.max())}; values must be 0 to 9")
-    return g
 
 
 def _digit_rows(grid: np.ndarray, sep: str | None = None) -> str:
@@ -396,7 +377,7 @@ class GridEncoder(ABC):
 
     def to_text(self, grid: Grid) -> str:
         """The grid as text (raises ArcDataError for an array that is not an ARC grid)."""
-        return self._text(_checked_grid(grid))
+        return self._text(checked_grid(grid))
 
     @abstractmethod
     def _text(self, grid: np.ndarray) -> str:
@@ -452,6 +433,9 @@ class MinimalGridEncoder(_RowEncoder):
 SEPARATORS = frozenset(" !#$%&()*+,-./:;<=>?@[]^_{|}~")
 
 
+_DIGIT_ROWS = MinimalGridEncoder()  # the ARChitects' grid text is the minimal encoder's
+
+
 class GridWithSeparationEncoder(_RowEncoder):
     """Cells separated by one character within a row: ``"0|1|2\\n3|4|5"`` for ``sep="|"``.
 
@@ -490,8 +474,34 @@ class GridWithSeparationEncoder(_RowEncoder):
         return _RowMachine(numbered=False, sep=self.sep)
 
 
-class RowNumberEncoder(GridEncoder):
+class _WrappingEncoder(GridEncoder):
+    """An encoder that adds one layer (``LAYER``, described by ``WHAT`` in errors) around another's text,
+    writing the characters ``ADDED`` besides the inner encoder's."""
+
+    LAYER: str
+    WHAT: str
+    ADDED: str
+
+    def __init__(self, inner: GridEncoder):
+        if self.LAYER in inner._layers:
+            raise ValueError(f"{type(self).__name__} cannot wrap another {self.WHAT}: {inner.spec}")
+        self.inner = inner
+        self._layers = inner._layers | {self.LAYER}
+
+    @property
+    def spec(self) -> str:
+        return f"{type(self).__name__}({self.inner.spec})"
+
+    @property
+    def alphabet(self) -> str:
+        return "".join(sorted(set(self.inner.alphabet + self.ADDED)))
+
+
+class RowNumberEncoder(_WrappingEncoder):
     """Each row prefixed with its 1-based number and a space: ``"1 012\\n2 345"``."""
+
+    LAYER, WHAT, ADDED = "numbers", "row numbering", DIGITS + " "
+    inner: _RowEncoder
 
     def __init__(self, inner: GridEncoder):
         if not isinstance(inner, _RowEncoder):
@@ -499,16 +509,7 @@ class RowNumberEncoder(GridEncoder):
                 f"RowNumberEncoder needs an encoder that writes one line per row "
                 f"(MinimalGridEncoder or GridWithSeparationEncoder), got {inner.spec}"
             )
-        self.inner: _RowEncoder = inner
-        self._layers = inner._layers | {"numbers"}
-
-    @property
-    def spec(self) -> str:
-        return f"RowNumberEncoder({self.inner.spec})"
-
-    @property
-    def alphabet(self) -> str:
-        return "".join(sorted(set(self.inner.alphabet + DIGITS + " ")))
+        super().__init__(inner)
 
     def _text(self, grid: np.ndarray) -> str:
         return "\n".join(f"{r} {row}" for r, row in enumerate(self.inner._text(grid).split("\n"), 1))
@@ -532,22 +533,10 @@ class RowNumberEncoder(GridEncoder):
 _SHAPE_LINE = re.compile(r"shape: ([1-9][0-9]?)x([1-9][0-9]?)")
 
 
-class GridShapeEncoder(GridEncoder):
+class GridShapeEncoder(_WrappingEncoder):
     """A first line ``shape: RxC`` (rows x columns), then the inner text; the shape is checked."""
 
-    def __init__(self, inner: GridEncoder):
-        if "shape" in inner._layers:
-            raise ValueError(f"GridShapeEncoder cannot wrap another shape line: {inner.spec}")
-        self.inner = inner
-        self._layers = inner._layers | {"shape"}
-
-    @property
-    def spec(self) -> str:
-        return f"GridShapeEncoder({self.inner.spec})"
-
-    @property
-    def alphabet(self) -> str:
-        return "".join(sorted(set(self.inner.alphabet + "shape: x\n" + DIGITS)))
+    LAYER, WHAT, ADDED = "shape", "shape line", "shape: x\n" + DIGITS
 
     def _text(self, grid: np.ndarray) -> str:
         return f"shape: {grid.shape[0]}x{grid.shape[1]}\n{self.inner._text(grid)}"
@@ -569,25 +558,12 @@ class GridShapeEncoder(GridEncoder):
         return _ShapeMachine(self.inner._machine())
 
 
-class GridCodeBlockEncoder(GridEncoder):
+class GridCodeBlockEncoder(_WrappingEncoder):
     """The inner text in a fenced block: ``"```grid\\n" + inner + "\\n```"``."""
 
     OPEN = "```grid\n"
     CLOSE = "\n```"
-
-    def __init__(self, inner: GridEncoder):
-        if "fence" in inner._layers:
-            raise ValueError(f"GridCodeBlockEncoder cannot wrap another code block: {inner.spec}")
-        self.inner = inner
-        self._layers = inner._layers | {"fence"}
-
-    @property
-    def spec(self) -> str:
-        return f"GridCodeBlockEncoder({self.inner.spec})"
-
-    @property
-    def alphabet(self) -> str:
-        return "".join(sorted(set(self.inner.alphabet + self.OPEN + self.CLOSE)))
+    LAYER, WHAT, ADDED = "fence", "code block", OPEN + CLOSE
 
     def _text(self, grid: np.ndarray) -> str:
         return f"{self.OPEN}{self.inner._text(grid)}{self.CLOSE}"
@@ -694,31 +670,31 @@ class TextFormat(ABC):
         spans: list[tuple[int, int]] = []
         if prompt_version == OUTPUT_FROM_EXAMPLES:
             for number, (x, y) in enumerate(train, 1):
-                lead = self._query_label(number) + grid_text(_checked_grid(x)) + self._answer_label(number)
-                written = grid_text(_checked_grid(y)) + closing
+                lead = self._query_label(number) + grid_text(checked_grid(x)) + self._answer_label(number)
+                written = grid_text(checked_grid(y)) + closing
                 parts += (lead, written)
                 spans.append((pos + len(lead), pos + len(lead) + len(written)))
                 pos += len(lead) + len(written)
-            parts += (self._query_label(None), grid_text(_checked_grid(test_input)), self._answer_label(None))
+            parts += (self._query_label(None), grid_text(checked_grid(test_input)), self._answer_label(None))
         else:
             inputs = [x for x, _ in train]
             inputs.append(test_input)
             for number, x in enumerate(inputs, 1):
                 lead = self._input_label(number)
-                written = grid_text(_checked_grid(x)) + closing
+                written = grid_text(checked_grid(x)) + closing
                 parts += (lead, written)
                 spans.append((pos + len(lead), pos + len(lead) + len(written)))
                 pos += len(lead) + len(written)
             parts.append(self._input_label(len(inputs) + 1))
         prompt = "".join(parts)
-        reply = "" if test_output is None else grid_text(_checked_grid(test_output)) + closing
+        reply = "" if test_output is None else grid_text(checked_grid(test_output)) + closing
         if reply:
             spans.append((len(prompt), len(prompt) + len(reply)))
         return RenderedTask(prompt, reply, tuple(spans))
 
     def reply_text(self, grid: Grid) -> str:
         """The reply that answers with ``grid``: its grid text and closing text, eos included."""
-        return self._grid_text(_checked_grid(grid)) + self._closing
+        return self._grid_text(checked_grid(grid)) + self._closing
 
     def parse_reply(self, reply: str) -> Grid:
         """The grid of a reply, with or without the trailing eos text; strict.
@@ -772,13 +748,13 @@ class ArchitectsFormat(TextFormat):
 
     @property
     def reply_alphabet(self) -> str:
-        return "".join(sorted(DIGITS + "\n"))
+        return _DIGIT_ROWS.alphabet
 
     def _grid_text(self, grid: np.ndarray) -> str:
-        return _digit_rows(grid)
+        return _DIGIT_ROWS._text(grid)
 
     def _grid_from_text(self, text: str) -> Grid:
-        return _grid_from_digit_rows(text.split("\n"))
+        return _DIGIT_ROWS.to_grid(text)
 
     def _header(self, prompt_version: str) -> str:
         return self.preprompt
@@ -862,7 +838,7 @@ class EncoderFormat(TextFormat):
 
     def reply_checker(self) -> ReplyChecker:
         if isinstance(self.encoder, MinimalGridEncoder):
-            return RowsChecker(DIGITS, "\n", MAX_SIDE)  # same language, the lead's lighter checker
+            return RowsChecker(DIGITS, "\n", MAX_SIDE)  # the same language, checked by the lighter RowsChecker
         return EncoderReplyChecker(self.encoder)
 
 

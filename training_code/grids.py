@@ -73,6 +73,30 @@ def as_grid(value: Any, where: Where = Where()) -> Grid:
     return np.asarray(rows, dtype=np.uint8)
 
 
+def checked_grid(value: Any) -> Grid:
+    """``value`` (an array, or nested lists of integers) as a contiguous uint8 grid, checked by numpy
+    rather than cell by cell: 2 dimensions, sides 1 to 30, integer (or bool) cells 0 to 9.
+
+    For grids made inside the process (a program's output, a view about to be rendered), where
+    ``as_grid``'s walk over every cell in Python would cost too much; a contiguous uint8 grid comes
+    back as it is, uncopied. Raises ArcDataError saying what is wrong.
+    """
+    try:
+        arr = np.asarray(value)
+    except Exception as e:  # an object numpy cannot read; what it raises depends on the object
+        raise ArcDataError(f"not an array: {type(e).__name__}") from None
+    if arr.ndim != 2:
+        raise ArcDataError(f"a grid has 2 dimensions, this one has {arr.ndim}")
+    if not (1 <= arr.shape[0] <= MAX_SIDE and 1 <= arr.shape[1] <= MAX_SIDE):
+        raise ArcDataError(f"grid is {arr.shape[0]}x{arr.shape[1]}; sides must be 1 to {MAX_SIDE}")
+    if arr.dtype.kind not in "biu":
+        raise ArcDataError(f"cells must be integers, got dtype {arr.dtype}")
+    # a uint8 cell cannot be negative: one pass over the cells, not two, for the common case
+    if (arr.dtype != np.uint8 and int(arr.min()) < 0) or int(arr.max()) >= NUM_COLOURS:
+        raise ArcDataError(f"cells must be 0 to 9, got values from {int(arr.min())} to {int(arr.max())}")
+    return np.ascontiguousarray(arr, dtype=np.uint8)
+
+
 def grid_to_list(grid: Grid) -> list[list[int]]:
     """A grid as JSON rows."""
     return np.asarray(grid).astype(int).tolist()

@@ -133,7 +133,18 @@ def fingerprint_of(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase | 
             continue
         data = tensor.detach().contiguous().reshape(-1).view(torch.uint8).cpu()
         h.update(memoryview(data.numpy()))
+        _hash_quant_state(h, getattr(tensor, "quant_state", None))
     return h.hexdigest()
+
+
+def _hash_quant_state(h: Any, state: Any) -> None:
+    """Hash a bitsandbytes 4-bit weight's scales: its packed bytes alone do not say what values they stand for."""
+    if state is None or not hasattr(state, "as_dict"):
+        return
+    for key, value in sorted(state.as_dict(packed=True).items()):
+        h.update(key.encode())
+        if isinstance(value, torch.Tensor):
+            h.update(memoryview(value.detach().contiguous().reshape(-1).view(torch.uint8).cpu().numpy()))
 
 
 def _named_tensors(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
@@ -375,7 +386,9 @@ def resolve_source(source: str | Path, models_dir: str | Path = MODELS_DIR) -> P
 def default_4bit(backend: str, path: Path, *, cuda: bool) -> bool:
     """Whether ``load_model`` loads in 4 bits when not told: on CUDA, unless the transformers backend
     would need bitsandbytes and it is not installed (the GPU extra has it), or the file is a GGUF
-    (which loads de-quantized); never on a CPU. Logs why when CUDA is there and the answer is no."""
+    (which loads de-quantized); not on a CPU, where bitsandbytes' 4-bit layers work (``load_in_4bit=True``,
+    which the tests use) but de-quantize every weight on every pass. Logs why when CUDA is there and
+    the answer is no."""
     if not cuda:
         return False
     if backend == "transformers" and path.suffix == ".gguf":
@@ -409,9 +422,10 @@ def load_model(
     ``"smollm2-135m"``. ``dtype``: None picks float32 on a CPU and bfloat16 (float16 where bfloat16
     is unsupported) on CUDA. ``load_in_4bit``: None means 4-bit on CUDA (unsloth, or bitsandbytes
     with transformers; 16 bits where transformers would need bitsandbytes and it is not installed,
-    or for a GGUF file) and full precision on a CPU. ``max_seq_length`` is passed to unsloth
-    explicitly (its 2048 default once broke decoding past 2048 tokens) and set as the tokenizer's
-    ``model_max_length``.
+    or for a GGUF file) and full precision on a CPU; True on a CPU loads bitsandbytes' NF4 layers
+    with the transformers backend (slow, but the same 4-bit code path, so tests can run it).
+    ``max_seq_length`` is passed to unsloth explicitly (its 2048 default once broke decoding past
+    2048 tokens) and set as the tokenizer's ``model_max_length``. The model comes in inference mode.
     """
     path = resolve_source(source, models_dir)
     chosen = choose_backend(backend)
@@ -419,8 +433,6 @@ def load_model(
     resolved_dtype = _resolve_dtype(dtype, cuda=cuda)
     if load_in_4bit is None:
         load_in_4bit = default_4bit(chosen, path, cuda=cuda)
-    if load_in_4bit and not cuda:
-        raise ValueError("load_in_4bit=True needs a CUDA GPU (bitsandbytes / unsloth 4-bit)")
 
     if chosen == "unsloth":
         if path.suffix == ".gguf":
@@ -435,6 +447,8 @@ def load_model(
             fix_tokenizer=False,  # keep the tokenizer exactly as saved (shrunk vocabularies included)
             local_files_only=True,
         )
+        model.eval()
+        FastLanguageModel.for_inference(model)  # its decoding path; training_mode switches back for LoRA
     elif path.suffix == ".gguf":
         if load_in_4bit:
             raise ValueError("GGUF files load de-quantized; pass load_in_4bit=False or convert_gguf() first")
@@ -443,7 +457,8 @@ def load_model(
         kwargs: dict[str, Any] = {"dtype": resolved_dtype, "local_files_only": True}
         if load_in_4bit:
             if importlib.util.find_spec("bitsandbytes") is None:
-                raise ImportError("4-bit loading with transformers needs bitsandbytes (or load_in_4bit=False)")
+                raise ImportError("4-bit loading with transformers needs bitsandbytes==0.50.2 (requirements.txt), "
+                                  "or load_in_4bit=False")
             from transformers import BitsAndBytesConfig
 
             kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -455,6 +470,8 @@ def load_model(
         if cuda:
             kwargs["device_map"] = {"": torch.cuda.current_device()}
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        if load_in_4bit and not cuda:
+            _keep_4bit_layout(model)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model.eval()
 
@@ -466,6 +483,20 @@ def load_model(
     logger.info("loaded %s (%s, %s, 4-bit=%s)", path, chosen, resolved_dtype, load_in_4bit)
     return LoadedModel(model=model, tokenizer=tokenizer, backend=chosen, source=str(source),
                        fingerprint=fingerprint_of(model, tokenizer), max_seq_length=max_seq_length)
+
+
+def _keep_4bit_layout(model: torch.nn.Module) -> None:
+    """Keep bitsandbytes' 4-bit weights in the layout they loaded in, on a CPU.
+
+    Workaround for bitsandbytes 0.50.2, ``Linear4bit.forward``: on a CPU with avx512_bf16, the first
+    inference pass repacks the weight in place into a kernel-friendly layout (and its inverse, used when
+    saving, quantizes the scales again, not bit for bit). The bytes of the weights, which the fingerprint
+    hashes to key caches, would then change under a model whose values did not, and a base could not
+    be checked to be exactly as it was. The generic path computes the same values from the loaded layout.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def token_counter(tokenizer: PreTrainedTokenizerBase) -> Callable[[str], int]:
@@ -625,11 +656,6 @@ class VocabMapping:
     @functools.cached_property
     def old_to_new(self) -> dict[int, int]:
         return {old: new for new, old in enumerate(self.old_ids)}
-
-    def to_new(self, old_ids: Iterable[int]) -> list[int]:
-        """Original ids renumbered; an id outside the shrunk vocabulary raises KeyError."""
-        table = self.old_to_new
-        return [table[int(i)] for i in old_ids]
 
 
 def _single_token_id(tokenizer: PreTrainedTokenizerBase, char: str) -> int | None:
@@ -1121,16 +1147,86 @@ def load_adapter(base_model: PreTrainedModel, path: str | Path, *, is_trainable:
         raise AdapterVocabularyError(path, None, base_size, detail=detail) from e
 
 
+def is_quantized(model: torch.nn.Module) -> bool:
+    """Whether any weight of the model (a PEFT wrapper included) is quantized (bitsandbytes 4-bit layers)."""
+    if getattr(model, "is_quantized", False) or getattr(getattr(model, "base_model", None), "is_quantized", False):
+        return True
+    return any("4bit" in type(m).__name__.lower() for m in model.modules())
+
+
+def training_mode(model: torch.nn.Module) -> None:
+    """Put a model into training mode, through unsloth's own switch when it is an unsloth model.
+
+    unsloth's ``get_peft_model`` gives the model ``for_training`` / ``for_inference`` (bound to it):
+    besides ``train()`` they clear its generation flag and set its gradient checkpointing, which
+    ``train()`` alone leaves as the last ``for_inference`` set them.
+    """
+    switch = getattr(model, "for_training", None)
+    if callable(switch):
+        switch()
+    model.train()
+
+
+def inference_mode(model: torch.nn.Module) -> None:
+    """Put a model into inference mode: ``eval()``, then unsloth's ``for_inference`` where it has one
+    (its fast decoding path and ``use_cache`` back on); see ``training_mode``."""
+    model.eval()
+    switch = getattr(model, "for_inference", None)
+    if callable(switch):
+        switch()
+
+
 def merge_adapter(model: Any) -> PreTrainedModel:
     """Fold a PEFT model's LoRA weights into its base model and return the plain base model.
 
-    The base model is changed in place; the PEFT wrapper is not usable afterwards.
+    The base model is changed in place; the PEFT wrapper is not usable afterwards. A 4-bit base is
+    refused: reload it in 16 bits and merge there (``merge_saved_adapter``).
     """
-    if getattr(model, "is_quantized", False) or getattr(getattr(model, "base_model", None), "is_quantized", False):
-        raise ValueError("merging into 4-bit weights loses precision; load the base in 16/32 bits to merge")
+    if is_quantized(model):
+        raise ValueError("merging into 4-bit weights loses precision; load the base in 16/32 bits to merge "
+                         "(merge_saved_adapter, or python -m training_code.merge)")
     merged = model.merge_and_unload()
     merged.eval()
     return merged
+
+
+def adapter_alphabet(adapter_dir: str | Path) -> str:
+    """The characters of the shrunk vocabulary an adapter was trained on, read from the tokenizer
+    ``save_adapter`` saved beside it (every token but the special ones is one character)."""
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / "tokenizer_config.json").is_file():
+        raise FileNotFoundError(f"no tokenizer beside the adapter in {adapter_dir} (tokenizer_config.json missing): "
+                                "cannot tell which vocabulary it was trained on")
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir, local_files_only=True)
+    specials = set(tokenizer.all_special_tokens)
+    vocab = tokenizer.get_vocab()
+    chars = [t for t in sorted(vocab, key=vocab.get) if t not in specials]
+    long = [t for t in chars if len(t) != 1]
+    if long:
+        raise ValueError(f"the tokenizer beside the adapter in {adapter_dir} has tokens of several characters "
+                         f"{long[:5]!r}: not a shrunk vocabulary")
+    return "".join(chars)
+
+
+def merge_saved_adapter(base: str | Path, adapter_dir: str | Path, out: str | Path, *,
+                        dtype: str | torch.dtype = torch.bfloat16, max_seq_length: int = 8192,
+                        models_dir: str | Path = MODELS_DIR) -> Path:
+    """A merged checkpoint from a base model and an adapter saved by ``save_adapter``, in 16 bits.
+
+    What a 4-bit fine-tune needs (4-bit weights cannot take the adapter exactly): the base is loaded
+    again in ``dtype`` with the transformers backend, shrunk to the vocabulary saved beside the adapter
+    (the same characters, so the same rows in the same order), the adapter attached, merged and saved
+    to ``out`` atomically; unsloth's ``merged_16bit`` does the same. Returns ``out``.
+    """
+    alphabet = adapter_alphabet(adapter_dir)
+    loaded = load_model(base, backend="transformers", dtype=dtype, load_in_4bit=False, max_seq_length=max_seq_length,
+                        models_dir=models_dir)
+    model, tokenizer, _mapping = shrink_vocabulary(loaded.model, loaded.tokenizer, alphabet)
+    tokenizer.model_max_length = loaded.max_seq_length
+    with_adapter = load_adapter(model, adapter_dir, tokenizer=tokenizer)
+    path = save_merged(with_adapter, tokenizer, out)
+    logger.info("merged %s into %s (%s): %s", adapter_dir, base, dtype, path)
+    return path
 
 
 def remove_adapter(model: Any) -> PreTrainedModel:
@@ -1143,7 +1239,7 @@ def remove_adapter(model: Any) -> PreTrainedModel:
         return model
     _restore_modules_to_save(model)
     base = model.unload()
-    base.eval()
+    inference_mode(base)
     return base
 
 
@@ -1187,6 +1283,7 @@ __all__ = [
     "LoadedModel",
     "MaskingCollator",
     "VocabMapping",
+    "adapter_alphabet",
     "add_lora",
     "build_random_model",
     "build_tiny_model",
@@ -1196,9 +1293,12 @@ __all__ = [
     "find_smollm2_gguf",
     "four_bit_option",
     "fingerprint_of",
+    "inference_mode",
+    "is_quantized",
     "load_adapter",
     "load_model",
     "merge_adapter",
+    "merge_saved_adapter",
     "remove_adapter",
     "resolve_source",
     "save_adapter",
@@ -1206,4 +1306,5 @@ __all__ = [
     "shrink_for_format",
     "shrink_vocabulary",
     "token_counter",
+    "training_mode",
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .arc_loader import ArcDataset, export_bundled
+from .arc_loader import ArcDataset, export_bundled, solutions_beside
 from .formats import DEFAULT_FORMAT_SPEC, format_from_spec
 
 
@@ -54,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.export_only:
         return 0
     challenges = Path(args.summarise)
-    solutions = challenges.with_name(challenges.name.replace("_challenges", "_solutions"))
-    ds = ArcDataset.from_kaggle(challenges, solutions if solutions.is_file() else None)
+    ds = ArcDataset.from_kaggle(challenges, solutions_beside(challenges))
     print()
     print(summary(ds))
     fmt = format_from_spec(DEFAULT_FORMAT_SPEC)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .arc_loader import solutions_beside
 from .grids import ArcDataError
 from .selection import AGGREGATIONS, ScoredCandidate, rank_candidates
 from .submission import KaggleScore, build_submission, score_submission, write_verified_submission
@@ -66,9 +67,8 @@ def candidates_of(report: dict, report_path: Path) -> dict[tuple[str, int], list
 def solutions_for(report: dict, report_path: Path, solutions: str) -> dict | None:
     """The solutions file given, or the one beside the run's challenges file ("auto"), or None."""
     if solutions == "auto":
-        challenges = Path(report.get("config", {}).get("challenges", ""))
-        guess = challenges.with_name(challenges.name.replace("_challenges", "_solutions"))
-        if "_challenges" not in challenges.name or not guess.is_file():
+        guess = solutions_beside(report.get("config", {}).get("challenges", ""))
+        if guess is None:
             return None
         solutions = str(guess)
     if not solutions:

@@ -13,7 +13,7 @@ PRESET = EvalConfig(
     output="output/nemo",
     max_tokens=8192,
     ttt_steps=64, ttt_batch_size=4, ttt_learning_rate=1e-4, ttt_lora_r=32, ttt_lora_alpha=32,
-    views=16, scoring_views=16, min_prob=0.1,
+    views=16, scoring_views=16,
 )
 
 def run(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ PRESET = EvalConfig(
     output="output/qwen",
     max_tokens=8192,
     ttt_steps=64, ttt_batch_size=4, ttt_learning_rate=5e-5, ttt_lora_r=32, ttt_lora_alpha=32,
-    views=8, scoring_views=8, min_prob=0.1,
+    views=8, scoring_views=8,
 )
 
 def run(argv: list[str] | None = None) -> int:

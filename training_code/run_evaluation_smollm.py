@@ -6,11 +6,11 @@ Test-time training on each task, DFS decoding under 8 views, product-of-experts 
 output/smollm2/submission.json, and with solutions a score, arc24's metrics and a report.
 """
 
-from pathlib import Path
-
 from .evaluation import EvalConfig, main
+from .finetune import adapter_folder
+from .run_finetune_smollm import PRESET as FINETUNE_PRESET
 
-ADAPTER = Path("models/smollm2-arc/adapter")  # run_finetune_smollm writes it; used when present
+ADAPTER = adapter_folder(FINETUNE_PRESET)  # run_finetune_smollm writes it; used when present
 
 PRESET = EvalConfig(
     model="smollm2-135m",
@@ -18,7 +18,7 @@ PRESET = EvalConfig(
     output="output/smollm2",
     max_tokens=4096,
     ttt_steps=12, ttt_batch_size=2, ttt_learning_rate=3e-4, ttt_lora_r=16, ttt_lora_alpha=16,
-    views=8, scoring_views=8, min_prob=0.1,
+    views=8, scoring_views=8,
 )
 
 def run(argv: list[str] | None = None) -> int:

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .grids import MAX_SIDE, NUM_COLOURS, Grid
+from .grids import Grid, checked_grid
 
 if TYPE_CHECKING:  # the worker imports this module; it needs none of the data layer
     from .arc_loader import Task
@@ -115,27 +115,6 @@ class RunResult:
 
 def _failure(kind: str, message: str) -> RunResult:
     return RunResult(False, None, kind, message[:MESSAGE_CHARS])
-
-
-def checked_grid(value) -> Grid:
-    """A program's return value as an ARC grid (2-D, sides 1 to 30, integer colours 0 to 9).
-
-    Accepts arrays and nested lists of integers (any integer or bool dtype); raises ValueError
-    for anything else.
-    """
-    try:
-        arr = np.asarray(value)
-    except Exception as e:  # an object numpy cannot read; what it raises depends on the object
-        raise ValueError(f"not an array: {type(e).__name__}") from None
-    if arr.ndim != 2:
-        raise ValueError(f"a grid has 2 dimensions, this output has {arr.ndim}")
-    if not (1 <= arr.shape[0] <= MAX_SIDE and 1 <= arr.shape[1] <= MAX_SIDE):
-        raise ValueError(f"output is {arr.shape[0]}x{arr.shape[1]}; sides must be 1 to {MAX_SIDE}")
-    if arr.dtype.kind not in "biu":
-        raise ValueError(f"cells must be integers, got dtype {arr.dtype}")
-    if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= NUM_COLOURS):
-        raise ValueError(f"cells must be 0 to 9, got values from {int(arr.min())} to {int(arr.max())}")
-    return np.ascontiguousarray(arr, dtype=np.uint8)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -398,18 +377,6 @@ def _result_from_message(message: dict) -> RunResult:
     return _failure(kind, str(message.get("message", "")))
 
 
-def run_program(source: str, grid: Grid, timeout: float = 1.0, memory_mb: int = 256) -> RunResult:
-    """Run one untrusted program on one grid in a fresh sandbox (a batch should share a ``Sandbox``)."""
-    with Sandbox(timeout=timeout, memory_mb=memory_mb) as box:
-        return box.run_one(source, grid)
-
-
-def run_programs(sources: Sequence[str], grid: Grid, timeout: float = 1.0, memory_mb: int = 256) -> list[RunResult]:
-    """Run several untrusted programs on one grid, one shared sandbox; bad programs do not stop the rest."""
-    with Sandbox(timeout=timeout, memory_mb=memory_mb) as box:
-        return [box.run_one(s, grid) for s in sources]
-
-
 @dataclass(frozen=True)
 class ProgramOutputs:
     """What sampled programs gave for a task: the distinct program texts that reproduce every
@@ -449,27 +416,6 @@ def program_outputs(task: Task, sources: Sequence[str], timeout: float = 1.0, me
     finally:
         if sandbox is None:
             box.close()
-
-
-def program_candidates_per_test(task: Task, sources: Sequence[str], timeout: float = 1.0, memory_mb: int = 256,
-                                sandbox: Sandbox | None = None) -> list[list[Grid]]:
-    """For each test input of ``task`` (an ``arc_loader.Task``), the distinct outputs of the programs
-    that reproduce every training pair, most often produced first (ties: first produced first)."""
-    return [list(grids) for grids in program_outputs(task, sources, timeout, memory_mb, sandbox).per_test]
-
-
-def program_candidates(task: Task, sources: Sequence[str], timeout: float = 1.0, test_index: int = 0,
-                       memory_mb: int = 256, sandbox: Sandbox | None = None) -> list[Grid]:
-    """Candidate outputs for test input ``test_index`` of ``task`` from sampled program texts.
-
-    Each program runs in the sandbox on the training inputs and the test inputs; only programs
-    that reproduce every training output count. Returns their distinct outputs for the test input,
-    the output most programs agree on first. For a task with several test inputs,
-    ``program_candidates_per_test`` runs each program once for all of them. A ``sandbox`` passed in
-    is reused (and keeps its own timeout and memory settings); otherwise one is made and closed.
-    """
-    per_test = program_candidates_per_test(task, sources, timeout, memory_mb, sandbox)
-    return per_test[test_index]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -26,8 +26,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .arc_loader import ArcDataset, AugmentOptions, Key, random_key
+from .arc_loader import ArcDataset, AugmentOptions, DataPart, Key, random_key
 from .formats import RenderedTask
+from .model_tools import IGNORE_INDEX, inference_mode, training_mode
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +99,6 @@ def step_rng(seed: int, step: int) -> np.random.Generator:
     """The generator for one step's data: a function of (seed, step) alone, so a resumed run draws
     exactly the batches the killed run would have drawn."""
     return np.random.default_rng([seed, step])
-
-
-@dataclass
-class DataPart:
-    """One training source: a dataset, the prompt version its tasks are rendered with, and its weight."""
-
-    dataset: ArcDataset
-    prompt_version: str = "output-from-examples"
-    weight: float = 1.0
 
 
 def fitted_render(part: DataPart, key: Key, fmt, max_length: int,
@@ -208,7 +200,7 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
     if kind == "auto":
         kind = "adamw8bit" if torch.cuda.is_available() and _bitsandbytes_available() else "adamw"
     if kind == "adamw8bit":
-        import bitsandbytes as bnb  # GPU extra only
+        import bitsandbytes as bnb  # chosen by "auto" on CUDA only
 
         return bnb.optim.AdamW8bit(groups, weight_decay=config.weight_decay)
     if kind != "adamw":
@@ -304,7 +296,7 @@ def _train(model, collate, data, fmt, config: TrainConfig, checkpoint_dir, count
         if evaluate is None or any(e.get("step") == step for e in evaluations):
             return
         entry = {"step": step, **evaluate()}
-        model.train()  # evaluate may switch to eval mode
+        training_mode(model)  # evaluate switches to inference
         evaluations.append(entry)
         log.info("%s step %d: %s", description, step,
                  ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()
@@ -313,7 +305,7 @@ def _train(model, collate, data, fmt, config: TrainConfig, checkpoint_dir, count
     if start == 0:
         evaluated(0)  # the starting point of the held-out curve
 
-    model.train()
+    training_mode(model)  # unsloth's for_training on an unsloth model
     tokens = padded = 0
     began = time.perf_counter()
     parts = [DataPart(data)] if isinstance(data, ArcDataset) else list(data)
@@ -331,7 +323,7 @@ def _train(model, collate, data, fmt, config: TrainConfig, checkpoint_dir, count
         batches_this_step = [collate(batch) for batch in drawn]
         # weight each micro-batch by its share of loss-carrying tokens, so the step's loss is the mean over
         # all its output tokens whatever the accumulation
-        counts = [int((b["labels"][:, 1:] != -100).sum()) for b in batches_this_step]
+        counts = [int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in batches_this_step]
         total = max(1, sum(counts))
         for batch, count in zip(batches_this_step, counts):
             batch = {k: v.to(device) for k, v in batch.items()}
@@ -366,7 +358,7 @@ def _train(model, collate, data, fmt, config: TrainConfig, checkpoint_dir, count
     evaluated(config.max_steps)
     if ckpt is not None:
         save_checkpoint(ckpt, model, optimizer, config.max_steps, losses, config, evaluations)
-    model.eval()
+    inference_mode(model)
     return TrainResult(config.max_steps - start, losses, tokens, padded, seconds, evaluations)
 
 
@@ -386,7 +378,7 @@ def evaluation_loss(model: torch.nn.Module, collate, dataset: ArcDataset, fmt, k
     keys = list(dataset.keys if keys is None else keys)
     device = next(model.parameters()).device
     total_loss, total_tokens = 0.0, 0
-    model.eval()
+    inference_mode(model)
     with torch.inference_mode():
         for i in range(0, len(keys), batch_size):
             batch = collate([dataset.render(k, fmt) for k in keys[i:i + batch_size]])
@@ -394,9 +386,9 @@ def evaluation_loss(model: torch.nn.Module, collate, dataset: ArcDataset, fmt, k
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
             labels = batch["labels"][:, 1:]
             nll = torch.nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels,
-                                                    ignore_index=-100, reduction="sum")
+                                                    ignore_index=IGNORE_INDEX, reduction="sum")
             total_loss += float(nll)
-            total_tokens += int((labels != -100).sum())
+            total_tokens += int((labels != IGNORE_INDEX).sum())
     return total_loss / max(1, total_tokens)
 
 
@@ -413,7 +405,7 @@ def held_out_metrics(model: torch.nn.Module, collate, dataset: ArcDataset, fmt,
     keys = list(dataset.keys if keys is None else keys)
     device = next(model.parameters()).device
     total_loss, total_tokens, right = 0.0, 0, 0
-    model.eval()
+    inference_mode(model)
     with torch.inference_mode():
         for key in keys:
             rendered = dataset.render(key, fmt)
@@ -425,8 +417,8 @@ def held_out_metrics(model: torch.nn.Module, collate, dataset: ArcDataset, fmt,
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
             labels = batch["labels"][:, 1:]
             total_loss += float(torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), labels,
-                                                                  ignore_index=-100, reduction="sum"))
-            total_tokens += int((labels != -100).sum())
-            scored = test_labels != -100
+                                                                  ignore_index=IGNORE_INDEX, reduction="sum"))
+            total_tokens += int((labels != IGNORE_INDEX).sum())
+            scored = test_labels != IGNORE_INDEX
             right += bool((logits.argmax(-1)[scored] == test_labels[scored]).all())
     return {"loss": total_loss / max(1, total_tokens), "accuracy": right / max(1, len(keys))}

@@ -19,8 +19,7 @@ import numpy as np
 
 from .. import dsl
 from ..arc_loader import Example, Task
-from ..grids import Grid, grid_key
-from ..sandbox import checked_grid
+from ..grids import Grid, checked_grid, grid_key
 from .arc1_training import PROGRAMS as ARC1_TRAINING_PROGRAMS
 from .generators import GENERATORS
 

@@ -262,13 +262,13 @@ def solve(grid):
 """,
     "44f52bb0": """
 def solve(grid):
-    return as_grid(1 if is_symmetric(grid, "h") else 7)
+    return grid_of(1 if is_symmetric(grid, "h") else 7)
 """,
     "27a28665": """
 def solve(grid):
     answers = {"110101010": 1, "101010101": 2, "011011100": 3, "010111010": 6}
     pattern = "".join(str(int(v)) for v in (grid != 0).flatten())
-    return as_grid(answers[pattern])
+    return grid_of(answers[pattern])
 """,
     "d4469b4b": """
 def solve(grid):
@@ -277,7 +277,7 @@ def solve(grid):
         2: [[5, 5, 5], [0, 5, 0], [0, 5, 0]],
         3: [[0, 0, 5], [0, 0, 5], [5, 5, 5]],
     }
-    return as_grid(patterns[colours(grid, exclude=[0])[0]])
+    return grid_of(patterns[colours(grid, exclude=[0])[0]])
 """,
     "a85d4709": """
 def solve(grid):
@@ -306,7 +306,7 @@ def solve(grid):
     "f8b3ba0a": """
 def solve(grid):
     ranked = list(colour_counts(grid, exclude=[0]))
-    return as_grid(ranked[1:]).T
+    return grid_of(ranked[1:]).T
 """,
     "6e02f1e3": """
 def solve(grid):
@@ -488,7 +488,7 @@ def solve(grid):
     "f8ff0b80": """
 def solve(grid):
     shapes = sorted(objects(grid, 8), key=lambda o: -o.size)
-    return as_grid([o.colour for o in shapes]).T
+    return grid_of([o.colour for o in shapes]).T
 """,
     "ce9e57f2": """
 def solve(grid):
@@ -509,7 +509,7 @@ def solve(grid):
     "6c434453": """
 def solve(grid):
     out = grid.copy()
-    plus = as_grid([[0, 2, 0], [2, 2, 2], [0, 2, 0]])
+    plus = grid_of([[0, 2, 0], [2, 2, 2], [0, 2, 0]])
     for shape in objects(grid):
         if shape.height == 3 and shape.width == 3 and shape.size == 8:
             out = paste(out, plus, shape.top, shape.left)
