@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import signal
 import threading
 import time
@@ -41,6 +42,8 @@ import numpy as np
 
 from . import dsl
 from .grids import MAX_SIDE, NUM_COLOURS
+
+log = logging.getLogger(__name__)
 
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
@@ -93,11 +96,13 @@ class SearchResult:
     seconds: float = 0.0
     timed_out: bool = False
     found_depth: int | None = None  # depth of the simplest program found (None: none)
+    error: str = ""  # why the search stopped early, if it did
 
     def to_json(self) -> dict:
         return {"task_id": self.task_id, "depth": self.depth, "states": self.states, "steps": self.steps,
                 "steps_cut": self.steps_cut,
                 "seconds": round(self.seconds, 3), "timed_out": self.timed_out, "found_depth": self.found_depth,
+                "error": self.error,
                 "programs": self.programs,
                 "candidates": [[g.astype(int).tolist() for g in cands] for cands in self.candidates]}
 
@@ -404,6 +409,80 @@ def most_common_1x1(grid: Grid, which: str) -> Grid:
     return np.array([[min(c for c, n in counts.items() if n == fewest)]], dtype=np.uint8)
 
 
+def complete_hidden(grid: Grid, unknown: int, how: str) -> Grid:
+    """What the cells of colour ``unknown`` hide, completed by symmetry or period (the box they cover)."""
+    box = dsl.bbox(grid == unknown)
+    if box is None:
+        raise ValueError(f"no cell of colour {unknown}")
+    return dsl.crop(complete_with(grid, unknown, how), box)
+
+
+def crop_colour_rule(grid: Grid, rule: str) -> Grid:
+    """The box around the cells of the least (or most) common colour other than the background."""
+    counts = dsl.colour_counts(grid, exclude=[0])
+    if not counts:
+        raise ValueError("no colour")
+    colour = dsl.least_common_colour(grid, exclude=[0]) if rule == "least" else next(iter(counts))
+    return crop_colour(grid, colour)
+
+
+def swap_background(grid: Grid) -> Grid:
+    """The most common colour and 0 swapped, so that the object steps see the background as 0."""
+    bg = dsl.most_common_colour(grid)
+    return dsl.recolour(grid, {bg: 0, 0: bg})
+
+
+def fill_boxes(grid: Grid, per: str) -> Grid:
+    """Background cells inside boxes painted: the box of all content, of each object or of each colour
+    (NEW, or the colour's own for ``colour``)."""
+    out = grid.copy()
+    if per == "content":
+        boxes = [(dsl.bbox(grid != 0), NEW)]
+    elif per == "object":
+        boxes = [((o.top, o.left, o.bottom, o.right), NEW) for o in shapes(grid, 8, True)]
+    else:
+        boxes = [(dsl.bbox(grid == c), c) for c in dsl.colours(grid, exclude=[0])]
+    for box, colour in boxes:
+        if box is None:
+            raise ValueError("no content")
+        top, left, bottom, right = box
+        region = out[top:bottom, left:right]
+        region[region == 0] = colour
+    return out
+
+
+def shift_by_one(grid: Grid, direction: str) -> Grid:
+    dr, dc = dsl.DIRECTIONS[direction]
+    return dsl.shift(grid, dr, dc)
+
+
+def paint_border(grid: Grid) -> Grid:
+    out = grid.copy()
+    out[0, :] = out[-1, :] = out[:, 0] = out[:, -1] = NEW
+    return out
+
+
+def paint_empty_lines(grid: Grid) -> Grid:
+    """Rows and columns that hold only background painted NEW."""
+    out = grid.copy()
+    out[np.all(grid == 0, axis=1), :] = NEW
+    out[:, np.all(grid == 0, axis=0)] = NEW
+    return out
+
+
+def fill_most_common(grid: Grid) -> Grid:
+    return np.full_like(grid, dsl.most_common_colour(grid))
+
+
+def connect_new(grid: Grid) -> Grid:
+    """Background cells between two cells of one colour in a row or column painted NEW."""
+    out = grid.copy()
+    for axis in (1, 0):
+        marked = connect_same(grid, axis)
+        out[(marked != grid) & (out == 0)] = NEW
+    return out
+
+
 # ---- shape steps: built for the sizes of one state and its outputs
 
 
@@ -432,9 +511,13 @@ def rotation_tile(grid: Grid) -> Grid:
 
 
 def fractal(grid: Grid, where: str) -> Grid:
-    """The grid placed in the blocks of cells that are (or are not) background (a Kronecker product)."""
+    """The grid placed in the blocks of cells that are (or are not) background, or of the most or least
+    common colour (a Kronecker product)."""
     _check_side(grid.shape[0] ** 2, grid.shape[1] ** 2)
-    mask = (grid != 0) if where == "on" else (grid == 0)
+    if where in ("most", "least"):
+        mask = grid == (dsl.most_common_colour(grid) if where == "most" else dsl.least_common_colour(grid))
+    else:
+        mask = (grid != 0) if where == "on" else (grid == 0)
     return np.kron(mask.astype(np.uint8), grid).astype(np.uint8)
 
 
@@ -486,6 +569,11 @@ def combine(parts: list[Grid], how: str) -> Grid:
         return dsl.overlay(*parts)
     if how == "overlay-reversed":
         return dsl.overlay(*parts[::-1])
+    if how in ("overlay-flipped-h", "overlay-flipped-v"):
+        flip = dsl.flip_h if how.endswith("h") else dsl.flip_v
+        return dsl.overlay(parts[0], *(flip(p) for p in parts[1:]))
+    if how in ("first", "last"):
+        return parts[0].copy() if how == "first" else parts[-1].copy()
     if how in ("most-cells", "fewest-cells", "most-colours", "odd-one"):
         if how == "odd-one":
             keys = [p.tobytes() for p in parts]
@@ -494,6 +582,45 @@ def combine(parts: list[Grid], how: str) -> Grid:
         best = min(score) if how == "fewest-cells" else max(score)
         return _only([p for p, s in zip(parts, score) if s == best], f"{how} parts").copy()
     raise ValueError(how)
+
+
+def upscale_by_colours(grid: Grid) -> Grid:
+    """Each cell blown up by the number of colours other than the background."""
+    k = dsl.count_colours(grid, exclude=[0])
+    _check_side(grid.shape[0] * k, grid.shape[1] * k)
+    return dsl.upscale(grid, k)
+
+
+def crop_corner(grid: Grid, height: int, width: int, corner: str) -> Grid:
+    h, w = grid.shape
+    if height > h or width > w:
+        raise ValueError("larger than the grid")
+    top = {"top-left": 0, "top-right": 0, "bottom-left": h - height, "bottom-right": h - height,
+           "centre": (h - height) // 2}[corner]
+    left = {"top-left": 0, "bottom-left": 0, "top-right": w - width, "bottom-right": w - width,
+            "centre": (w - width) // 2}[corner]
+    return np.ascontiguousarray(grid[top:top + height, left:left + width])
+
+
+def solid(grid: Grid, height: int, width: int, rule: str) -> Grid:
+    """A ``height`` x ``width`` grid of one colour: the most or least common one (not background), or
+    that of the largest object or largest box."""
+    if rule in ("most", "least"):
+        colour = most_common_1x1(grid, rule)[0, 0]
+    else:
+        obj = _select(shapes(grid, 8, False), "largest" if rule == "largest-object" else "largest-box", grid)
+        colour = grid[obj.mask][0]
+    return np.full((height, width), colour, dtype=np.uint8)
+
+
+def count_row(grid: Grid) -> Grid:
+    """One row with a cell of the only colour for each cell of that colour."""
+    counts = dsl.colour_counts(grid, exclude=[0])
+    if len(counts) != 1:
+        raise ValueError("not one colour")
+    (colour, n), = counts.items()
+    _check_side(1, n)
+    return np.full((1, n), colour, dtype=np.uint8)
 
 
 def _fitting_ratio(sizes: Sequence[tuple[int, int]], outs: Sequence[tuple[int, int]]) -> tuple[str, int, int] | None:
@@ -530,8 +657,8 @@ def shape_steps(state: Sequence[Grid], outputs: Sequence[Grid]) -> list[Step]:
 
 def _combined_steps(text: str, cut: Callable[[Grid], list[Grid]]) -> list[Step]:
     return [Step(f"combine({text}, {how!r})", "shape", lambda g, c=cut, m=how: combine(c(g), m))
-            for how in ("and", "or", "xor", "nor", "first-only", "overlay", "overlay-reversed", "most-cells",
-                        "fewest-cells", "most-colours", "odd-one")]
+            for how in ("and", "or", "xor", "nor", "first-only", "overlay", "overlay-reversed", "overlay-flipped-h",
+                        "overlay-flipped-v", "first", "last", "most-cells", "fewest-cells", "most-colours", "odd-one")]
 
 
 @functools.lru_cache(maxsize=256)
@@ -552,8 +679,8 @@ def _sized_steps(sizes: tuple[tuple[int, int], ...], outs: tuple[tuple[int, int]
         if (kr, kc) == (2, 2):
             steps.append(Step("rotation_tile({})", "shape", rotation_tile))
         if all(o == (h * h, w * w) for (h, w), o in zip(sizes, outs)):
-            steps += [Step("fractal({}, 'on')", "shape", lambda g: fractal(g, "on")),
-                      Step("fractal({}, 'off')", "shape", lambda g: fractal(g, "off"))]
+            steps += [Step(f"fractal({{}}, {where!r})", "shape", lambda g, x=where: fractal(g, x))
+                      for where in ("on", "off", "most", "least")]
     if ratio and ratio[0] == "down":
         _, kr, kc = ratio
         steps += [Step(f"downscale({{}}, {kr}, {kc})", "shape", lambda g, a=kr, b=kc: dsl.downscale(g, a, b)),
@@ -564,6 +691,21 @@ def _sized_steps(sizes: tuple[tuple[int, int], ...], outs: tuple[tuple[int, int]
             if (kr, kc) != (1, 1) and all(h in (kr * oh, kr * oh + kr - 1) and w in (kc * ow, kc * ow + kc - 1)
                                           for (h, w), (oh, ow) in zip(sizes, outs)):
                 steps += _combined_steps(f"parts_equal({{}}, {kr}, {kc})", lambda g, a=kr, b=kc: parts_equal(g, a, b))
+    if ratio is None and all(oh % h == 0 and ow % w == 0 and oh // h == ow // w
+                             for (h, w), (oh, ow) in zip(sizes, outs)):
+        steps.append(Step("upscale_by_colours({})", "shape", upscale_by_colours))
+    if len(set(outs)) == 1 and all(oh <= h and ow <= w for (h, w), (oh, ow) in zip(sizes, outs)):
+        oh, ow = outs[0]
+        for corner in ("top-left", "top-right", "bottom-left", "bottom-right", "centre"):
+            steps.append(Step(f"crop_corner({{}}, {oh}, {ow}, {corner!r})", "shape",
+                              lambda g, a=oh, b=ow, c=corner: crop_corner(g, a, b, c)))
+    if len(set(outs)) == 1:
+        oh, ow = outs[0]
+        for rule in ("most", "least", "largest-object", "largest-box"):
+            steps.append(Step(f"solid({{}}, {oh}, {ow}, {rule!r})", "shape",
+                              lambda g, a=oh, b=ow, r=rule: solid(g, a, b, r)))
+    if all(oh == 1 for oh, _ in outs):
+        steps.append(Step("count_row({})", "shape", count_row))
     if all(o == (1, 1) for o in outs):
         steps += [Step("most_common_1x1({}, 'most')", "shape", lambda g: most_common_1x1(g, "most")),
                   Step("most_common_1x1({}, 'least')", "shape", lambda g: most_common_1x1(g, "least"))]
@@ -593,6 +735,9 @@ def static_steps(facts: TaskFacts) -> list[Step]:
         Step("anti_transpose({})", "d8", dsl.anti_transpose),
         Step("crop_to_content({})", "crop", dsl.crop_to_content),
         Step("crop_content_on({})", "crop", crop_content_on),
+        Step("crop_colour_rule({}, 'least')", "crop", lambda g: crop_colour_rule(g, "least")),
+        Step("crop_colour_rule({}, 'most')", "crop", lambda g: crop_colour_rule(g, "most")),
+        Step("swap_background({})", "background", swap_background),
     ]
     for conn, multi in ((8, True), (4, False), (4, True), (8, False)):
         rules = ["largest", "smallest", "largest-box", "unique-shape", "common-shape"]
@@ -620,9 +765,21 @@ def static_steps(facts: TaskFacts) -> list[Step]:
                           lambda g, u=unknown: complete_with(g, u, "symmetry")))
         steps.append(Step(f"complete_with({{}}, {unknown}, 'period')", "complete",
                           lambda g, u=unknown: complete_with(g, u, "period")))
+        steps.append(Step(f"complete_hidden({{}}, {unknown}, 'symmetry')", "crop",
+                          lambda g, u=unknown: complete_hidden(g, u, "symmetry")))
+        steps.append(Step(f"complete_hidden({{}}, {unknown}, 'period')", "crop",
+                          lambda g, u=unknown: complete_hidden(g, u, "period")))
     for direction in ("down", "up", "left", "right"):
         steps.append(Step(f"gravity({{}}, {direction!r})", "gravity", lambda g, d=direction: dsl.gravity(g, d)))
     steps.append(Step("fill_holes({})", "paint", fill_holes))
+    for per in ("content", "object", "colour"):
+        steps.append(Step(f"fill_boxes({{}}, {per!r})", "paint", lambda g, p=per: fill_boxes(g, p)))
+    steps += [Step("paint_border({})", "paint", paint_border),
+              Step("paint_empty_lines({})", "paint", paint_empty_lines),
+              Step("fill_most_common({})", "paint", fill_most_common),
+              Step("connect_new({})", "lines", connect_new)]
+    for direction in ("down", "up", "left", "right"):
+        steps.append(Step(f"shift_by_one({{}}, {direction!r})", "shift", lambda g, d=direction: shift_by_one(g, d)))
     for which in ("outline", "interior", "halo", "halo4"):
         steps.append(Step(f"paint_mask({{}}, {which!r})", "paint", lambda g, w=which: paint_mask(g, w)))
     for how in ("h", "v", "hv", "d", "r4"):
@@ -638,7 +795,7 @@ def static_steps(facts: TaskFacts) -> list[Step]:
 
 # Kinds whose steps, one after another, add nothing a single one does not (D8 is a group, gravity and
 # dedupe are idempotent), or that only make sense as a first move.
-NO_REPEAT = {"d8", "gravity", "dedupe", "symmetry"}
+NO_REPEAT = {"d8", "gravity", "dedupe", "symmetry", "background"}
 
 
 def may_follow(previous: str | None, step: Step) -> bool:
@@ -647,7 +804,7 @@ def may_follow(previous: str | None, step: Step) -> bool:
         return True
     if previous == step.kind and step.kind in NO_REPEAT:
         return False
-    return True
+    return step.kind != "background"  # a first move only
 
 
 # --------------------------------------------------------------------------------------------------
@@ -680,6 +837,64 @@ def apply_colour_map(grid: Grid, mapping: dict[int, int]) -> Grid:
     if (out >= NUM_COLOURS).any():
         raise ValueError("a new colour that no example names")
     return out
+
+
+OBJECT_FEATURES = ("size", "size-rank", "shape", "holes", "border", "colour", "height", "width")
+
+
+def object_features(grid: Grid, objs: list[Shape]) -> list[dict[str, object]]:
+    """What a rule may recolour objects by: size, rank of size (largest, smallest, between), shape,
+    whether it has holes or touches the border, its colour, its height and width."""
+    sizes = [o.size for o in objs]
+    h, w = grid.shape
+    found = []
+    for o in objs:
+        box = o.mask[o.top:o.bottom, o.left:o.right]
+        rank = "largest" if o.size == max(sizes) else "smallest" if o.size == min(sizes) else "between"
+        found.append({"size": o.size, "size-rank": rank, "shape": (box.shape, box.tobytes()),
+                      "holes": bool(dsl.enclosed(~box).any()), "border": o.top == 0 or o.left == 0 or o.bottom == h
+                      or o.right == w, "colour": int(grid[o.mask][0]), "height": o.bottom - o.top,
+                      "width": o.right - o.left})
+    return found
+
+
+def fit_object_colours(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
+                       ) -> tuple[str, tuple[Grid, ...]] | None:
+    """A rule that recolours whole objects by one of their features (the same table on every example),
+    background untouched: its text and the test grids it gives, or None."""
+    if not all(g.shape == o.shape and np.array_equal(g == 0, o == 0) for g, o in zip(train, outputs)):
+        return None
+    for conn in (4, 8):
+        samples = []  # (features, new colour) of every training object
+        try:
+            for g, o in zip(train, outputs):
+                objs = shapes(g, conn, False)
+                for obj, feats in zip(objs, object_features(g, objs)):
+                    values = np.unique(o[obj.mask])
+                    if values.size != 1:
+                        raise ValueError("an object split into colours")
+                    samples.append((feats, int(values[0])))
+        except ValueError:
+            continue
+        for feature in OBJECT_FEATURES:
+            table: dict = {}
+            if any(table.setdefault(feats[feature], colour) != colour for feats, colour in samples):
+                continue
+            if len(set(table.values())) < 2:
+                continue  # one colour for all: a colour map's job
+            try:
+                made = []
+                for g in test:
+                    out = g.copy()
+                    objs = shapes(g, conn, False)
+                    for obj, feats in zip(objs, object_features(g, objs)):
+                        out[obj.mask] = table[feats[feature]]  # KeyError: a feature no example shows
+                    made.append(out)
+            except KeyError:
+                continue
+            shown = {k: v for k, v in table.items()} if feature != "shape" else f"<{len(table)} shapes>"
+            return f"recolour_objects({{}}, {conn}, {feature!r}, {shown})", tuple(made)
+    return None
 
 
 def valid_grid(grid) -> bool:
@@ -762,7 +977,14 @@ class _Search:
         return tuple(np.ascontiguousarray(g, dtype=np.uint8) for g in out)
 
     def fit(self, grids: Sequence[Grid], text: str, depth: int) -> None:
-        """Record a program when the state, or the state under a learned colour map, gives the outputs."""
+        """Record a program when the state, or the state under a learned colour map or object recolouring,
+        gives the outputs; a fitter that fails is counted with the cut steps."""
+        try:
+            self._fit(grids, text, depth)
+        except Exception:  # noqa: BLE001 - a fitter's bug on one state must not end the search
+            self.steps_cut += 1
+
+    def _fit(self, grids: Sequence[Grid], text: str, depth: int) -> None:
         n = len(self.outputs)
         train, test = grids[:n], grids[n:]
         if all(g.shape == o.shape and np.array_equal(g, o) for g, o in zip(train, self.outputs)):
@@ -771,6 +993,9 @@ class _Search:
             return
         mapping = learn_colour_map(train, self.outputs)
         if mapping is None:
+            fitted = fit_object_colours(train, self.outputs, test)
+            if fitted is not None:
+                self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
             return
         try:
             mapped = tuple(apply_colour_map(g, mapping) for g in test)
@@ -831,6 +1056,9 @@ def search_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid],
                 result.depth = depth
         except _Deadline:
             result.timed_out = True
+        except Exception as e:  # noqa: BLE001 - a bug in the search: keep what was found, say why it stopped
+            log.warning("task %s: the search stopped early: %s: %s", task_id, type(e).__name__, e)
+            result.error = f"{type(e).__name__}: {e}"
         result.states = len(seen)
     result.steps_cut = search.steps_cut
     result.steps = search.applied
