@@ -61,6 +61,8 @@ class SearchConfig:
     max_states: int = 40_000  # states kept for expansion; past this the search only checks, stores nothing
     step_seconds: float = 0.25  # one step on every grid of a state; a slower one is cut off
     max_steps: int = 0  # step applications per task (0: no limit): a budget that is the same on any machine
+    cpu_time: bool = False  # ``seconds`` of this process's CPU time, not of the wall clock: a busy machine
+    # then slows the search down without making it find less
 
 
 @dataclass(frozen=True)
@@ -952,6 +954,7 @@ class _Search:
     outputs: tuple[Grid, ...]
     config: SearchConfig
     deadline: float
+    clock: Callable[[], float]
     arm: Callable[[], None]
     found: list[Program] = field(default_factory=list)
     steps_cut: int = 0
@@ -960,7 +963,7 @@ class _Search:
     def apply(self, step: Step, grids: Sequence[Grid]) -> tuple[Grid, ...] | None:
         """The step on every grid of a state; None (and counted) when it fails on any."""
         self.applied += 1
-        if time.monotonic() > self.deadline or (self.config.max_steps and self.applied > self.config.max_steps):
+        if self.clock() > self.deadline or (self.config.max_steps and self.applied > self.config.max_steps):
             raise _Deadline
         try:
             self.arm()
@@ -1017,12 +1020,13 @@ def search_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid],
                 task_id: str = "") -> SearchResult:
     """Programs that reproduce every training pair, breadth first, and their test outputs as candidates."""
     began = time.monotonic()
+    clock = time.process_time if config.cpu_time else time.monotonic
     inputs = tuple(np.asarray(i, dtype=np.uint8) for i, _ in train) + tuple(
         np.asarray(g, dtype=np.uint8) for g in test_inputs)
     outputs = tuple(np.asarray(o, dtype=np.uint8) for _, o in train)
     result = SearchResult(task_id, [[] for _ in test_inputs], [[] for _ in test_inputs])
     with step_alarm(config.step_seconds) as arm:
-        search = _Search(inputs, outputs, config, began + config.seconds, arm)
+        search = _Search(inputs, outputs, config, clock() + config.seconds, clock, arm)
         seen = {_state_key(inputs)}
         frontier = [_Node(inputs, "{}", None, 0)]
         steps = static_steps(TaskFacts([i for i, _ in train], outputs))

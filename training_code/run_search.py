@@ -52,6 +52,8 @@ class SearchRunConfig:
     max_depth: int = field(default=3, metadata={"help": "steps in a chain before the last move"})
     max_steps: int = field(default=0, metadata={
         "help": "step applications per task, a budget that does not depend on the machine's speed (0: none)"})
+    cpu_time: bool = field(default=False, metadata={
+        "help": "--seconds of each worker's CPU time rather than of the wall clock (same results on a busy machine)"})
     workers: int = field(default=1, metadata={"help": "processes searching tasks side by side"})
     tasks: str = field(default="", metadata={
         "help": "task ids joined by commas, or a count N (the first N ids); '' for all"})
@@ -59,7 +61,8 @@ class SearchRunConfig:
 
 
 def search_config(config: SearchRunConfig) -> SearchConfig:
-    return SearchConfig(seconds=config.seconds, max_depth=config.max_depth, max_steps=config.max_steps)
+    return SearchConfig(seconds=config.seconds, max_depth=config.max_depth, max_steps=config.max_steps,
+                        cpu_time=config.cpu_time)
 
 
 def peak_rss_mb() -> float:
