@@ -117,9 +117,9 @@ def plot(paths: list[Path], png: Path) -> None:
     left.set_title("program search alone")
     left.legend()
     for label, r in zip(labels, runs):
-        times = sorted(t["seconds"] for t in r["tasks"])
+        times = sorted(t["cpu_seconds"] for t in r["tasks"])
         right.plot(times, np.linspace(0, 100, len(times)), label=label.replace("\n", ", "))
-    right.set_xlabel("seconds per task")
+    right.set_xlabel("CPU seconds per task (the budget)")
     right.set_ylabel("tasks finished (%)")
     right.set_title("time per task")
     right.legend(fontsize=8)
