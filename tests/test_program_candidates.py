@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pipeline_data import FMT, task, write_set
+from pipeline_data import FMT, task, tiny, write_set
 from transformers import AutoTokenizer
 
 from training_code import evaluation, model_tools
@@ -265,3 +265,35 @@ def test_finetuning_on_code_tasks_gives_an_adapter_that_can_sample_programs(tmp_
     summary = run_evaluation(config(challenges, tmp_path / "out", adapter=str(adapter), program_samples=2),
                              tiny_code_model())
     read_submission(summary.submission_path, {"flip": 1})
+
+
+# --------------------------------------------------------------------------------------------------
+# The program search's candidates in the pipeline
+
+
+@pytest.mark.parametrize("aggregation", list(AGGREGATIONS))
+def test_the_searchs_answer_joins_the_pool_and_is_attempt_1_when_the_decoders_find_nothing(tmp_path, aggregation):
+    flip, solutions = flip_task(4)
+    challenges = write_set(tmp_path, {"flip": (flip, solutions)})
+    out = tmp_path / "out"
+    cfg = config(challenges, out, decoder="dfs", min_prob=0.99, aggregation=aggregation, program_samples=0,
+                 search_seconds=5.0)
+    summary = run_evaluation(cfg, tiny())
+    sub = read_submission(summary.submission_path, {"flip": 1})
+    assert sub["flip"][0]["attempt_1"].tolist() == solutions[0]
+    entry = report_of(out)["tasks"]["flip"]
+    assert entry["search_programs"]["0"][0] == "flip_h(grid)"
+    first = entry["candidates"]["0"][0]
+    assert first["from_search"] and not first["from_program"] and first["correct"]
+    assert len(first["generation_nlls"]) == 1  # its NLL under the identity view, like a sampled program's
+    scored = aggregation not in ("vote", "max-generation-probability")
+    assert len(first["scoring_nlls"]) == (2 if scored else 0)
+
+
+def test_the_search_settings_are_part_of_the_cache_key(tmp_path):
+    flip, _ = flip_task(5)
+    dataset = ArcDataset.from_json_objects({"flip": flip})
+    key = {seconds: evaluation.task_cache_key("model", dataset.tasks["flip"], config(tmp_path, tmp_path,
+                                                                                        search_seconds=seconds))
+           for seconds in (0.0, 1.0, 10.0)}
+    assert len(set(key.values())) == 3

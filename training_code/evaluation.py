@@ -49,6 +49,7 @@ from .inference_tools import (
     torch_generator,
 )
 from .metrics import evaluate
+from .program_search import SEARCH_VERSION, SearchConfig, search_task
 from .sandbox import ProgramOutputs, Sandbox, program_outputs
 from .selection import (
     AGGREGATIONS,
@@ -117,6 +118,9 @@ class EvalConfig:
         "help": "longest program in tokens (end token included); the prompt drops examples to leave this room"})
     program_timeout: float = field(default=1.0, metadata={
         "help": "seconds a program may run on one grid (the task's deadline stops it sooner)"})
+    search_seconds: float = field(default=0.0, metadata={
+        "help": "seconds of program search over the DSL per task (no model); the outputs of programs that "
+                "reproduce the examples join the candidates, scored and ranked with the model's (0: off)"})
     keep_background: bool = field(default=True, metadata={"help": "colour permutations keep colour 0"})
     seed: int = 0
     time_budget: float = field(default=0.0, metadata={"help": "seconds; stop starting new work in time (0: none)"})
@@ -136,13 +140,16 @@ class TaskResult:
     seconds: float = 0.0
     programs_sampled: int = 0  # distinct complete programs sampled (--program-samples)
     programs_valid: int = 0  # of those, the ones that reproduce every training pair
+    search_programs: dict[int, list[str]] = field(default_factory=dict)  # per test input, the search's programs
 
     def to_json(self) -> dict:
         return {
             "task_id": self.task_id, "error": self.error, "seconds": self.seconds,
             "programs_sampled": self.programs_sampled, "programs_valid": self.programs_valid,
+            "search_programs": {str(i): p for i, p in self.search_programs.items()},
             "candidates": {str(i): [{"grid": grid_to_list(c.grid), "generation_nlls": c.generation_nlls,
-                                     "scoring_nlls": c.scoring_nlls, "from_program": c.from_program}
+                                     "scoring_nlls": c.scoring_nlls, "from_program": c.from_program,
+                                     "from_search": c.from_search}
                                     for c in cands]
                            for i, cands in self.candidates.items()},
             "view_predictions": {str(i): [None if g is None else grid_to_list(g) for g in preds]
@@ -154,12 +161,14 @@ class TaskResult:
         return cls(
             obj["task_id"],
             {int(i): [ScoredCandidate(np.asarray(c["grid"], dtype=np.uint8), list(c["generation_nlls"]),
-                                      list(c["scoring_nlls"]), bool(c.get("from_program", False)))
+                                      list(c["scoring_nlls"]), bool(c.get("from_program", False)),
+                                      bool(c.get("from_search", False)))
                       for c in cands]
              for i, cands in obj["candidates"].items()},
             {int(i): [None if g is None else np.asarray(g, dtype=np.uint8) for g in preds]
              for i, preds in obj["view_predictions"].items()},
             obj["error"], obj["seconds"], obj.get("programs_sampled", 0), obj.get("programs_valid", 0),
+            {int(i): list(p) for i, p in obj.get("search_programs", {}).items()},
         )
 
 
@@ -311,15 +320,16 @@ def candidates_room(task: Task, session: ModelSession, candidates: Sequence[Scor
     """Tokens to keep free for the candidates as replies in any view: ``reply_room`` (the decoders wrote
     no longer reply), or more for a program's output larger than that (transposed, too)."""
     return max([reply_room(task, session.fmt),
-                *(session.count_tokens(session.fmt.reply_text(g)) for c in candidates if c.from_program
+                *(session.count_tokens(session.fmt.reply_text(g)) for c in candidates
+                  if c.from_program or c.from_search
                   for g in (c.grid, c.grid.T))])
 
 
 def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: ModelSession, config: EvalConfig,
                    rng: np.random.Generator, deadline: float, program_grids: Sequence[Grid] = (),
-                   ) -> tuple[list[ScoredCandidate], list[Grid | None]]:
+                   search_grids: Sequence[Grid] = ()) -> tuple[list[ScoredCandidate], list[Grid | None]]:
     """Decode one test input under several views, invert, merge (with ``program_grids``, the outputs of
-    sampled programs for it), and score the candidates."""
+    sampled programs for it, and ``search_grids``, those of the program search), and score the candidates."""
     room = reply_room(task, session.fmt)
     found: list[tuple[Grid, float]] = []
     per_view: list[Grid | None] = []
@@ -376,6 +386,7 @@ def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: Mo
                              **decoding))
     candidates = merge_candidates(found)
     from_programs_only = add_program_candidates(candidates, program_grids)
+    from_programs_only += add_program_candidates(candidates, search_grids, searched=True)
     if from_programs_only:
         # A program's grid that no view decoded has no generation NLL. It gets one: its NLL as the reply to
         # the task as given (identity view, examples in order), so max-generation-probability and vote's
@@ -498,9 +509,10 @@ def solve_task(dataset: ArcDataset, task_id: str, session: ModelSession, config:
                 program_grids, result.programs_valid = outputs.per_test, len(outputs.valid)
             log.info("task %s: %d programs sampled, %d reproduce the examples", task_id, result.programs_sampled,
                      result.programs_valid)
+        search_grids = searched_candidates(task, config, deadline, result)
         for test_index in range(len(task.test)):
             cands, per_view = candidates_for(dataset, task, test_index, session, config, rng, deadline,
-                                             program_grids[test_index])
+                                             program_grids[test_index], search_grids[test_index])
             result.candidates[test_index] = cands
             result.view_predictions[test_index] = per_view
     finally:
@@ -510,6 +522,22 @@ def solve_task(dataset: ArcDataset, task_id: str, session: ModelSession, config:
             sandbox.close()
     result.seconds = time.monotonic() - began
     return result
+
+
+def searched_candidates(task: Task, config: EvalConfig, deadline: float, result: TaskResult) -> list[list[Grid]]:
+    """Per test input, the outputs of the programs the program search finds in ``search_seconds`` (none when
+    off); their texts go to ``result.search_programs``. The search runs before decoding, on the CPU."""
+    if config.search_seconds <= 0:
+        return [[] for _ in task.test]
+    seconds = min(config.search_seconds, deadline - time.monotonic())
+    if seconds <= 0:
+        return [[] for _ in task.test]
+    found = search_task([(e.input, e.output) for e in task.train], [e.input for e in task.test],
+                        SearchConfig(seconds=seconds), task.task_id)
+    result.search_programs = dict(enumerate(found.programs))
+    log.info("task %s: the program search reached depth %d in %.1f s, %d programs", task.task_id, found.depth,
+             found.seconds, len({p for ps in found.programs for p in ps}))
+    return found.candidates
 
 
 def test_time_train(dataset: ArcDataset, task_id: str, session: ModelSession, config: EvalConfig,
@@ -558,6 +586,10 @@ def task_cache_key(fingerprint: str, task: Task, config: EvalConfig) -> str:
                              "progress")}
     if not config.program_samples:  # programs off: their settings change nothing (and earlier caches stay valid)
         relevant = {k: v for k, v in relevant.items() if not k.startswith("program_")}
+    if config.search_seconds:  # a changed search finds other programs
+        relevant["search_version"] = SEARCH_VERSION
+    else:  # search off: earlier caches stay valid
+        relevant.pop("search_seconds")
     # test outputs are left out: knowing the solutions must not change what the model is asked
     content = ([[grid_to_list(e.input), grid_to_list(e.output)] for e in task.train]
                + [[grid_to_list(e.input)] for e in task.test])

@@ -56,7 +56,8 @@ def candidates_of(report: dict, report_path: Path) -> dict[tuple[str, int], list
             try:
                 out[(task_id, int(index))] = [
                     ScoredCandidate(np.asarray(c["grid"], dtype=np.uint8), list(c["generation_nlls"]),
-                                    list(c["scoring_nlls"]), bool(c.get("from_program", False)))
+                                    list(c["scoring_nlls"]), bool(c.get("from_program", False)),
+                                    bool(c.get("from_search", False)))
                     for c in cands]
             except (KeyError, TypeError, ValueError) as e:
                 raise ArcDataError(f"test input {index}: a candidate is malformed ({type(e).__name__}: {e})",

@@ -2,7 +2,8 @@
 
     python -m training_code.run_evaluation_smollm --tasks 5 [--help]
 
-Test-time training on each task, DFS decoding under 8 views, product-of-experts scoring, a verified
+Test-time training on each task, DFS decoding under 8 views, 10 s of program search over the DSL per
+task (its candidates join the model's), product-of-experts scoring, a verified
 output/smollm2/submission.json, and with solutions a score, arc24's metrics and a report.
 """
 
@@ -19,7 +20,9 @@ PRESET = EvalConfig(
     max_tokens=4096,
     ttt_steps=12, ttt_batch_size=2, ttt_learning_rate=3e-4, ttt_lora_r=16, ttt_lora_alpha=16,
     views=8, scoring_views=8,
+    search_seconds=10.0,  # the program search answers tasks the small model cannot; its candidates join the pool
 )
+
 
 def run(argv: list[str] | None = None) -> int:
     """The console script ``arc-evaluate-smollm``: this preset with the command line's flags; the exit status."""

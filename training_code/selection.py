@@ -11,8 +11,9 @@ of an augmented view of the task, see `view_scoring_texts`). The aggregations:
 - ``mean-probability``: the mean of the scoring views' probabilities.
 - ``vote`` (arc24): how many views produced the candidate; ties broken by the best generation NLL.
 
-Candidates may also come from sampled programs (``add_program_candidates``); they are scored and
-ranked like the rest, and the evaluation gives one that no view decoded a generation NLL of its own.
+Candidates may also come from sampled programs and from the program search (``add_program_candidates``);
+they are scored and ranked like the rest, and the evaluation gives one that no view decoded a generation
+NLL of its own.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class ScoredCandidate:
     generation_nlls: list[float] = field(default_factory=list)  # one per view that decoded it
     scoring_nlls: list[float] = field(default_factory=list)  # one per scoring view
     from_program: bool = False  # a sampled program that reproduces the training pairs also gave it
+    from_search: bool = False  # a program found by the program search also gave it
 
     @property
     def votes(self) -> int:
@@ -49,10 +51,11 @@ def merge_candidates(found: Sequence[tuple[Grid, float]]) -> list[ScoredCandidat
     return list(by_grid.values())
 
 
-def add_program_candidates(candidates: list[ScoredCandidate], grids: Sequence[Grid]) -> list[ScoredCandidate]:
-    """Mark the candidates that programs also produced (``from_program``) and append the others to
-    ``candidates`` as new ones, in the programs' order. Returns the new candidates: they have no
-    generation NLL yet."""
+def add_program_candidates(candidates: list[ScoredCandidate], grids: Sequence[Grid],
+                           searched: bool = False) -> list[ScoredCandidate]:
+    """Mark the candidates that programs also produced (``from_program``, or ``from_search`` when
+    ``searched``: the grids come from the program search) and append the others to ``candidates`` as
+    new ones, in the programs' order. Returns the new candidates: they have no generation NLL yet."""
     by_grid = {grid_key(c.grid): c for c in candidates}
     added = []
     for grid in grids:
@@ -61,7 +64,10 @@ def add_program_candidates(candidates: list[ScoredCandidate], grids: Sequence[Gr
             by_grid[key] = ScoredCandidate(np.asarray(grid, dtype=np.uint8))
             candidates.append(by_grid[key])
             added.append(by_grid[key])
-        by_grid[key].from_program = True
+        if searched:
+            by_grid[key].from_search = True
+        else:
+            by_grid[key].from_program = True
     return added
 
 

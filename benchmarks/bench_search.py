@@ -1,0 +1,160 @@
+"""The program search alone: share of ARC tasks solved at a time budget per task, by depth, with time
+and peak memory per task, and a plot. The budget is CPU time of this one process (one core), so a
+busy machine makes a run slower but does not change what it finds.
+
+    python -m benchmarks.bench_search --split evaluation --seconds 1 --out benchmarks/results/search_eval_1s.json
+    python -m benchmarks.bench_search --split evaluation --seconds 10 --tasks 50 --out .../search_eval_10s_50.json
+    python -m benchmarks.bench_search --plot benchmarks/results/search_*.json --png benchmarks/results/search.png
+
+A task counts as solved when, for every test input, one of the first two candidates is the right
+output (Kaggle's rule with two attempts). ``--tasks N`` takes the N tasks with the shortest rendering
+in the project's default text format (the rule ``--tasks N`` of the evaluation uses), ``--tasks ''``
+all. The search runs in this process, one task after another (one core); a record per task is
+written as it goes, so a run cut short keeps what it measured. On the training split the tasks that
+have a verified program (``training_code.programs``) are counted apart: how many of them the search
+finds on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from training_code.arc_loader import ArcDataset
+from training_code.formats import DEFAULT_FORMAT_SPEC, format_from_spec
+from training_code.program_search import SEARCH_VERSION, SearchConfig, search_task
+from training_code.programs.arc1_training import PROGRAMS
+
+
+def shortest(dataset: ArcDataset, n: int) -> list[str]:
+    """The ``n`` tasks with the shortest rendering (longest test input's view), ties by id."""
+    fmt = format_from_spec(DEFAULT_FORMAT_SPEC)
+    lengths: dict[str, int] = {}
+    for key, length in zip(dataset.keys, dataset.lengths(fmt)):
+        lengths[key.task_id] = max(length, lengths.get(key.task_id, 0))
+    return sorted(sorted(lengths, key=lambda t: (lengths[t], t))[:n])
+
+
+def measure(split: str, seconds: float, tasks: str, max_depth: int, out: Path, sample: int = 0) -> dict:
+    challenges = Path(f"input/arc-agi_{split}_challenges.json")
+    dataset = ArcDataset.from_kaggle(challenges, challenges.with_name(f"arc-agi_{split}_solutions.json"))
+    task_ids = shortest(dataset, int(tasks)) if tasks.strip().isdigit() else sorted(dataset.tasks)
+    if tasks.strip() == "verified":  # the training tasks with a verified program
+        task_ids = sorted(t for t in PROGRAMS if t in dataset.tasks)
+    if sample:  # a seeded random sample of the rest: an unbiased estimate for the whole split
+        rest = sorted(set(dataset.tasks) - set(shortest(dataset, int(tasks) if tasks.isdigit() else 0)))
+        task_ids = sorted(np.random.default_rng(0).choice(rest, size=min(sample, len(rest)), replace=False).tolist())
+        tasks = f"random {len(task_ids)} of the tasks not among the {tasks or 0} shortest (seed 0)"
+    config = SearchConfig(seconds=seconds, max_depth=max_depth, cpu_time=True)
+    records = []
+    began = time.monotonic()
+    for task_id in task_ids:
+        task = dataset.tasks[task_id]
+        cpu = time.process_time()
+        result = search_task([(e.input, e.output) for e in task.train], [e.input for e in task.test], config, task_id)
+        solved = all(any(np.array_equal(c, e.output) for c in result.candidates[i][:2])
+                     for i, e in enumerate(task.test))
+        records.append({"task_id": task_id, "solved": solved, "answered": any(result.candidates),
+                        "found_depth": result.found_depth, "depth": result.depth, "seconds": round(result.seconds, 3),
+                        "cpu_seconds": round(time.process_time() - cpu, 3),
+                        "states": result.states, "steps_cut": result.steps_cut,
+                        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                        "program": result.programs[0][0] if result.programs[0] else None,
+                        "verified_program": task_id in PROGRAMS if split == "training" else None})
+        summary = summarise(records, split, seconds, tasks, time.monotonic() - began)
+        out.write_text(json.dumps({"summary": summary, "tasks": records}, indent=1) + "\n", encoding="utf-8")
+    return summary
+
+
+def summarise(records: list[dict], split: str, seconds: float, tasks: str, wall: float) -> dict:
+    times = [r["seconds"] for r in records]
+    solved = [r for r in records if r["solved"]]
+    summary = {
+        "split": split, "seconds_per_task": seconds, "tasks_rule": tasks or "all", "search_version": SEARCH_VERSION,
+        "tasks": len(records), "solved": len(solved), "solved_share": len(solved) / len(records),
+        "answered": sum(r["answered"] for r in records),
+        "solved_by_depth": dict(sorted(Counter(str(r["found_depth"]) for r in solved).items())),
+        "depth_reached": dict(sorted(Counter(str(r["depth"]) for r in records).items())),
+        "seconds_per_task_median": statistics.median(times), "seconds_per_task_max": max(times),
+        # the budget is wall time: on a busy machine a task gets less CPU than its seconds
+        "cpu_seconds_per_task_median": statistics.median(r["cpu_seconds"] for r in records),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in records), "wall_seconds": round(wall, 1),
+    }
+    verified = [r for r in records if r["verified_program"]]
+    if verified:
+        summary["verified_program_tasks"] = len(verified)
+        summary["verified_program_tasks_solved"] = sum(r["solved"] for r in verified)
+    return summary
+
+
+def plot(paths: list[Path], png: Path) -> None:
+    """Share solved per run (bars, by the depth of the program that solved) and time per task."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [json.loads(p.read_text()) for p in paths]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    labels = [f"{r['summary']['split']}\n{r['summary']['seconds_per_task']:g} s, {r['summary']['tasks']} tasks"
+              for r in runs]
+    bottom = np.zeros(len(runs))
+    for depth in ("0", "1", "2", "3", "4"):
+        share = np.array([100 * r["summary"]["solved_by_depth"].get(depth, 0) / r["summary"]["tasks"] for r in runs])
+        if share.any():
+            left.bar(labels, share, bottom=bottom, label=f"program of depth {depth}")
+            bottom += share
+    for x, total in enumerate(bottom):
+        left.text(x, total + 0.5, f"{total:.1f}%", ha="center")
+    left.set_ylabel("tasks solved (%, two attempts)")
+    left.set_title("program search alone")
+    left.legend()
+    for label, r in zip(labels, runs):
+        times = sorted(t["cpu_seconds"] for t in r["tasks"])
+        right.plot(times, np.linspace(0, 100, len(times)), label=label.replace("\n", ", "))
+    right.set_xlabel("CPU seconds per task (the budget)")
+    right.set_ylabel("tasks finished (%)")
+    right.set_title("time per task")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=100)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", default="evaluation", choices=["training", "evaluation"])
+    parser.add_argument("--seconds", type=float, default=1.0, help="search time per task (default: 1)")
+    parser.add_argument("--tasks", default="", help="N: the N shortest tasks; 'verified': the training tasks with "
+                        "a verified program; '' (default): all")
+    parser.add_argument("--sample", type=int, default=0,
+                        help="N > 0: instead, N tasks drawn (seed 0) from those not among the --tasks shortest")
+    parser.add_argument("--max-depth", type=int, default=SearchConfig().max_depth)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/search.json"))
+    parser.add_argument("--plot", type=Path, nargs="+", help="result files to plot instead of measuring")
+    parser.add_argument("--png", type=Path, default=Path("benchmarks/results/search.png"))
+    args = parser.parse_args(argv)
+    if args.plot:
+        plot(args.plot, args.png)
+        for path in args.plot:
+            print(path, json.dumps(json.loads(path.read_text())["summary"]))
+        print(f"wrote {args.png}")
+        return 0
+    if not args.seconds > 0:
+        parser.error(f"--seconds must be > 0, got {args.seconds}")
+    if args.tasks.strip() and not args.tasks.strip().isdigit() and args.tasks.strip() != "verified":
+        parser.error(f"--tasks must be a count N, 'verified' or '', got {args.tasks!r}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    print(json.dumps(measure(args.split, args.seconds, args.tasks, args.max_depth, args.out, args.sample), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,215 @@
+"""The program search: known compositions are found, slow, failing and oversized steps are cut off, a task
+no program fits gives no candidates, and the same budget gives the same result."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from training_code import dsl, program_search
+from training_code.program_search import (
+    NEW,
+    SearchConfig,
+    Step,
+    apply_colour_map,
+    label,
+    learn_colour_map,
+    search_task,
+)
+
+
+def pairs(transform, seed: int = 0, n: int = 4, shape=(5, 6), colours: int = 4, sparse: bool = False):
+    """Training pairs and a test pair of random grids under ``transform``."""
+    rng = np.random.default_rng(seed)
+    examples = []
+    for _ in range(n):
+        grid = rng.integers(0, colours, size=shape).astype(np.uint8)
+        if sparse:
+            grid[rng.random(shape) < 0.7] = 0
+        examples.append((grid, np.asarray(transform(grid), dtype=np.uint8)))
+    return examples[:-1], examples[-1]
+
+
+def solves(train, test, config=SearchConfig(seconds=20, cpu_time=True)) -> tuple[bool, program_search.SearchResult]:
+    # CPU time: a busy test machine slows the search down without making it find less
+    result = search_task(train, [test[0]], config)
+    right = any(np.array_equal(c, test[1]) for c in result.candidates[0][:2])
+    return right, result
+
+
+# --------------------------------------------------------------------------------------------------
+# Known compositions
+
+
+def test_a_flip_followed_by_a_colour_map_is_found_with_its_program():
+    train, test = pairs(lambda g: dsl.recolour(dsl.flip_h(g), {1: 2, 2: 3, 3: 1}))
+    right, result = solves(train, test)
+    assert right
+    assert result.programs[0][0] == "recolour(flip_h(grid), {1: 2, 2: 3, 3: 1})"
+    assert result.found_depth == 2
+
+
+def test_a_two_step_chain_is_found_breadth_first():
+    def crop_then_mirror(g):
+        return dsl.flip_v(dsl.crop_to_content(g))
+
+    rng = np.random.default_rng(3)
+    examples = []
+    for _ in range(4):
+        grid = np.zeros((9, 9), dtype=np.uint8)
+        r, c, h, w = rng.integers(0, 4), rng.integers(0, 4), rng.integers(2, 5), rng.integers(2, 5)
+        grid[r:r + h, c:c + w] = rng.integers(1, 5, size=(h, w))
+        examples.append((grid, crop_then_mirror(grid)))
+    right, result = solves(examples[:3], examples[3])
+    assert right and result.found_depth == 2
+    assert "crop" in result.programs[0][0] and "flip_v" in result.programs[0][0]
+
+
+@pytest.mark.parametrize("name, transform, kw", [
+    ("upscale", lambda g: dsl.upscale(g, 2), {}),
+    ("mirrored tiling",
+     lambda g: dsl.vconcat(dsl.hconcat(g, dsl.flip_h(g)), dsl.hconcat(dsl.flip_v(g), dsl.rotate(g, 2))), {}),
+    ("gravity", lambda g: dsl.gravity(g, "left"), {"sparse": True}),
+    ("fill enclosed", lambda g: dsl.fill_enclosed(g, 4), {"sparse": True}),
+    ("halves and", lambda g: (((g[:, :3] != 0) & (g[:, 3:] != 0)) * 6).astype(np.uint8), {}),
+    ("most common colour", lambda g: np.array([[dsl.most_common_colour(g, exclude=[0])]], dtype=np.uint8), {}),
+    ("largest object", lambda g: dsl.crop(g, max(dsl.objects(g, 8, multicolour=True), key=lambda o: o.size).box),
+     {"sparse": True}),
+])
+def test_common_transformations_are_found(name, transform, kw):
+    seed = 0
+    while True:  # a seed whose examples pin the transformation down (a tie of largest objects does not)
+        try:
+            train, test = pairs(transform, seed=seed, n=5, shape=(6, 6), **kw)
+            if name == "largest object":
+                for grid, _ in [*train, test]:
+                    sizes = sorted(o.size for o in dsl.objects(grid, 8, multicolour=True))
+                    assert len(sizes) > 1 and sizes[-1] > sizes[-2]
+            if name == "fill enclosed":  # every example shows a hole filled
+                for grid, _ in [*train, test]:
+                    top, left = seed % 3, (seed // 3) % 3
+                    grid[top:top + 3, left:left + 3] = 1
+                    grid[top + 1, left + 1] = 0
+                train = [(x, transform(x)) for x, _ in train]
+                test = (test[0], transform(test[0]))
+            break
+        except (ValueError, AssertionError):
+            seed += 1
+    right, _ = solves(train, test)
+    assert right, name
+
+
+def test_identical_outputs_are_answered_as_a_constant():
+    out = np.array([[1, 2], [3, 4]], dtype=np.uint8)
+    train, test = pairs(lambda g: out)
+    right, result = solves(train, test)
+    assert right and result.found_depth == 0
+
+
+def test_candidates_are_distinct_at_most_three_and_simplest_first():
+    # each input is one coloured cell: many programs fit, they disagree on the test input
+    train = [(np.array([[0, 1]], np.uint8), np.array([[1, 0]], np.uint8)),
+             (np.array([[0, 2]], np.uint8), np.array([[2, 0]], np.uint8))]
+    result = search_task(train, [np.array([[3, 0], [0, 0]], np.uint8)], SearchConfig(seconds=20, cpu_time=True))
+    cands = result.candidates[0]
+    assert 1 <= len(cands) <= 3
+    assert len({c.tobytes() + bytes(c.shape) for c in cands}) == len(cands)
+    assert result.programs[0][0] == "flip_h(grid)"
+    assert len(result.programs[0]) == len(cands)
+
+
+# --------------------------------------------------------------------------------------------------
+# Nothing sinks a task
+
+
+def with_extra_steps(monkeypatch, extra):
+    """The search's steps with ``extra`` tried first."""
+    original = program_search.static_steps
+    monkeypatch.setattr(program_search, "static_steps", lambda facts: [*extra, *original(facts)])
+
+
+def test_a_slow_step_is_cut_off_and_the_search_goes_on(monkeypatch):
+    def slow(grid):
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:  # Python-level work the timer interrupts
+            pass
+        return grid
+
+    with_extra_steps(monkeypatch, [Step("slow({})", "slow", slow)])
+    train, test = pairs(lambda g: dsl.recolour(dsl.flip_h(g), {1: 2, 2: 1}))
+    right, result = solves(train, test, SearchConfig(seconds=20, step_seconds=0.05, max_depth=1, cpu_time=True))
+    assert right
+    assert result.steps_cut >= 1  # the slow step, cut on the root state
+
+
+def test_raising_and_oversized_steps_are_dropped(monkeypatch):
+    def boom(grid):
+        raise RuntimeError("a bug in a step")
+
+    with_extra_steps(monkeypatch, [Step("boom({})", "x", boom),
+                                   Step("huge({})", "y", lambda g: np.zeros((100, 100), np.uint8)),
+                                   Step("flat({})", "z", lambda g: g.ravel())])
+    train, test = pairs(lambda g: dsl.rotate(g, 1))
+    right, result = solves(train, test, SearchConfig(seconds=20, max_depth=1, cpu_time=True))
+    assert right and result.steps_cut >= 3
+
+
+def test_the_deadline_stops_the_search():
+    train, test = pairs(lambda g: np.random.default_rng(int(g.sum())).integers(0, 9, size=(4, 4)), sparse=True)
+    result = search_task(train, [test[0]], SearchConfig(seconds=0.2, max_depth=5))
+    assert result.timed_out and result.candidates == [[]]
+
+
+def test_a_task_no_program_fits_gives_no_candidates():
+    rng = np.random.default_rng(7)
+    train = [(rng.integers(0, 5, (4, 4)).astype(np.uint8), rng.integers(0, 5, (3, 5)).astype(np.uint8))
+             for _ in range(3)]
+    result = search_task(train, [rng.integers(0, 5, (4, 4)).astype(np.uint8)], SearchConfig(seconds=3, max_depth=1))
+    assert result.candidates == [[]] and result.programs == [[]] and result.found_depth is None
+
+
+def test_stored_states_stay_under_the_cap():
+    train, test = pairs(lambda g: np.zeros((2, 2), np.uint8) + g.sum() % 7, sparse=True)
+    result = search_task(train, [test[0]], SearchConfig(seconds=30, max_depth=2, max_states=50))
+    assert result.states <= 50
+
+
+def test_the_same_budget_gives_the_same_result():
+    train, test = pairs(lambda g: dsl.gravity(dsl.flip_v(g), "right"), sparse=True, seed=4)
+    config = SearchConfig(seconds=60, max_steps=3000)
+    first = search_task(train, [test[0]], config).to_json()
+    second = search_task(train, [test[0]], config).to_json()
+    for record in (first, second):
+        record.pop("seconds")
+    assert first == second and first["steps"] == 3001  # the budget, spent to the last step
+
+
+# --------------------------------------------------------------------------------------------------
+# Pieces
+
+
+def test_colour_maps_are_learned_only_when_one_map_fits_every_example():
+    a = np.array([[0, 1], [2, NEW]], np.uint8)
+    mapping = learn_colour_map([a], [np.array([[0, 5], [2, 7]], np.uint8)])
+    assert mapping == {0: 0, 1: 5, 2: 2, NEW: 7}
+    assert apply_colour_map(np.array([[1, 3]], np.uint8), mapping).tolist() == [[5, 3]]
+    two = [np.array([[0, 5], [2, 7]], np.uint8), np.array([[0, 6], [2, 7]], np.uint8)]
+    assert learn_colour_map([a, a], two) is None
+    assert learn_colour_map([np.array([[1, 1]], np.uint8)], [np.array([[1, 2]], np.uint8)]) is None
+    with pytest.raises(ValueError):  # NEW that no example names cannot reach a final grid
+        apply_colour_map(np.array([[NEW]], np.uint8), {1: 2})
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+@pytest.mark.parametrize("multicolour", [False, True])
+def test_labels_agree_with_the_dsls_components(connectivity, multicolour):
+    rng = np.random.default_rng(connectivity + multicolour)
+    for _ in range(20):
+        grid = rng.integers(0, 3, size=(rng.integers(1, 9), rng.integers(1, 9))).astype(np.uint8)
+        lab = label(grid, connectivity, multicolour)
+        ours = sorted(tuple(np.flatnonzero(lab.ravel() == v)) for v in np.unique(lab[lab >= 0]))
+        theirs = sorted(tuple(np.flatnonzero(o.mask.ravel())) for o in dsl.objects(grid, connectivity,
+                                                                                     multicolour=multicolour))
+        assert ours == theirs

@@ -1,0 +1,1086 @@
+"""Program search: breadth-first over compositions of grid steps, no model needed.
+
+A *state* is the tuple of grids that a partial program makes of every input of a task (the training
+inputs, then the test inputs). The root is the inputs themselves; a step maps every grid of a state to a
+new grid; a program is the chain of steps from the root. Breadth first by depth: every state of depth d
+is expanded with every step that may follow its last one before any state of depth d + 1. Two chains
+that give the same grids on every input are the same state, and only the first (the simplest) is kept.
+
+At each state the *fitters* ask whether a last move reproduces every training output:
+
+- the state's training grids are the outputs already;
+- a colour map learned from the pairs (one output colour per state colour, the same on every example)
+  turns the state into the outputs; steps that paint "a new colour" paint ``NEW`` (10), and the map
+  says which colour that is, so one step serves every colour;
+- a *shape step* built for this state's sizes (upscale or tile by the ratio of output to state sizes,
+  mirrored tilings, downscaling, splitting into parts the size of the output and combining them with
+  and/or/xor/overlay, a 1x1 colour) gives the outputs, directly or through a colour map.
+
+A program that fits gives its test outputs as candidates: at most ``max_candidates`` distinct ones per
+test input, simplest first (smaller depth, then the order of the steps). The search finishes the depth
+where it found its first program, then stops.
+
+Nothing sinks a task: a step that raises, returns something that is not a grid, builds a grid with a
+side over 30 or runs longer than ``step_seconds`` (cut by a SIGALRM timer in the main thread) is
+dropped and the search goes on; states stop being stored after ``max_states`` (memory stays bounded);
+the search stops at its deadline. Same task, same settings, same depth reached: the same candidates.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import dsl
+from .grids import MAX_SIDE, NUM_COLOURS
+
+log = logging.getLogger(__name__)
+
+Grid = np.ndarray
+NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
+# Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
+SEARCH_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How far and how long one task is searched."""
+
+    seconds: float = 10.0  # the whole search of one task
+    max_depth: int = 3  # steps in a chain before the last move (a colour map or a shape step)
+    max_candidates: int = 3  # distinct test outputs kept per test input
+    max_states: int = 40_000  # states kept for expansion; past this the search only checks, stores nothing
+    step_seconds: float = 0.25  # one step on every grid of a state; a slower one is cut off
+    max_steps: int = 0  # step applications per task (0: no limit): a budget that is the same on any machine
+    cpu_time: bool = False  # ``seconds`` of this process's CPU time, not of the wall clock: a busy machine
+    # then slows the search down without making it find less
+
+
+@dataclass(frozen=True)
+class Step:
+    """One grid -> grid move. ``text`` is its call with ``{}`` where the grid goes."""
+
+    text: str
+    kind: str  # the family, for the rules of what may follow what
+    fn: Callable[[Grid], Grid]
+
+
+@dataclass
+class Program:
+    """A program that reproduces every training pair, and what it gives for each test input."""
+
+    text: str
+    depth: int
+    test_outputs: tuple[Grid, ...]
+
+
+@dataclass
+class SearchResult:
+    """What the search of one task found: per test input, the candidate grids (simplest program first)
+    with the program that gave each."""
+
+    task_id: str
+    candidates: list[list[Grid]]
+    programs: list[list[str]]
+    depth: int = 0  # the deepest depth fully expanded
+    steps: int = 0  # step applications
+    states: int = 0  # distinct states met
+    steps_cut: int = 0  # step applications dropped: raised, ran too long or built a grid too large
+    seconds: float = 0.0
+    timed_out: bool = False
+    found_depth: int | None = None  # depth of the simplest program found (None: none)
+    error: str = ""  # why the search stopped early, if it did
+
+    def to_json(self) -> dict:
+        return {"task_id": self.task_id, "depth": self.depth, "states": self.states, "steps": self.steps,
+                "steps_cut": self.steps_cut,
+                "seconds": round(self.seconds, 3), "timed_out": self.timed_out, "found_depth": self.found_depth,
+                "error": self.error,
+                "programs": self.programs,
+                "candidates": [[g.astype(int).tolist() for g in cands] for cands in self.candidates]}
+
+
+class StepTimeout(Exception):  # noqa: N818 - the name says what happened
+    """A step ran past ``step_seconds``."""
+
+
+class _Deadline(Exception):  # noqa: N818 - the name says what happened
+    """The task's time (or its budget of steps) is up."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Grid helpers the steps share
+
+
+_HALF_STEPS4 = ((0, 1), (1, 0))
+_HALF_STEPS8 = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+def label(grid: Grid, connectivity: int = 4, multicolour: bool = False, background: int = 0) -> np.ndarray:
+    """Each cell's object: the flat index of the object's first cell in reading order, -1 on background.
+    Label propagation with pointer jumping (numpy, no Python loop over cells)."""
+    g = np.asarray(grid)
+    h, w = g.shape
+    fg = g != background
+    n = h * w
+    lab = np.where(fg, np.arange(n).reshape(h, w), n)
+    links = []
+    for dr, dc in (_HALF_STEPS4 if connectivity == 4 else _HALF_STEPS8):
+        a = (slice(0, h - dr), slice(max(-dc, 0), w - max(dc, 0)))
+        b = (slice(dr, h), slice(max(dc, 0), w + min(dc, 0)))
+        link = fg[a] & fg[b]
+        if not multicolour:
+            link &= g[a] == g[b]
+        if link.any():
+            links.append((a, b, link))
+    while True:
+        before = lab.copy()
+        for a, b, link in links:
+            low = np.minimum(lab[a], lab[b])
+            # a and b overlap: each side only ever goes down, or one write would undo the other
+            lab[a] = np.where(link, np.minimum(low, lab[a]), lab[a])
+            lab[b] = np.where(link, np.minimum(low, lab[b]), lab[b])
+        flat = np.append(lab.ravel(), n)
+        lab = flat[flat[:n]].reshape(h, w)  # pointer jumping: a label's own label
+        if np.array_equal(before, lab):
+            break
+    return np.where(fg, lab, -1)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One object of a grid: its mask, box, size and colours."""
+
+    mask: np.ndarray
+    top: int
+    left: int
+    bottom: int
+    right: int
+    size: int
+    colours: int
+
+    def patch(self, grid: Grid, background: int = 0) -> Grid:
+        box = self.mask[self.top:self.bottom, self.left:self.right]
+        return np.where(box, grid[self.top:self.bottom, self.left:self.right], np.uint8(background)).astype(np.uint8)
+
+    def box_crop(self, grid: Grid) -> Grid:
+        return np.ascontiguousarray(grid[self.top:self.bottom, self.left:self.right])
+
+
+_SHAPES_CACHE: dict[tuple, list[Shape]] = {}
+_SHAPES_CACHE_SIZE = 512  # many steps ask for the same grid's objects; some MB at most
+
+
+def shapes(grid: Grid, connectivity: int, multicolour: bool, background: int = 0) -> list[Shape]:
+    """The objects of the grid in reading order of their first cell (remembered for the last grids asked)."""
+    key = (grid.shape, grid.tobytes(), connectivity, multicolour, background)
+    found = _SHAPES_CACHE.get(key)
+    if found is None:
+        if len(_SHAPES_CACHE) >= _SHAPES_CACHE_SIZE:
+            _SHAPES_CACHE.clear()
+        found = _SHAPES_CACHE[key] = _shapes(grid, connectivity, multicolour, background)
+    return found
+
+
+def _shapes(grid: Grid, connectivity: int, multicolour: bool, background: int) -> list[Shape]:
+    lab = label(grid, connectivity, multicolour, background)
+    found = []
+    for value in np.unique(lab[lab >= 0]):
+        mask = lab == value
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        found.append(Shape(mask, int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1, int(mask.sum()),
+                           int(np.unique(grid[mask]).size)))
+    return found
+
+
+def _only(items: list, what: str):
+    if len(items) != 1:
+        raise ValueError(f"{len(items)} objects are {what}")
+    return items[0]
+
+
+def _select(objs: list[Shape], rule: str, grid: Grid) -> Shape:
+    """The one object a rule picks; ValueError when it picks none or several (a tie is no answer)."""
+    if not objs:
+        raise ValueError("no objects")
+    if rule == "largest":
+        best = max(o.size for o in objs)
+        return _only([o for o in objs if o.size == best], "largest")
+    if rule == "smallest":
+        best = min(o.size for o in objs)
+        return _only([o for o in objs if o.size == best], "smallest")
+    if rule == "largest-box":
+        area = [(o.bottom - o.top) * (o.right - o.left) for o in objs]
+        return _only([o for o, a in zip(objs, area) if a == max(area)], "largest boxes")
+    if rule == "most-colours":
+        best = max(o.colours for o in objs)
+        return _only([o for o in objs if o.colours == best], "most colourful")
+    if rule == "unique-colour":  # the only object of its colour
+        keys = [int(grid[o.mask][0]) for o in objs]
+        return _only([o for o, k in zip(objs, keys) if keys.count(k) == 1], "alone in their colour")
+    if rule == "unique-shape":  # the only object of its shape (cells and colours)
+        keys = [(o.bottom - o.top, o.right - o.left, o.patch(grid).tobytes()) for o in objs]
+        return _only([o for o, k in zip(objs, keys) if keys.count(k) == 1], "alone in their shape")
+    if rule == "common-shape":  # the shape that occurs most often (a tie is no answer)
+        keys = [(o.bottom - o.top, o.right - o.left, o.patch(grid).tobytes()) for o in objs]
+        counts = [keys.count(k) for k in keys]
+        top = [k for k, c in zip(keys, counts) if c == max(counts)]
+        if len(set(top)) != 1 or max(counts) < 2:
+            raise ValueError("no single most common shape")
+        return objs[keys.index(top[0])]
+    raise ValueError(f"unknown rule {rule}")
+
+
+def _check_side(*sizes: int) -> None:
+    if any(s < 1 or s > MAX_SIDE for s in sizes):
+        raise ValueError(f"a side of {sizes} is outside 1..{MAX_SIDE}")
+
+
+# --------------------------------------------------------------------------------------------------
+# The steps
+
+
+def crop_object(grid: Grid, connectivity: int, multicolour: bool, rule: str) -> Grid:
+    """The box of the object ``rule`` picks, other objects' cells kept (a crop of the grid)."""
+    return _select(shapes(grid, connectivity, multicolour), rule, grid).box_crop(grid)
+
+
+def keep_object(grid: Grid, connectivity: int, multicolour: bool, rule: str) -> Grid:
+    """The grid with only the object ``rule`` picks."""
+    obj = _select(shapes(grid, connectivity, multicolour), rule, grid)
+    return np.where(obj.mask, grid, 0).astype(np.uint8)
+
+
+def remove_object(grid: Grid, connectivity: int, multicolour: bool, rule: str) -> Grid:
+    """The grid without the object ``rule`` picks."""
+    obj = _select(shapes(grid, connectivity, multicolour), rule, grid)
+    return np.where(obj.mask, 0, grid).astype(np.uint8)
+
+
+def remove_specks(grid: Grid, connectivity: int = 8) -> Grid:
+    """The grid without its one-cell objects (noise)."""
+    lab = label(grid, connectivity, True)
+    values, counts = np.unique(lab[lab >= 0], return_counts=True)
+    single = np.isin(lab, values[counts == 1])
+    return np.where(single, 0, grid).astype(np.uint8)
+
+
+def crop_colour(grid: Grid, colour: int) -> Grid:
+    """The box around the cells of ``colour``."""
+    box = dsl.bbox(grid == colour)
+    if box is None:
+        raise ValueError(f"no cell of colour {colour}")
+    return dsl.crop(grid, box)
+
+
+def crop_inside_colour(grid: Grid, colour: int) -> Grid:
+    """The inside of the box around the cells of ``colour`` (a frame's content)."""
+    box = dsl.bbox(grid == colour)
+    if box is None or box[2] - box[0] < 3 or box[3] - box[1] < 3:
+        raise ValueError(f"no frame of colour {colour}")
+    return dsl.crop(grid, (box[0] + 1, box[1] + 1, box[2] - 1, box[3] - 1))
+
+
+def crop_content_on(grid: Grid) -> Grid:
+    """The box around the cells that are not the most common colour."""
+    return dsl.crop_to_content(grid, dsl.most_common_colour(grid))
+
+
+def erase_colour(grid: Grid, colour: int) -> Grid:
+    return np.where(grid == colour, 0, grid).astype(np.uint8)
+
+
+def fill_holes(grid: Grid) -> Grid:
+    """Background cells cut off from the edge painted NEW."""
+    return dsl.fill_enclosed(grid, NEW)
+
+
+def paint_mask(grid: Grid, which: str) -> Grid:
+    """Cells of the objects' outline, interior or surroundings painted NEW."""
+    fg = grid != 0
+    if which == "outline":
+        mask = dsl.outline(fg, 4)
+    elif which == "interior":
+        mask = dsl.interior(fg, 4)
+    elif which == "halo":
+        mask = dsl.neighbours(fg, 8)
+    elif which == "halo4":
+        mask = dsl.neighbours(fg, 4)
+    else:
+        raise ValueError(which)
+    return np.where(mask, np.uint8(NEW), grid).astype(np.uint8)
+
+
+def _fill_forward(grid: Grid, axis: int, reverse: bool) -> Grid:
+    """Every background cell takes the colour of the nearest non-background cell before it along
+    ``axis`` (after it with ``reverse``): rays that stop at the next cell that is not background."""
+    g = grid if axis == 1 else grid.T
+    if reverse:
+        g = g[:, ::-1]
+    fg = g != 0
+    index = np.where(fg, np.arange(g.shape[1]), -1)
+    np.maximum.accumulate(index, axis=1, out=index)
+    rows = np.arange(g.shape[0])[:, None]
+    out = np.where(fg | (index < 0), g, g[rows, np.maximum(index, 0)]).astype(np.uint8)
+    if reverse:
+        out = out[:, ::-1]
+    return np.ascontiguousarray(out if axis == 1 else out.T)
+
+
+_RAYS = {"right": ((1, False),), "left": ((1, True),), "down": ((0, False),), "up": ((0, True),),
+         "row": ((1, False), (1, True)), "column": ((0, False), (0, True)),
+         "cross": ((1, False), (1, True), (0, False), (0, True))}
+
+
+def draw_rays(grid: Grid, rays: str) -> Grid:
+    """From every non-background cell, lines of its colour in the ray directions, each to the next cell
+    that is not background (or the edge); where two rays meet the first direction listed wins."""
+    out = grid
+    for axis, reverse in _RAYS[rays]:
+        out = np.where(out == 0, _fill_forward(grid, axis, reverse), out).astype(np.uint8)
+    return out
+
+
+def draw_diagonals(grid: Grid) -> Grid:
+    """From every non-background cell, the four diagonal rays of its colour to the edge (over background)."""
+    out = grid.copy()
+    h, w = grid.shape
+    cells = np.argwhere(grid != 0)
+    if len(cells) == 0 or len(cells) > 20:
+        raise ValueError("no cells, or too many to draw from")
+    for r, c in cells:
+        for dr, dc in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+            rr, cc = r + dr, c + dc
+            while 0 <= rr < h and 0 <= cc < w:
+                if out[rr, cc] == 0:
+                    out[rr, cc] = grid[r, c]
+                rr, cc = rr + dr, cc + dc
+    return out
+
+
+def connect_same(grid: Grid, axis: int) -> Grid:
+    """Background cells between two cells of one colour in a row (axis 1) or column (axis 0) take that
+    colour."""
+    g = grid if axis == 1 else grid.T
+    out = g.copy()
+    for colour in np.unique(g[g != 0]):
+        mask = g == colour
+        between = np.logical_or.accumulate(mask, axis=1) & np.logical_or.accumulate(mask[:, ::-1], axis=1)[:, ::-1]
+        out[between & (out == 0)] = colour
+    return np.ascontiguousarray(out if axis == 1 else out.T)
+
+
+def symmetrize(grid: Grid, how: str) -> Grid:
+    """The grid drawn over its mirror image(s): background cells take the mirror's colour."""
+    mirrors = {"h": [dsl.flip_h], "v": [dsl.flip_v], "hv": [dsl.flip_h, dsl.flip_v, lambda g: dsl.rotate(g, 2)],
+               "d": [dsl.transpose], "r4": [lambda g: dsl.rotate(g, 1), lambda g: dsl.rotate(g, 2),
+                                            lambda g: dsl.rotate(g, 3)]}[how]
+    out = grid.copy()
+    for mirror in mirrors:
+        m = mirror(grid)
+        if m.shape != grid.shape:
+            raise ValueError("not square")
+        out = np.where(out == 0, m, out)
+    return out.astype(np.uint8)
+
+
+def complete_with(grid: Grid, unknown: int, how: str) -> Grid:
+    out = dsl.complete_symmetry(grid, unknown) if how == "symmetry" else dsl.complete_period(grid, unknown)
+    if (out == unknown).any():
+        raise ValueError("cells left unknown")
+    return out
+
+
+def most_common_1x1(grid: Grid, which: str) -> Grid:
+    counts = dsl.colour_counts(grid, exclude=[0])
+    if not counts:
+        raise ValueError("no colour")
+    if which == "most":
+        return np.array([[next(iter(counts))]], dtype=np.uint8)
+    fewest = min(counts.values())
+    return np.array([[min(c for c, n in counts.items() if n == fewest)]], dtype=np.uint8)
+
+
+def complete_hidden(grid: Grid, unknown: int, how: str) -> Grid:
+    """What the cells of colour ``unknown`` hide, completed by symmetry or period (the box they cover)."""
+    box = dsl.bbox(grid == unknown)
+    if box is None:
+        raise ValueError(f"no cell of colour {unknown}")
+    return dsl.crop(complete_with(grid, unknown, how), box)
+
+
+def crop_colour_rule(grid: Grid, rule: str) -> Grid:
+    """The box around the cells of the least (or most) common colour other than the background."""
+    counts = dsl.colour_counts(grid, exclude=[0])
+    if not counts:
+        raise ValueError("no colour")
+    colour = dsl.least_common_colour(grid, exclude=[0]) if rule == "least" else next(iter(counts))
+    return crop_colour(grid, colour)
+
+
+def swap_background(grid: Grid) -> Grid:
+    """The most common colour and 0 swapped, so that the object steps see the background as 0."""
+    bg = dsl.most_common_colour(grid)
+    return dsl.recolour(grid, {bg: 0, 0: bg})
+
+
+def fill_boxes(grid: Grid, per: str) -> Grid:
+    """Background cells inside boxes painted: the box of all content, of each object or of each colour
+    (NEW, or the colour's own for ``colour``)."""
+    out = grid.copy()
+    if per == "content":
+        boxes = [(dsl.bbox(grid != 0), NEW)]
+    elif per == "object":
+        boxes = [((o.top, o.left, o.bottom, o.right), NEW) for o in shapes(grid, 8, True)]
+    else:
+        boxes = [(dsl.bbox(grid == c), c) for c in dsl.colours(grid, exclude=[0])]
+    for box, colour in boxes:
+        if box is None:
+            raise ValueError("no content")
+        top, left, bottom, right = box
+        region = out[top:bottom, left:right]
+        region[region == 0] = colour
+    return out
+
+
+def shift_by_one(grid: Grid, direction: str) -> Grid:
+    dr, dc = dsl.DIRECTIONS[direction]
+    return dsl.shift(grid, dr, dc)
+
+
+def paint_border(grid: Grid) -> Grid:
+    out = grid.copy()
+    out[0, :] = out[-1, :] = out[:, 0] = out[:, -1] = NEW
+    return out
+
+
+def paint_empty_lines(grid: Grid) -> Grid:
+    """Rows and columns that hold only background painted NEW."""
+    out = grid.copy()
+    out[np.all(grid == 0, axis=1), :] = NEW
+    out[:, np.all(grid == 0, axis=0)] = NEW
+    return out
+
+
+def fill_most_common(grid: Grid) -> Grid:
+    return np.full_like(grid, dsl.most_common_colour(grid))
+
+
+def connect_new(grid: Grid) -> Grid:
+    """Background cells between two cells of one colour in a row or column painted NEW."""
+    out = grid.copy()
+    for axis in (1, 0):
+        marked = connect_same(grid, axis)
+        out[(marked != grid) & (out == 0)] = NEW
+    return out
+
+
+# ---- shape steps: built for the sizes of one state and its outputs
+
+
+def mirror_tile(grid: Grid, rows: int, cols: int, flip_rows: bool, flip_cols: bool) -> Grid:
+    """``rows`` x ``cols`` copies, every other one mirrored across the row and/or column boundary."""
+    _check_side(grid.shape[0] * rows, grid.shape[1] * cols)
+    blocks = []
+    for i in range(rows):
+        line = []
+        for j in range(cols):
+            g = grid
+            if flip_rows and i % 2:
+                g = g[::-1]
+            if flip_cols and j % 2:
+                g = g[:, ::-1]
+            line.append(g)
+        blocks.append(np.concatenate(line, axis=1))
+    return np.ascontiguousarray(np.concatenate(blocks, axis=0))
+
+
+def rotation_tile(grid: Grid) -> Grid:
+    """Four quarter turns in a 2x2 square: the grid, then clockwise around."""
+    if grid.shape[0] != grid.shape[1]:
+        raise ValueError("not square")
+    return np.block([[grid, dsl.rotate(grid, 1)], [dsl.rotate(grid, 3), dsl.rotate(grid, 2)]]).astype(np.uint8)
+
+
+def fractal(grid: Grid, where: str) -> Grid:
+    """The grid placed in the blocks of cells that are (or are not) background, or of the most or least
+    common colour (a Kronecker product)."""
+    _check_side(grid.shape[0] ** 2, grid.shape[1] ** 2)
+    if where in ("most", "least"):
+        mask = grid == (dsl.most_common_colour(grid) if where == "most" else dsl.least_common_colour(grid))
+    else:
+        mask = (grid != 0) if where == "on" else (grid == 0)
+    return np.kron(mask.astype(np.uint8), grid).astype(np.uint8)
+
+
+def downscale_any(grid: Grid, fr: int, fc: int) -> Grid:
+    """Each block shrunk to one cell: its most common non-background colour, background when empty."""
+    h, w = grid.shape[0] // fr, grid.shape[1] // fc
+    out = np.zeros((h, w), dtype=np.uint8)
+    for r in range(h):
+        for c in range(w):
+            block = grid[r * fr:(r + 1) * fr, c * fc:(c + 1) * fc]
+            counts = dsl.colour_counts(block, exclude=[0])
+            out[r, c] = next(iter(counts)) if counts else 0
+    return out
+
+
+def parts_by_lines(grid: Grid) -> list[Grid]:
+    """The blocks between full rows and columns of one colour (separator lines), in reading order."""
+    for colour in dsl.colours(grid):
+        full_rows = (grid == colour).all(axis=1)
+        full_cols = (grid == colour).all(axis=0)
+        if (full_rows.any() or full_cols.any()) and not full_rows.all():
+            parts = [p for row in dsl.split_by_lines(grid, colour) for p in row]
+            if len(parts) >= 2 and len({p.shape for p in parts}) == 1:
+                return parts
+    raise ValueError("no separator lines into equal parts")
+
+
+def parts_equal(grid: Grid, rows: int, cols: int) -> list[Grid]:
+    """The grid cut into ``rows`` x ``cols`` equal parts (a one-cell separator between parts allowed)."""
+    return [p for band in dsl.split(grid, rows, axis=0) for p in dsl.split(band, cols, axis=1)]
+
+
+def combine(parts: list[Grid], how: str) -> Grid:
+    """Parts of one shape made one grid: a cell mask (and, or, xor, nor: 1 where true) or an overlay."""
+    if len({p.shape for p in parts}) != 1:
+        raise ValueError("parts differ in shape")
+    masks = [p != 0 for p in parts]
+    if how == "and":
+        return np.logical_and.reduce(masks).astype(np.uint8)
+    if how == "or":
+        return np.logical_or.reduce(masks).astype(np.uint8)
+    if how == "xor":
+        return (np.sum(masks, axis=0) == 1).astype(np.uint8)
+    if how == "nor":
+        return (~np.logical_or.reduce(masks)).astype(np.uint8)
+    if how == "first-only":
+        return (masks[0] & ~np.logical_or.reduce(masks[1:])).astype(np.uint8)
+    if how == "overlay":
+        return dsl.overlay(*parts)
+    if how == "overlay-reversed":
+        return dsl.overlay(*parts[::-1])
+    if how in ("overlay-flipped-h", "overlay-flipped-v"):
+        flip = dsl.flip_h if how.endswith("h") else dsl.flip_v
+        return dsl.overlay(parts[0], *(flip(p) for p in parts[1:]))
+    if how in ("first", "last"):
+        return parts[0].copy() if how == "first" else parts[-1].copy()
+    if how in ("most-cells", "fewest-cells", "most-colours", "odd-one"):
+        if how == "odd-one":
+            keys = [p.tobytes() for p in parts]
+            return _only([p for p, k in zip(parts, keys) if keys.count(k) == 1], "unlike the others")
+        score = [int(m.sum()) for m in masks] if how != "most-colours" else [len(np.unique(p)) for p in parts]
+        best = min(score) if how == "fewest-cells" else max(score)
+        return _only([p for p, s in zip(parts, score) if s == best], f"{how} parts").copy()
+    raise ValueError(how)
+
+
+def upscale_by_colours(grid: Grid) -> Grid:
+    """Each cell blown up by the number of colours other than the background."""
+    k = dsl.count_colours(grid, exclude=[0])
+    _check_side(grid.shape[0] * k, grid.shape[1] * k)
+    return dsl.upscale(grid, k)
+
+
+def crop_corner(grid: Grid, height: int, width: int, corner: str) -> Grid:
+    h, w = grid.shape
+    if height > h or width > w:
+        raise ValueError("larger than the grid")
+    top = {"top-left": 0, "top-right": 0, "bottom-left": h - height, "bottom-right": h - height,
+           "centre": (h - height) // 2}[corner]
+    left = {"top-left": 0, "bottom-left": 0, "top-right": w - width, "bottom-right": w - width,
+            "centre": (w - width) // 2}[corner]
+    return np.ascontiguousarray(grid[top:top + height, left:left + width])
+
+
+def solid(grid: Grid, height: int, width: int, rule: str) -> Grid:
+    """A ``height`` x ``width`` grid of one colour: the most or least common one (not background), or
+    that of the largest object or largest box."""
+    if rule in ("most", "least"):
+        colour = most_common_1x1(grid, rule)[0, 0]
+    else:
+        obj = _select(shapes(grid, 8, False), "largest" if rule == "largest-object" else "largest-box", grid)
+        colour = grid[obj.mask][0]
+    return np.full((height, width), colour, dtype=np.uint8)
+
+
+def count_row(grid: Grid) -> Grid:
+    """One row with a cell of the only colour for each cell of that colour."""
+    counts = dsl.colour_counts(grid, exclude=[0])
+    if len(counts) != 1:
+        raise ValueError("not one colour")
+    (colour, n), = counts.items()
+    _check_side(1, n)
+    return np.full((1, n), colour, dtype=np.uint8)
+
+
+def _fitting_ratio(sizes: Sequence[tuple[int, int]], outs: Sequence[tuple[int, int]]) -> tuple[str, int, int] | None:
+    """('up', kr, kc) when every output is kr x kc times its state, ('down', kr, kc) when every state is
+    kr x kc times its output; None otherwise."""
+    for direction, pairs in (("up", zip(sizes, outs)), ("down", zip(outs, sizes))):
+        ratios = set()
+        for (h, w), (oh, ow) in pairs:
+            if oh % h or ow % w:
+                ratios = None
+                break
+            ratios.add((oh // h, ow // w))
+        if ratios and len(ratios) == 1:
+            kr, kc = ratios.pop()
+            if (kr, kc) != (1, 1):
+                return direction, kr, kc
+    return None
+
+
+def shape_steps(state: Sequence[Grid], outputs: Sequence[Grid]) -> list[Step]:
+    """Last moves that make the state's training grids the size of the outputs (none when sizes match)."""
+    sizes = tuple(g.shape for g in state[:len(outputs)])
+    outs = tuple(o.shape for o in outputs)
+    if sizes == outs:
+        return []
+    steps = list(_sized_steps(sizes, outs))
+    try:
+        if all(parts_by_lines(g)[0].shape == o for g, o in zip(state, outs)):
+            steps += _combined_steps("parts_by_lines({})", parts_by_lines)
+    except ValueError:
+        pass
+    return steps
+
+
+def _combined_steps(text: str, cut: Callable[[Grid], list[Grid]]) -> list[Step]:
+    return [Step(f"combine({text}, {how!r})", "shape", lambda g, c=cut, m=how: combine(c(g), m))
+            for how in ("and", "or", "xor", "nor", "first-only", "overlay", "overlay-reversed", "overlay-flipped-h",
+                        "overlay-flipped-v", "first", "last", "most-cells", "fewest-cells", "most-colours", "odd-one")]
+
+
+@functools.lru_cache(maxsize=256)
+def _sized_steps(sizes: tuple[tuple[int, int], ...], outs: tuple[tuple[int, int], ...]) -> tuple[Step, ...]:
+    """The shape steps that depend only on the sizes of the state's grids and of the outputs."""
+    steps: list[Step] = []
+    ratio = _fitting_ratio(sizes, outs)
+    if ratio and ratio[0] == "up":
+        _, kr, kc = ratio
+        steps += [Step(f"upscale({{}}, {kr}, {kc})", "shape", lambda g, a=kr, b=kc: dsl.upscale(g, a, b)),
+                  Step(f"tile({{}}, {kr}, {kc})", "shape", lambda g, a=kr, b=kc: dsl.tile(g, a, b))]
+        for fr, fc in ((True, False), (False, True), (True, True)):
+            if (fr and kr > 1) or (fc and kc > 1):
+                steps.append(Step(f"mirror_tile({{}}, {kr}, {kc}, flip_rows={fr}, flip_cols={fc})", "shape",
+                                  lambda g, a=kr, b=kc, x=fr, y=fc: mirror_tile(g, a, b, x, y)))
+                steps.append(Step(f"mirror_tile(flip_all({{}}), {kr}, {kc}, flip_rows={fr}, flip_cols={fc})",
+                                  "shape", lambda g, a=kr, b=kc, x=fr, y=fc: mirror_tile(g[::-1, ::-1], a, b, x, y)))
+        if (kr, kc) == (2, 2):
+            steps.append(Step("rotation_tile({})", "shape", rotation_tile))
+        if all(o == (h * h, w * w) for (h, w), o in zip(sizes, outs)):
+            steps += [Step(f"fractal({{}}, {where!r})", "shape", lambda g, x=where: fractal(g, x))
+                      for where in ("on", "off", "most", "least")]
+    if ratio and ratio[0] == "down":
+        _, kr, kc = ratio
+        steps += [Step(f"downscale({{}}, {kr}, {kc})", "shape", lambda g, a=kr, b=kc: dsl.downscale(g, a, b)),
+                  Step(f"downscale_any({{}}, {kr}, {kc})", "shape", lambda g, a=kr, b=kc: downscale_any(g, a, b))]
+    # parts the size of the output: equal cuts (with or without separators) or cuts along separator lines
+    for kr in range(1, 5):
+        for kc in range(1, 5):
+            if (kr, kc) != (1, 1) and all(h in (kr * oh, kr * oh + kr - 1) and w in (kc * ow, kc * ow + kc - 1)
+                                          for (h, w), (oh, ow) in zip(sizes, outs)):
+                steps += _combined_steps(f"parts_equal({{}}, {kr}, {kc})", lambda g, a=kr, b=kc: parts_equal(g, a, b))
+    if ratio is None and all(oh % h == 0 and ow % w == 0 and oh // h == ow // w
+                             for (h, w), (oh, ow) in zip(sizes, outs)):
+        steps.append(Step("upscale_by_colours({})", "shape", upscale_by_colours))
+    if len(set(outs)) == 1 and all(oh <= h and ow <= w for (h, w), (oh, ow) in zip(sizes, outs)):
+        oh, ow = outs[0]
+        for corner in ("top-left", "top-right", "bottom-left", "bottom-right", "centre"):
+            steps.append(Step(f"crop_corner({{}}, {oh}, {ow}, {corner!r})", "shape",
+                              lambda g, a=oh, b=ow, c=corner: crop_corner(g, a, b, c)))
+    if len(set(outs)) == 1:
+        oh, ow = outs[0]
+        for rule in ("most", "least", "largest-object", "largest-box"):
+            steps.append(Step(f"solid({{}}, {oh}, {ow}, {rule!r})", "shape",
+                              lambda g, a=oh, b=ow, r=rule: solid(g, a, b, r)))
+    if all(oh == 1 for oh, _ in outs):
+        steps.append(Step("count_row({})", "shape", count_row))
+    if all(o == (1, 1) for o in outs):
+        steps += [Step("most_common_1x1({}, 'most')", "shape", lambda g: most_common_1x1(g, "most")),
+                  Step("most_common_1x1({}, 'least')", "shape", lambda g: most_common_1x1(g, "least"))]
+    return tuple(steps)
+
+
+class TaskFacts:
+    """What the examples say about the parameters worth trying."""
+
+    def __init__(self, inputs: Sequence[Grid], outputs: Sequence[Grid]):
+        in_colours = set().union(*(set(np.unique(g).tolist()) for g in inputs))
+        out_colours = set().union(*(set(np.unique(g).tolist()) for g in outputs))
+        self.colours = sorted(in_colours)
+        # colours of the inputs that no output shows: a mask over cells to fill, or noise to drop
+        self.vanishing = sorted(c for c in in_colours - out_colours)
+        present_everywhere = set.intersection(*(set(np.unique(g).tolist()) for g in inputs))
+        self.common = sorted(present_everywhere - {0})
+
+
+def static_steps(facts: TaskFacts) -> list[Step]:
+    """The steps any state may take, most useful families first (their order is the order of ties)."""
+    steps = [
+        Step("flip_h({})", "d8", dsl.flip_h), Step("flip_v({})", "d8", dsl.flip_v),
+        Step("rotate({}, 1)", "d8", lambda g: dsl.rotate(g, 1)),
+        Step("rotate({}, 2)", "d8", lambda g: dsl.rotate(g, 2)),
+        Step("rotate({}, 3)", "d8", lambda g: dsl.rotate(g, 3)), Step("transpose({})", "d8", dsl.transpose),
+        Step("anti_transpose({})", "d8", dsl.anti_transpose),
+        Step("crop_to_content({})", "crop", dsl.crop_to_content),
+        Step("crop_content_on({})", "crop", crop_content_on),
+        Step("crop_colour_rule({}, 'least')", "crop", lambda g: crop_colour_rule(g, "least")),
+        Step("crop_colour_rule({}, 'most')", "crop", lambda g: crop_colour_rule(g, "most")),
+        Step("swap_background({})", "background", swap_background),
+    ]
+    for conn, multi in ((8, True), (4, False), (4, True), (8, False)):
+        rules = ["largest", "smallest", "largest-box", "unique-shape", "common-shape"]
+        rules += ["most-colours"] if multi else ["unique-colour"]
+        for rule in rules:
+            args = f"{conn}, {multi}, {rule!r}"
+            steps.append(Step(f"crop_object({{}}, {args})", "crop",
+                              lambda g, a=conn, b=multi, r=rule: crop_object(g, a, b, r)))
+    for conn, multi in ((8, True), (4, False)):
+        for rule in ("largest", "smallest", "unique-colour" if not multi else "most-colours", "unique-shape"):
+            args = f"{conn}, {multi}, {rule!r}"
+            steps.append(Step(f"keep_object({{}}, {args})", "objects",
+                              lambda g, a=conn, b=multi, r=rule: keep_object(g, a, b, r)))
+            steps.append(Step(f"remove_object({{}}, {args})", "objects",
+                              lambda g, a=conn, b=multi, r=rule: remove_object(g, a, b, r)))
+    steps.append(Step("remove_specks({})", "objects", remove_specks))
+    for colour in facts.colours:
+        if colour == 0:
+            continue
+        steps.append(Step(f"crop_colour({{}}, {colour})", "crop", lambda g, c=colour: crop_colour(g, c)))
+        steps.append(Step(f"crop_inside_colour({{}}, {colour})", "crop", lambda g, c=colour: crop_inside_colour(g, c)))
+        steps.append(Step(f"erase_colour({{}}, {colour})", "erase", lambda g, c=colour: erase_colour(g, c)))
+    for unknown in facts.vanishing:
+        steps.append(Step(f"complete_with({{}}, {unknown}, 'symmetry')", "complete",
+                          lambda g, u=unknown: complete_with(g, u, "symmetry")))
+        steps.append(Step(f"complete_with({{}}, {unknown}, 'period')", "complete",
+                          lambda g, u=unknown: complete_with(g, u, "period")))
+        steps.append(Step(f"complete_hidden({{}}, {unknown}, 'symmetry')", "crop",
+                          lambda g, u=unknown: complete_hidden(g, u, "symmetry")))
+        steps.append(Step(f"complete_hidden({{}}, {unknown}, 'period')", "crop",
+                          lambda g, u=unknown: complete_hidden(g, u, "period")))
+    for direction in ("down", "up", "left", "right"):
+        steps.append(Step(f"gravity({{}}, {direction!r})", "gravity", lambda g, d=direction: dsl.gravity(g, d)))
+    steps.append(Step("fill_holes({})", "paint", fill_holes))
+    for per in ("content", "object", "colour"):
+        steps.append(Step(f"fill_boxes({{}}, {per!r})", "paint", lambda g, p=per: fill_boxes(g, p)))
+    steps += [Step("paint_border({})", "paint", paint_border),
+              Step("paint_empty_lines({})", "paint", paint_empty_lines),
+              Step("fill_most_common({})", "paint", fill_most_common),
+              Step("connect_new({})", "lines", connect_new)]
+    for direction in ("down", "up", "left", "right"):
+        steps.append(Step(f"shift_by_one({{}}, {direction!r})", "shift", lambda g, d=direction: shift_by_one(g, d)))
+    for which in ("outline", "interior", "halo", "halo4"):
+        steps.append(Step(f"paint_mask({{}}, {which!r})", "paint", lambda g, w=which: paint_mask(g, w)))
+    for how in ("h", "v", "hv", "d", "r4"):
+        steps.append(Step(f"symmetrize({{}}, {how!r})", "symmetry", lambda g, m=how: symmetrize(g, m)))
+    for rays in _RAYS:
+        steps.append(Step(f"draw_rays({{}}, {rays!r})", "lines", lambda g, r=rays: draw_rays(g, r)))
+    steps += [Step("draw_diagonals({})", "lines", draw_diagonals),
+              Step("connect_same({}, 1)", "lines", lambda g: connect_same(g, 1)),
+              Step("connect_same({}, 0)", "lines", lambda g: connect_same(g, 0)),
+              Step("dedupe({})", "dedupe", dsl.dedupe)]
+    return steps
+
+
+# Kinds whose steps, one after another, add nothing a single one does not (D8 is a group, gravity and
+# dedupe are idempotent), or that only make sense as a first move.
+NO_REPEAT = {"d8", "gravity", "dedupe", "symmetry", "background"}
+
+
+def may_follow(previous: str | None, step: Step) -> bool:
+    """The typing of chains: which step may come after a step of kind ``previous``."""
+    if previous is None:
+        return True
+    if previous == step.kind and step.kind in NO_REPEAT:
+        return False
+    return step.kind != "background"  # a first move only
+
+
+# --------------------------------------------------------------------------------------------------
+# Fitters
+
+
+def learn_colour_map(grids: Sequence[Grid], outputs: Sequence[Grid]) -> dict[int, int] | None:
+    """The one colour map that turns every grid into its output (same shapes), or None."""
+    table = np.full(NUM_COLOURS + 1, -1, dtype=np.int16)
+    for g, o in zip(grids, outputs):
+        if g.shape != o.shape:
+            return None
+        pairs = np.unique(g.astype(np.int16) * 16 + o, return_counts=False)
+        src, dst = pairs // 16, pairs % 16
+        if len(np.unique(src)) != len(src):
+            return None  # one colour goes to two colours
+        seen = table[src]
+        if ((seen >= 0) & (seen != dst)).any():
+            return None
+        table[src] = dst
+    return {int(c): int(table[c]) for c in range(NUM_COLOURS + 1) if table[c] >= 0}
+
+
+def apply_colour_map(grid: Grid, mapping: dict[int, int]) -> Grid:
+    """The grid recoloured; a colour the map does not name stays (NEW must be named)."""
+    table = np.arange(NUM_COLOURS + 1, dtype=np.uint8)
+    for old, new in mapping.items():
+        table[old] = new
+    out = table[grid]
+    if (out >= NUM_COLOURS).any():
+        raise ValueError("a new colour that no example names")
+    return out
+
+
+OBJECT_FEATURES = ("size", "size-rank", "shape", "holes", "border", "colour", "height", "width")
+
+
+def object_features(grid: Grid, objs: list[Shape]) -> list[dict[str, object]]:
+    """What a rule may recolour objects by: size, rank of size (largest, smallest, between), shape,
+    whether it has holes or touches the border, its colour, its height and width."""
+    sizes = [o.size for o in objs]
+    h, w = grid.shape
+    found = []
+    for o in objs:
+        box = o.mask[o.top:o.bottom, o.left:o.right]
+        rank = "largest" if o.size == max(sizes) else "smallest" if o.size == min(sizes) else "between"
+        found.append({"size": o.size, "size-rank": rank, "shape": (box.shape, box.tobytes()),
+                      "holes": bool(dsl.enclosed(~box).any()), "border": o.top == 0 or o.left == 0 or o.bottom == h
+                      or o.right == w, "colour": int(grid[o.mask][0]), "height": o.bottom - o.top,
+                      "width": o.right - o.left})
+    return found
+
+
+def fit_object_colours(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
+                       ) -> tuple[str, tuple[Grid, ...]] | None:
+    """A rule that recolours whole objects by one of their features (the same table on every example),
+    background untouched: its text and the test grids it gives, or None."""
+    if not all(g.shape == o.shape and np.array_equal(g == 0, o == 0) for g, o in zip(train, outputs)):
+        return None
+    for conn in (4, 8):
+        samples = []  # (features, new colour) of every training object
+        try:
+            for g, o in zip(train, outputs):
+                objs = shapes(g, conn, False)
+                for obj, feats in zip(objs, object_features(g, objs)):
+                    values = np.unique(o[obj.mask])
+                    if values.size != 1:
+                        raise ValueError("an object split into colours")
+                    samples.append((feats, int(values[0])))
+        except ValueError:
+            continue
+        for feature in OBJECT_FEATURES:
+            table: dict = {}
+            if any(table.setdefault(feats[feature], colour) != colour for feats, colour in samples):
+                continue
+            if len(set(table.values())) < 2:
+                continue  # one colour for all: a colour map's job
+            try:
+                made = []
+                for g in test:
+                    out = g.copy()
+                    objs = shapes(g, conn, False)
+                    for obj, feats in zip(objs, object_features(g, objs)):
+                        out[obj.mask] = table[feats[feature]]  # KeyError: a feature no example shows
+                    made.append(out)
+            except KeyError:
+                continue
+            shown = {k: v for k, v in table.items()} if feature != "shape" else f"<{len(table)} shapes>"
+            return f"recolour_objects({{}}, {conn}, {feature!r}, {shown})", tuple(made)
+    return None
+
+
+def valid_grid(grid) -> bool:
+    return (isinstance(grid, np.ndarray) and grid.ndim == 2 and 1 <= grid.shape[0] <= MAX_SIDE
+            and 1 <= grid.shape[1] <= MAX_SIDE)
+
+
+# --------------------------------------------------------------------------------------------------
+# The search
+
+
+@contextmanager
+def step_alarm(seconds: float) -> Iterator[Callable[[], None]]:
+    """A timer that raises StepTimeout in the running step after ``seconds``; yields ``arm`` to start it
+    for each step. Only the main thread receives signals: elsewhere steps are only checked between."""
+    if threading.current_thread() is not threading.main_thread() or seconds <= 0:
+        yield lambda: None
+        return
+
+    def ring(_signum, _frame):
+        raise StepTimeout
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    try:
+        yield lambda: signal.setitimer(signal.ITIMER_REAL, seconds)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _disarm() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _state_key(grids: Sequence[Grid]) -> bytes:
+    digest = hashlib.blake2b(digest_size=16)
+    for g in grids:
+        digest.update(np.asarray(g.shape, dtype=np.int16).tobytes())
+        digest.update(g.tobytes())
+    return digest.digest()
+
+
+@dataclass
+class _Node:
+    grids: tuple[Grid, ...]
+    text: str  # the chain so far, "{}" where the input grid goes
+    kind: str | None
+    depth: int
+
+
+@dataclass
+class _Search:
+    inputs: tuple[Grid, ...]
+    outputs: tuple[Grid, ...]
+    config: SearchConfig
+    deadline: float
+    clock: Callable[[], float]
+    arm: Callable[[], None]
+    found: list[Program] = field(default_factory=list)
+    steps_cut: int = 0
+    applied: int = 0
+
+    def apply(self, step: Step, grids: Sequence[Grid]) -> tuple[Grid, ...] | None:
+        """The step on every grid of a state; None (and counted) when it fails on any."""
+        self.applied += 1
+        if self.clock() > self.deadline or (self.config.max_steps and self.applied > self.config.max_steps):
+            raise _Deadline
+        try:
+            self.arm()
+            try:
+                out = tuple(step.fn(g) for g in grids)
+            finally:
+                _disarm()  # inside the try: a timer that rings here is caught below, not by the caller
+        except Exception:  # noqa: BLE001 - a step that fails (or is cut) is no program; the search goes on
+            self.steps_cut += 1
+            return None
+        if not all(valid_grid(g) for g in out):
+            self.steps_cut += 1
+            return None
+        return tuple(np.ascontiguousarray(g, dtype=np.uint8) for g in out)
+
+    def fit(self, grids: Sequence[Grid], text: str, depth: int) -> None:
+        """Record a program when the state, or the state under a learned colour map or object recolouring,
+        gives the outputs; a fitter that fails is counted with the cut steps."""
+        try:
+            self._fit(grids, text, depth)
+        except Exception:  # noqa: BLE001 - a fitter's bug on one state must not end the search
+            self.steps_cut += 1
+
+    def _fit(self, grids: Sequence[Grid], text: str, depth: int) -> None:
+        n = len(self.outputs)
+        train, test = grids[:n], grids[n:]
+        if all(g.shape == o.shape and np.array_equal(g, o) for g, o in zip(train, self.outputs)):
+            if all(g.max() < NUM_COLOURS for g in test):
+                self.found.append(Program(text.format("grid"), depth, tuple(test)))
+            return
+        mapping = learn_colour_map(train, self.outputs)
+        if mapping is None:
+            fitted = fit_object_colours(train, self.outputs, test)
+            if fitted is not None:
+                self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
+            return
+        try:
+            mapped = tuple(apply_colour_map(g, mapping) for g in test)
+        except (ValueError, IndexError):
+            return
+        shown = {k: v for k, v in mapping.items() if k != v}
+        self.found.append(Program(f"recolour({text.format('grid')}, {shown})", depth + 1, mapped))
+
+    def finish(self, node: _Node) -> None:
+        """The fitters on a state, directly and after each shape step made for its sizes."""
+        self.fit(node.grids, node.text, node.depth)
+        for step in shape_steps(node.grids, self.outputs):
+            grids = self.apply(step, node.grids)
+            if grids is not None:
+                self.fit(grids, step.text.format(node.text), node.depth + 1)
+
+
+def search_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid], config: SearchConfig = SearchConfig(),
+                task_id: str = "") -> SearchResult:
+    """Programs that reproduce every training pair, breadth first, and their test outputs as candidates."""
+    began = time.monotonic()
+    clock = time.process_time if config.cpu_time else time.monotonic
+    inputs = tuple(np.asarray(i, dtype=np.uint8) for i, _ in train) + tuple(
+        np.asarray(g, dtype=np.uint8) for g in test_inputs)
+    outputs = tuple(np.asarray(o, dtype=np.uint8) for _, o in train)
+    result = SearchResult(task_id, [[] for _ in test_inputs], [[] for _ in test_inputs])
+    with step_alarm(config.step_seconds) as arm:
+        search = _Search(inputs, outputs, config, clock() + config.seconds, clock, arm)
+        seen = {_state_key(inputs)}
+        frontier = [_Node(inputs, "{}", None, 0)]
+        steps = static_steps(TaskFacts([i for i, _ in train], outputs))
+        try:
+            if len({o.tobytes() + bytes(o.shape) for o in outputs}) == 1:  # every output the same grid
+                search.found.append(Program(f"constant({outputs[0].astype(int).tolist()})", 0,
+                                            tuple(outputs[0] for _ in test_inputs)))
+            search.finish(frontier[0])
+            depth = 0
+            while frontier and not search.found and depth < config.max_depth:
+                depth += 1
+                last = depth == config.max_depth
+                following: list[_Node] = []
+                for node in frontier:
+                    for step in steps:
+                        if not may_follow(node.kind, step):
+                            continue
+                        grids = search.apply(step, node.grids)
+                        if grids is None:
+                            continue
+                        key = _state_key(grids)
+                        if key in seen:
+                            continue
+                        if len(seen) < config.max_states:
+                            seen.add(key)
+                        child = _Node(grids, step.text.format(node.text), step.kind, depth)
+                        search.finish(child)
+                        if not last and len(following) < config.max_states:
+                            following.append(child)
+                frontier = following
+                result.depth = depth
+        except _Deadline:
+            result.timed_out = True
+        except Exception as e:  # noqa: BLE001 - a bug in the search: keep what was found, say why it stopped
+            log.warning("task %s: the search stopped early: %s: %s", task_id, type(e).__name__, e)
+            result.error = f"{type(e).__name__}: {e}"
+        result.states = len(seen)
+    result.steps_cut = search.steps_cut
+    result.steps = search.applied
+    _SHAPES_CACHE.clear()
+    _collect(result, search.found, config.max_candidates)
+    result.seconds = time.monotonic() - began
+    return result
+
+
+def _collect(result: SearchResult, found: list[Program], limit: int) -> None:
+    """Per test input, the distinct outputs of the programs, simplest program first."""
+    ordered = sorted(enumerate(found), key=lambda p: (p[1].depth, p[0]))
+    for _, program in ordered:
+        if result.found_depth is None:
+            result.found_depth = program.depth
+        for index, grid in enumerate(program.test_outputs):
+            cands = result.candidates[index]
+            if len(cands) >= limit or any(c.shape == grid.shape and np.array_equal(c, grid) for c in cands):
+                continue
+            cands.append(grid)
+            result.programs[index].append(program.text)
