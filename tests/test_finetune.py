@@ -153,3 +153,35 @@ def test_a_4bit_finetune_writes_its_adapter_and_log_before_the_merge(tmp_path, m
                                     batch_size=1, max_length=256, checkpoint_every=0))
     assert merges == [(str(tmp_path / "tiny"), tmp_path / "arc" / "adapter", tmp_path / "arc" / "merged")]
     assert json.loads((tmp_path / "arc" / "train_log.json").read_text())["steps"] == 1
+
+
+def test_a_killed_finetune_leaves_its_adapter_log_and_curve_and_the_resumed_run_records_it(tmp_path, monkeypatch):
+    from training_code import finetune
+
+    loaded = tiny()
+    model_tools.save_merged(loaded.model, loaded.tokenizer, tmp_path / "tiny")
+    challenges = write_set(tmp_path / "data", {f"t{i}": task(i, size=4) for i in range(6)})
+    config = FinetuneConfig(model=str(tmp_path / "tiny"), models_dir=str(tmp_path), name="arc",
+                            train_datasets=(f"{challenges} output-from-examples",), lora_r=2, max_steps=4,
+                            batch_size=1, max_length=256, checkpoint_every=2, evaluate_every=2, held_out_tasks=2,
+                            merge=False, never_train_on=())
+    drawn = finetune.plot_training
+
+    def killed_after_drawing(losses, evaluations, path, title=""):
+        drawn(losses, evaluations, path, title)
+        raise KeyboardInterrupt  # the machine goes away after the step-2 checkpoint
+
+    monkeypatch.setattr(finetune, "plot_training", killed_after_drawing)
+    with pytest.raises(KeyboardInterrupt):
+        run_finetune(config)
+    out = tmp_path / "arc"
+    snapshot = json.loads((out / "train_log.json").read_text())
+    assert snapshot["in_progress"] and snapshot["steps"] == 2 and len(snapshot["losses"]) == 2
+    assert [e["step"] for e in snapshot["held_out"]] == [0, 2]
+    assert (out / "adapter" / "adapter_config.json").is_file() and (out / "loss.png").is_file()
+    monkeypatch.setattr(finetune, "plot_training", drawn)
+    run_finetune(config)
+    final = json.loads((out / "train_log.json").read_text())
+    assert "in_progress" not in final and final["steps"] == 4 and final["steps_this_run"] == 2
+    assert [r["steps"] for r in final["earlier_runs"]] == [2]
+    assert [e["step"] for e in final["held_out"]] == [0, 2, 4]

@@ -210,31 +210,37 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
         def evaluate() -> dict:
             return held_out_metrics(model, collate, held_out, fmt)
 
+    # a resumed run continues the runs its log records (a killed run's log is its last snapshot)
+    resumed = (out / "checkpoint" / "checkpoint.pt").is_file()
+    log_entry["earlier_runs"] = earlier_runs(out / "train_log.json") if resumed else []
+    if held_out is not None:
+        log_entry["held_out_tasks"] = sorted(held_out.tasks)
+    began = time.time()
+
+    def write_log(steps: int, losses: list[float], evaluations: list[dict], **more) -> None:
+        entry = {**log_entry, "held_out": evaluations, **more}
+        if evaluations:
+            entry.update(held_out_loss_before=evaluations[0]["loss"], held_out_loss_after=evaluations[-1]["loss"],
+                         held_out_accuracy_after=evaluations[-1]["accuracy"])
+        # steps: optimizer steps the adapter has had in all; a resumed run adds only steps_this_run
+        entry.update(steps=steps, max_steps=config.max_steps, seconds_this_run=time.time() - began,
+                     losses=losses, config=asdict(config))
+        (out / "train_log.json").write_text(json.dumps(entry, indent=1, default=str), encoding="utf-8")
+
     def adapter_as_it_stands(step: int, losses: list[float], evaluations: list[dict]) -> None:
-        # a long run on a CPU goes on for hours: its adapter and curve are usable at every checkpoint
+        # a long run on a CPU goes on for hours: its adapter, log and curve are usable at every checkpoint
         model_tools.save_adapter(model, adapter_folder(config), loaded.tokenizer)
+        write_log(step, losses, evaluations, in_progress=True)
         plot_training(losses, evaluations, out / "loss.png", title=f"{config.name}, step {step}")
 
-    began = time.time()
     result = train(model, collate, parts, fmt, train_config, checkpoint_dir=out / "checkpoint",
                    count_tokens=count_tokens, description=f"finetune {config.name}", evaluate=evaluate,
                    on_checkpoint=adapter_as_it_stands)
-    if held_out is not None:
-        log_entry["held_out_tasks"] = sorted(held_out.tasks)
-        log_entry["held_out"] = result.evaluations
-        if result.evaluations:
-            log_entry["held_out_loss_before"] = result.evaluations[0]["loss"]
-            log_entry["held_out_loss_after"] = result.evaluations[-1]["loss"]
-            log_entry["held_out_accuracy_after"] = result.evaluations[-1]["accuracy"]
     model_tools.save_adapter(model, adapter_folder(config), loaded.tokenizer)
-    # steps: optimizer steps the adapter has had in all; a resumed run adds only steps_this_run
-    log_entry.update(steps=config.max_steps, steps_this_run=result.steps, max_steps=config.max_steps,
-                     seconds_this_run=time.time() - began, tokens_this_run=result.tokens,
-                     tokens_per_second=result.tokens_per_second, padding_share=result.padding_share,
-                     losses=result.losses, config=asdict(config))
-    log_entry["earlier_runs"] = earlier_runs(out / "train_log.json") if result.steps < len(result.losses) else []
     # the log before the merge: a merge that fails (out of memory, say) must not lose the record of hours of training
-    (out / "train_log.json").write_text(json.dumps(log_entry, indent=1, default=str), encoding="utf-8")
+    write_log(config.max_steps, result.losses, result.evaluations if held_out is not None else [],
+              steps_this_run=result.steps, tokens_this_run=result.tokens,
+              tokens_per_second=result.tokens_per_second, padding_share=result.padding_share)
     plot_training(result.losses, result.evaluations, out / "loss.png", title=config.name)
     log.info("saved %s (adapter, training log and loss.png); final loss %.4f", out,
              result.losses[-1] if result.losses else float("nan"))
