@@ -15,10 +15,10 @@ from transformers import AutoTokenizer
 
 from training_code import evaluation, model_tools
 from training_code.arc_loader import ArcDataset, parse_task
-from training_code.code_tasks import CODE_CHARACTERS, CodeTaskDataset, code_alphabet
 from training_code.evaluation import EvalConfig, prepare_session, run_evaluation, sampled_programs
 from training_code.finetune import FinetuneConfig, run_finetune, training_alphabet
-from training_code.sandbox import Sandbox, program_outputs
+from training_code.induction.code_tasks import CODE_CHARACTERS, CodeTaskDataset, code_alphabet
+from training_code.induction.sandbox import Sandbox, program_outputs
 from training_code.selection import AGGREGATIONS, ScoredCandidate, add_program_candidates, merge_candidates
 from training_code.sources import parse_sources
 from training_code.submission import read_submission

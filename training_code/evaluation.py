@@ -30,9 +30,11 @@ from tqdm.auto import tqdm
 from . import model_tools
 from .arc_loader import ArcDataset, AugmentOptions, Key, Task, random_key
 from .cli import OptionError, save_config
-from .code_tasks import ProgramChecker, code_alphabet, program_from_reply, render_code_from_examples
 from .formats import FormatParseError, format_from_spec
 from .grids import ArcDataError, Grid, grid_to_list
+from .induction.code_tasks import ProgramChecker, code_alphabet, program_from_reply, render_code_from_examples
+from .induction.program_search import SEARCH_VERSION, SearchConfig, search_task
+from .induction.sandbox import ProgramOutputs, Sandbox, program_outputs
 from .inference_tools import (
     BF16_CHOICES,
     DECODERS,
@@ -49,8 +51,6 @@ from .inference_tools import (
     torch_generator,
 )
 from .metrics import evaluate
-from .program_search import SEARCH_VERSION, SearchConfig, search_task
-from .sandbox import ProgramOutputs, Sandbox, program_outputs
 from .selection import (
     AGGREGATIONS,
     DEFAULT_AGGREGATION,
