@@ -32,24 +32,26 @@ import torch
 
 from benchmarks.bench_decoders import THREADS_HELP, UNSCORED, machine, resolve_adapter, save, session_for, set_threads
 from training_code.arc_loader import ArcDataset, Task
-from training_code.cli import checked
-from training_code.evaluation import (
-    EvalConfig,
-    ModelSession,
+from training_code.candidates import (
     candidates_for,
     candidates_room,
     decoding_keys,
     fit_key,
-    load_challenges,
     reply_room,
     score_candidates,
     scoring_keys,
+)
+from training_code.cli import checked
+from training_code.evaluation import (
+    EvalConfig,
+    load_challenges,
     select_tasks,
     stable_seed,
 )
 from training_code.formats import FormatParseError, format_from_spec
 from training_code.grids import Grid
 from training_code.inference_tools import batched_nll, dfs_decode
+from training_code.model_session import ModelSession
 from training_code.selection import ScoredCandidate, merge_candidates, rank_candidates
 
 RESULTS = Path("benchmarks/results")
