@@ -78,8 +78,7 @@ def nudged_session(session: ModelSession) -> ModelSession:
     for text, value in (("0", 4.0), ("1", 2.0), ("\n", 3.0)):
         bias[session.token_texts.index(text)] = value
     bias[session.eos_id] = 4.0
-    session.model = Nudged(session.model, bias)
-    return session
+    return session.with_model(Nudged(session.model, bias))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -203,7 +202,7 @@ def run(args: argparse.Namespace) -> dict:
     session = session_for(config, smoke=args.smoke)
     if args.smoke:
         session = nudged_session(session)
-    session.model = PassCounter(session.model)
+    session = session.with_model(PassCounter(session.model))
     dataset, _counts = load_challenges(config)
     task_ids = select_tasks(dataset, args.tasks, session.fmt)
     print(f"{len(task_ids)} tasks; {args.views} views, {args.scoring_views} scoring views, DFS at "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from pipeline_data import FMT, task, tiny, write_set
 
 from training_code import model_tools
@@ -42,3 +43,12 @@ def test_removing_without_an_adapter_keeps_the_model_and_training_needs_one(tmp_
     assert s.model is base
     with pytest.raises(ValueError, match="no adapter attached"):
         s.train_adapter(ArcDataset({}), TrainConfig(max_steps=1), description="none")
+
+
+def test_a_session_around_another_model_keeps_the_tokens_and_leaves_the_first_alone():
+    s = session()
+    wrapped = torch.nn.Sequential(s.model)  # any module standing in for a wrapper of the model
+    other = s.with_model(wrapped)
+    assert other.model is wrapped and s.model is not wrapped and other.loaded.model is wrapped
+    assert other.token_texts == s.token_texts and other.eos_id == s.eos_id and other.fmt is s.fmt
+    assert other.max_tokens == s.max_tokens and other.ids("0\n") == s.ids("0\n")

@@ -4,6 +4,8 @@ test-time training attaches to it for one task (``attach_adapter``, ``train_adap
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import model_tools
 from .arc_loader import ArcDataset
 from .inference_tools import StageFormats
@@ -31,6 +33,10 @@ class ModelSession:
 
     def count_tokens(self, text: str) -> int:
         return len(self.ids(text))
+
+    def with_model(self, model) -> ModelSession:
+        """The same session around another model: the base wrapped to bias or count its passes, say."""
+        return ModelSession(replace(self.loaded, model=model), self.fmt, self.max_tokens, self.formats)
 
     def attach_adapter(self, r: int, alpha: int, seed: int) -> None:
         """A fresh LoRA on the model, of the loaded backend; ``remove_adapter`` undoes it exactly."""
