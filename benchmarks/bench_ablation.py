@@ -41,11 +41,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.bench_decoders import THREADS_HELP, machine, resolve_adapter, session_for, set_threads
-from training_code import model_tools
+from training_code.candidates import candidates_for
 from training_code.cli import OptionError
 from training_code.evaluation import (
     EvalConfig,
-    candidates_for,
     check_task_spec,
     load_challenges,
     select_tasks,
@@ -128,7 +127,7 @@ def run_task(dataset, task_id: str, session, configs: dict[str, EvalConfig], see
         # as the pipeline: a failing task is answered with the fallback (no attempts) and the run goes on
         record["error"] = f"{type(e).__name__}: {e}"
     finally:
-        session.model = model_tools.remove_adapter(session.model)
+        session.remove_adapter()
     return record
 
 

@@ -34,15 +34,13 @@ import numpy as np
 import torch
 
 from training_code import model_tools
+from training_code.candidates import candidates_for, score_candidates
 from training_code.cli import OptionError, checked
 from training_code.evaluation import (
     EvalConfig,
-    ModelSession,
-    candidates_for,
     check_task_spec,
     load_challenges,
     prepare_session,
-    score_candidates,
     select_tasks,
     stable_seed,
     test_time_train,
@@ -50,6 +48,7 @@ from training_code.evaluation import (
 from training_code.formats import format_from_spec
 from training_code.grids import grid_to_list
 from training_code.inference_tools import DEFAULT_SAMPLES
+from training_code.model_session import ModelSession
 from training_code.run_evaluation_smollm import ADAPTER
 
 RESULTS = Path("benchmarks/results")
@@ -156,7 +155,7 @@ def run(args: argparse.Namespace) -> dict:
                                   for c in pool_candidates]
                 records.append(record)
         finally:
-            session.model = model_tools.remove_adapter(session.model)
+            session.remove_adapter()
         summary = ", ".join(f"{name} {r['candidates']}{'*' if r['found'] else ''} {r['seconds']:.1f}s"
                             for name, r in records[-1]["decoders"].items())
         print(f"[{n}/{len(task_ids)}] {task_id} (TTT {ttt_seconds:.0f}s): {summary}", flush=True)

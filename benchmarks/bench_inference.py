@@ -32,24 +32,26 @@ import torch
 
 from benchmarks.bench_decoders import THREADS_HELP, UNSCORED, machine, resolve_adapter, save, session_for, set_threads
 from training_code.arc_loader import ArcDataset, Task
-from training_code.cli import checked
-from training_code.evaluation import (
-    EvalConfig,
-    ModelSession,
+from training_code.candidates import (
     candidates_for,
     candidates_room,
     decoding_keys,
     fit_key,
-    load_challenges,
     reply_room,
     score_candidates,
     scoring_keys,
+)
+from training_code.cli import checked
+from training_code.evaluation import (
+    EvalConfig,
+    load_challenges,
     select_tasks,
     stable_seed,
 )
 from training_code.formats import FormatParseError, format_from_spec
 from training_code.grids import Grid
 from training_code.inference_tools import batched_nll, dfs_decode
+from training_code.model_session import ModelSession
 from training_code.selection import ScoredCandidate, merge_candidates, rank_candidates
 
 RESULTS = Path("benchmarks/results")
@@ -76,8 +78,7 @@ def nudged_session(session: ModelSession) -> ModelSession:
     for text, value in (("0", 4.0), ("1", 2.0), ("\n", 3.0)):
         bias[session.token_texts.index(text)] = value
     bias[session.eos_id] = 4.0
-    session.model = Nudged(session.model, bias)
-    return session
+    return session.with_model(Nudged(session.model, bias))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -201,7 +202,7 @@ def run(args: argparse.Namespace) -> dict:
     session = session_for(config, smoke=args.smoke)
     if args.smoke:
         session = nudged_session(session)
-    session.model = PassCounter(session.model)
+    session = session.with_model(PassCounter(session.model))
     dataset, _counts = load_challenges(config)
     task_ids = select_tasks(dataset, args.tasks, session.fmt)
     print(f"{len(task_ids)} tasks; {args.views} views, {args.scoring_views} scoring views, DFS at "

@@ -11,7 +11,7 @@ output (Kaggle's rule with two attempts). ``--tasks N`` takes the N tasks with t
 in the project's default text format (the rule ``--tasks N`` of the evaluation uses), ``--tasks ''``
 all. The search runs in this process, one task after another (one core); a record per task is
 written as it goes, so a run cut short keeps what it measured. On the training split the tasks that
-have a verified program (``training_code.programs``) are counted apart: how many of them the search
+have a verified program (``training_code.induction.programs``) are counted apart: how many of them the search
 finds on its own.
 """
 
@@ -29,8 +29,8 @@ import numpy as np
 
 from training_code.arc_loader import ArcDataset
 from training_code.formats import DEFAULT_FORMAT_SPEC, format_from_spec
-from training_code.program_search import SEARCH_VERSION, SearchConfig, search_task
-from training_code.programs.arc1_training import PROGRAMS
+from training_code.induction.program_search import SEARCH_VERSION, SearchConfig, search_task
+from training_code.induction.programs.arc1_training import PROGRAMS
 
 
 def shortest(dataset: ArcDataset, n: int) -> list[str]:

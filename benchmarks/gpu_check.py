@@ -310,6 +310,7 @@ def evaluation_stage(source: str, backend: str, challenges: Path, args, scratch:
     import numpy as np
 
     from training_code import evaluation, model_tools
+    from training_code.candidates import score_candidates
     from training_code.evaluation import EvalConfig
     from training_code.selection import ScoredCandidate
 
@@ -330,7 +331,7 @@ def evaluation_stage(source: str, backend: str, challenges: Path, args, scratch:
     for task_id in run.task_ids:  # scoring, whatever DFS found: the true answer under the scoring views
         task = run.dataset.tasks[task_id]
         truth = ScoredCandidate(task.test[0].output)
-        evaluation.score_candidates(run.dataset, task, 0, [truth], run.session, config, np.random.default_rng(0))
+        score_candidates(run.dataset, task, 0, [truth], run.session, config, np.random.default_rng(0))
         true_nlls[task_id] = [round(x, 3) for x in truth.scoring_nlls]
     figures = {"tasks": run.task_ids, "seconds": seconds, "seconds_per_task": seconds / max(1, len(run.task_ids)),
                "candidates": {t: sum(len(c) for c in r.candidates.values()) for t, r in results.items()},

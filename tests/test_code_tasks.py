@@ -1,4 +1,4 @@
-"""Tests for training_code/code_tasks.py: the code-from-examples and output-from-code prompt versions and
+"""Tests for training_code/induction/code_tasks.py: the code-from-examples and output-from-code prompt versions and
 the training data built from programs."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from training_code.arc_loader import DataPart, Example, Key, Task
-from training_code.code_tasks import (
+from training_code.formats import ArchitectsFormat, format_from_spec
+from training_code.induction.code_tasks import (
     CODE_FROM_EXAMPLES,
     CODE_PROMPT_VERSIONS,
     OUTPUT_FROM_CODE,
@@ -20,8 +21,7 @@ from training_code.code_tasks import (
     render_code_task,
     render_output_from_code,
 )
-from training_code.formats import ArchitectsFormat, format_from_spec
-from training_code.programs import GENERATORS, PROGRAMS, run_program
+from training_code.induction.programs import GENERATORS, PROGRAMS, run_program
 
 FORMATS = [ArchitectsFormat(), format_from_spec("GridShapeEncoder(RowNumberEncoder(MinimalGridEncoder()))"),
            format_from_spec("GridCodeBlockEncoder(GridWithSeparationEncoder('|'))")]

@@ -1,4 +1,4 @@
-"""Tests for training_code/dsl.py: every primitive on small hand-made grids, and properties."""
+"""Tests for training_code/induction/dsl.py: every primitive on small hand-made grids, and properties."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from training_code import dsl
-from training_code.dsl import (
+from training_code.induction import dsl
+from training_code.induction.dsl import (
     Object,
     anti_transpose,
     background,

@@ -12,7 +12,9 @@ import pytest
 from pipeline_data import FMT, task, tiny, write_set
 
 from training_code import evaluation
-from training_code.evaluation import EXIT_FELL_BACK, EvalConfig, decoding_keys, run_evaluation, select_tasks
+from training_code.candidates import decoding_keys
+from training_code.evaluation import EvalConfig, run_evaluation, select_tasks
+from training_code.report import EXIT_FELL_BACK
 from training_code.submission import read_submission
 
 

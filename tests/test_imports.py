@@ -83,9 +83,9 @@ def test_the_walk_sees_relative_absolute_and_lazy_imports():
     graph = import_graph()
     assert "training_code.grids" in graph["training_code.arc_loader"]  # from .grids import ...
     assert "training_code.grids" in graph["training_code.metrics"]  # from training_code.grids import ...
-    assert "training_code.dsl" in graph["training_code.programs"]  # from .. import dsl
-    assert "training_code.programs.generators" in graph["training_code.programs"]
-    assert "training_code.plots" in graph["training_code.evaluation"]  # imported inside a function
+    assert "training_code.induction.dsl" in graph["training_code.induction.programs"]  # from .. import dsl
+    assert "training_code.induction.programs.generators" in graph["training_code.induction.programs"]
+    assert "training_code.plots" in graph["training_code.report"]  # imported inside a function
 
 
 def test_a_circle_is_found():

@@ -13,12 +13,12 @@ import pytest
 from pipeline_data import FMT, task, tiny, write_set
 from transformers import AutoTokenizer
 
-from training_code import evaluation, model_tools
+from training_code import evaluation, model_tools, report
 from training_code.arc_loader import ArcDataset, parse_task
-from training_code.code_tasks import CODE_CHARACTERS, CodeTaskDataset, code_alphabet
 from training_code.evaluation import EvalConfig, prepare_session, run_evaluation, sampled_programs
 from training_code.finetune import FinetuneConfig, run_finetune, training_alphabet
-from training_code.sandbox import Sandbox, program_outputs
+from training_code.induction.code_tasks import CODE_CHARACTERS, CodeTaskDataset, code_alphabet
+from training_code.induction.sandbox import Sandbox, program_outputs
 from training_code.selection import AGGREGATIONS, ScoredCandidate, add_program_candidates, merge_candidates
 from training_code.sources import parse_sources
 from training_code.submission import read_submission
@@ -98,7 +98,7 @@ def test_the_programs_answer_is_attempt_1_when_the_decoders_find_nothing(tmp_pat
     summary = run_evaluation(cfg, tiny_code_model())
     sub = read_submission(summary.submission_path, {"flip": 1})
     assert sub["flip"][0]["attempt_1"].tolist() == solutions[0]
-    assert summary.score.points == 1 and summary.exit_status == evaluation.EXIT_OK
+    assert summary.score.points == 1 and summary.exit_status == report.EXIT_OK
     (only,) = report_of(out)["tasks"]["flip"]["candidates"]["0"]
     assert only["from_program"] and len(only["generation_nlls"]) == 1  # its NLL under the identity view
     scored = aggregation not in ("vote", "max-generation-probability")

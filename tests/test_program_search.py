@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from training_code import dsl, program_search
-from training_code.program_search import (
+from training_code.induction import dsl, program_search
+from training_code.induction.program_search import (
     NEW,
     SearchConfig,
     Step,

@@ -1,4 +1,4 @@
-"""Tests for training_code/programs: every program reproduces every pair of its ARC-AGI-1 training task,
+"""Tests for training_code/induction/programs: every program reproduces every pair of its ARC-AGI-1 training task,
 and every generator gives valid, reproducible inputs on which its program gives valid outputs."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from training_code.arc_loader import ArcDataset, Task
-from training_code.code_tasks import CODE_CHARACTERS
 from training_code.grids import checked_grid, grid_key
-from training_code.programs import GENERATORS, PROGRAMS, compile_program, new_task, run_program
-from training_code.sandbox import Sandbox, forbidden_reason
+from training_code.induction.code_tasks import CODE_CHARACTERS
+from training_code.induction.programs import GENERATORS, PROGRAMS, compile_program, new_task, run_program
+from training_code.induction.sandbox import Sandbox, forbidden_reason
 
 SEEDS = range(4)
 

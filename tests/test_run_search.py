@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pipeline_data import write_set
 
-from training_code.run_search import main
+from training_code.induction.run_search import main
 from training_code.submission import read_submission
 
 

@@ -1,4 +1,4 @@
-"""Tests for training_code/sandbox.py: bad programs are stopped and reported with the right kind, and a
+"""Tests for training_code/induction/sandbox.py: bad programs are stopped and reported with the right kind, and a
 batch goes on after each of them."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from training_code.arc_loader import Example, Task
-from training_code.sandbox import (
+from training_code.induction.sandbox import (
     ERROR_KINDS,
     RunResult,
     Sandbox,
@@ -121,7 +121,7 @@ def test_errors_and_invalid_outputs(box):
 
 def test_programs_may_import_the_whitelist_and_print(box):
     source = ("import math\nimport numpy as np\nfrom collections import Counter\n"
-              "import training_code.dsl as d\n\ndef solve(grid):\n    print('hello')\n"
+              "import training_code.induction.dsl as d\n\ndef solve(grid):\n    print('hello')\n"
               "    assert math.isfinite(1.0) and Counter([1])[1] == 1\n    return d.flip_h(grid)\n")
     assert_good(box.run_one(source, GRID))
 
@@ -144,7 +144,7 @@ def test_forbidden_reason_names_the_problem():
     assert "save" in forbidden_reason("np.save('x', 1)\n")
     assert "f_back" in forbidden_reason("def f(g):\n    return g.gi_frame.f_back\n")
     assert "assigning" in forbidden_reason("np.pi = 3\n")
-    assert "import training_code.dsl as" in forbidden_reason("import training_code.dsl\n")
+    assert "import training_code.induction.dsl as" in forbidden_reason("import training_code.induction.dsl\n")
     assert forbidden_reason("from numpy import load\n") is not None
     assert forbidden_reason("from . import sandbox\n") is not None
     with pytest.raises(SyntaxError):

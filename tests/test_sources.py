@@ -55,7 +55,7 @@ def test_reversed_source_swaps_inputs_and_outputs():
 
 
 def test_generated_source_makes_new_tasks_that_their_programs_solve():
-    from training_code.programs import GENERATORS, PROGRAMS, run_program
+    from training_code.induction.programs import GENERATORS, PROGRAMS, run_program
 
     generated, weight = load_source("generated:2*0.25", np.random.default_rng(0))
     assert weight == 0.25 and len(generated.tasks) == 2 * len(GENERATORS)

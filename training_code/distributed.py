@@ -54,15 +54,13 @@ from .cli import add_config_arguments, checked_config, config_from_args
 from .evaluation import (
     EvalConfig,
     EvalRun,
-    EvalSummary,
-    TaskResult,
     check_options,
     finish_run,
-    print_summary,
     solve_tasks,
     start_run,
 )
 from .presets import DEFAULT_PRESET, preset_config, preset_names
+from .report import EvalSummary, TaskResult, print_summary
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,12 @@
 
 `run_evaluation` is that diagram in three calls: `start_run` (load the challenges and the model),
 `solve_tasks` (one task after another) and `finish_run` (write, verify, score, report); each step is a
-call into the module that owns it. `training_code.distributed` runs the same three steps with the tasks
-split across processes. A task that fails anywhere is logged with why and answered with the fallback;
-the submission always covers every test input of every task in the challenges file.
+call into the module that owns it: `model_session` (the model, and the adapter test-time training
+attaches and removes), `candidates` (views, decoding, merging, scoring, ranking), `induction` (programs),
+`submission` and `report` (the results JSON, pictures and the printed summary). `training_code.distributed`
+runs the same three steps with the tasks split across processes. A task that fails anywhere is logged with
+why and answered with the fallback; the submission always covers every test input of every task in the
+challenges file.
 """
 
 from __future__ import annotations
@@ -28,43 +31,24 @@ import torch
 from tqdm.auto import tqdm
 
 from . import model_tools
-from .arc_loader import ArcDataset, AugmentOptions, Key, Task, random_key
+from .arc_loader import ArcDataset, AugmentOptions, Task
+from .candidates import candidates_for
 from .cli import OptionError, save_config
-from .code_tasks import ProgramChecker, code_alphabet, program_from_reply, render_code_from_examples
 from .formats import FormatParseError, format_from_spec
 from .grids import ArcDataError, Grid, grid_to_list
-from .inference_tools import (
-    BF16_CHOICES,
-    DECODERS,
-    DEFAULT_DFS_ROWS,
-    MAX_REPLY_TOKENS,
-    Candidate,
-    DecodeOptions,
-    StageFormats,
-    decode,
-    dfs_decode_many,
-    reply_nlls,
-    sample_decode,
-    stage_formats,
-    torch_generator,
-)
+from .induction.code_tasks import ProgramChecker, code_alphabet, program_from_reply, render_code_from_examples
+from .induction.program_search import SEARCH_VERSION, SearchConfig, search_task
+from .induction.sandbox import ProgramOutputs, Sandbox, program_outputs
+from .inference_tools import BF16_CHOICES, DECODERS, sample_decode, stage_formats, torch_generator
 from .metrics import evaluate
-from .program_search import SEARCH_VERSION, SearchConfig, search_task
-from .sandbox import ProgramOutputs, Sandbox, program_outputs
-from .selection import (
-    AGGREGATIONS,
-    DEFAULT_AGGREGATION,
-    ScoredCandidate,
-    add_program_candidates,
-    merge_candidates,
-    rank_candidates,
-)
+from .model_session import ModelSession
+from .report import EvalSummary, TaskResult, print_summary, write_report
+from .selection import AGGREGATIONS, DEFAULT_AGGREGATION
 from .submission import build_submission, score_submission, write_verified_submission
-from .training import TrainConfig, leave_one_out_views, train
+from .training import TrainConfig, leave_one_out_views
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FELL_BACK = 0, 3  # exit status of the run_evaluation_* scripts
 # A task may use at most this many fair shares of the time left (time left / tasks left), so that one
 # slow task cannot eat the budget of the tasks after it; 2 lets a big task take what small ones leave.
 TASK_SHARES = 2.0
@@ -127,63 +111,6 @@ class EvalConfig:
     cache: bool = field(default=True, metadata={"help": "cache task results on disk so a killed run resumes"})
     report: bool = field(default=True, metadata={"help": "write report.json and a picture per task"})
     progress: bool = True
-
-
-@dataclass
-class TaskResult:
-    """What one task produced: per test input, the ranked candidates and the per-view predictions."""
-
-    task_id: str
-    candidates: dict[int, list[ScoredCandidate]] = field(default_factory=dict)
-    view_predictions: dict[int, list[Grid | None]] = field(default_factory=dict)  # best grid of each view
-    error: str = ""
-    seconds: float = 0.0
-    programs_sampled: int = 0  # distinct complete programs sampled (--program-samples)
-    programs_valid: int = 0  # of those, the ones that reproduce every training pair
-    search_programs: dict[int, list[str]] = field(default_factory=dict)  # per test input, the search's programs
-
-    def to_json(self) -> dict:
-        return {
-            "task_id": self.task_id, "error": self.error, "seconds": self.seconds,
-            "programs_sampled": self.programs_sampled, "programs_valid": self.programs_valid,
-            "search_programs": {str(i): p for i, p in self.search_programs.items()},
-            "candidates": {str(i): [{"grid": grid_to_list(c.grid), "generation_nlls": c.generation_nlls,
-                                     "scoring_nlls": c.scoring_nlls, "from_program": c.from_program,
-                                     "from_search": c.from_search}
-                                    for c in cands]
-                           for i, cands in self.candidates.items()},
-            "view_predictions": {str(i): [None if g is None else grid_to_list(g) for g in preds]
-                                 for i, preds in self.view_predictions.items()},
-        }
-
-    @classmethod
-    def from_json(cls, obj: dict) -> TaskResult:
-        return cls(
-            obj["task_id"],
-            {int(i): [ScoredCandidate(np.asarray(c["grid"], dtype=np.uint8), list(c["generation_nlls"]),
-                                      list(c["scoring_nlls"]), bool(c.get("from_program", False)),
-                                      bool(c.get("from_search", False)))
-                      for c in cands]
-             for i, cands in obj["candidates"].items()},
-            {int(i): [None if g is None else np.asarray(g, dtype=np.uint8) for g in preds]
-             for i, preds in obj["view_predictions"].items()},
-            obj["error"], obj["seconds"], obj.get("programs_sampled", 0), obj.get("programs_valid", 0),
-            {int(i): list(p) for i, p in obj.get("search_programs", {}).items()},
-        )
-
-
-@dataclass
-class EvalSummary:
-    submission_path: Path
-    fell_back: list[tuple[str, int]]
-    errors: dict[str, str]
-    score: Any = None  # KaggleScore when solutions were given
-    metrics: dict[str, float] | None = None
-    seconds: float = 0.0
-
-    @property
-    def exit_status(self) -> int:
-        return EXIT_FELL_BACK if self.fell_back else EXIT_OK
 
 
 # --------------------------------------------------------------------------------------------------
@@ -251,193 +178,8 @@ def check_options(config: EvalConfig) -> None:
     check_task_spec(config.tasks, config.challenges)
 
 
-def decoding_keys(task: Task, test_index: int, n: int, rng: np.random.Generator, keep_background: bool) -> list[Key]:
-    """``n`` views of a test input: the eight D8 transforms in turn (identity first), each with a random
-    colour permutation (the identity view keeps its colours) and shuffled examples."""
-    keys = []
-    for i in range(n):
-        transpose, rotation = bool((i // 4) % 2), i % 4
-        base = Key(task.task_id, test_index, transpose, rotation)
-        if i == 0:
-            keys.append(base)
-            continue
-        opts = AugmentOptions(d8=False, colours=True, keep_background=keep_background, shuffle_examples=True)
-        keys.append(random_key(base, len(task.train), rng, opts))
-    return keys
-
-
-def scoring_keys(task: Task, test_index: int, n: int, rng: np.random.Generator, keep_background: bool) -> list[Key]:
-    """``n`` random views for scoring, drawn independently of the decoding views."""
-    opts = AugmentOptions(keep_background=keep_background)
-    return [random_key(Key(task.task_id, test_index), len(task.train), rng, opts) for _ in range(n)]
-
-
-class ModelSession:
-    """A loaded, shrunk model with its tokenizer and format: turns views into token ids and back."""
-
-    def __init__(self, loaded: model_tools.LoadedModel, fmt, max_tokens: int, formats: StageFormats = StageFormats()):
-        self.loaded = loaded
-        self.formats = formats  # the number format of the prompt passes and of scoring
-        self.model = loaded.model
-        self.tokenizer = loaded.tokenizer
-        self.fmt = fmt
-        self.max_tokens = max_tokens
-        vocab = len(self.tokenizer)
-        self.token_texts = [self.tokenizer.decode([i]) for i in range(vocab)]
-        self.eos_id = self.tokenizer.eos_token_id
-
-    def ids(self, text: str) -> list[int]:
-        # no special tokens added: training (MaskingCollator(add_special_tokens=False)) sees the same ids
-        return self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.ids(text))
-
-
 # --------------------------------------------------------------------------------------------------
-# One task
-
-
-def fit_key(dataset: ArcDataset, key: Key, session: ModelSession, reply_room: int) -> Key:
-    """The key with training examples dropped until the prompt leaves ``reply_room`` tokens free."""
-    fitted, too_long = dataset.with_keys([key]).fit_to_budget(
-        session.fmt, session.max_tokens - reply_room, session.count_tokens)
-    if too_long:
-        raise ArcDataError(f"view {key} needs {too_long[0][1]} tokens with one example and {reply_room} for the "
-                           f"reply; the context is {session.max_tokens} tokens", task_id=key.task_id)
-    return fitted.keys[0]
-
-
-def reply_room(task: Task, fmt) -> int:
-    """Tokens to keep free for the reply: twice the largest grid's reply in the task (outputs rarely
-    outgrow that), at most the largest possible reply. One token per character after shrinking."""
-    largest = max(len(fmt.reply_text(g)) for e in (*task.train, *task.test) for g in (e.input, e.output)
-                  if g is not None)
-    return min(MAX_REPLY_TOKENS, 2 * largest)
-
-
-def candidates_room(task: Task, session: ModelSession, candidates: Sequence[ScoredCandidate]) -> int:
-    """Tokens to keep free for the candidates as replies in any view: ``reply_room`` (the decoders wrote
-    no longer reply), or more for a program's output larger than that (transposed, too)."""
-    return max([reply_room(task, session.fmt),
-                *(session.count_tokens(session.fmt.reply_text(g)) for c in candidates
-                  if c.from_program or c.from_search
-                  for g in (c.grid, c.grid.T))])
-
-
-def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: ModelSession, config: EvalConfig,
-                   rng: np.random.Generator, deadline: float, program_grids: Sequence[Grid] = (),
-                   search_grids: Sequence[Grid] = ()) -> tuple[list[ScoredCandidate], list[Grid | None]]:
-    """Decode one test input under several views, invert, merge (with ``program_grids``, the outputs of
-    sampled programs for it, and ``search_grids``, those of the program search), and score the candidates."""
-    room = reply_room(task, session.fmt)
-    found: list[tuple[Grid, float]] = []
-    per_view: list[Grid | None] = []
-    best_text: tuple[float, Grid] | None = None
-    checker = session.fmt.reply_checker()
-    generator = torch_generator(rng, next(session.model.parameters()).device)
-    # replies longer than the room kept for them are cut: an untrained model otherwise writes
-    # hundreds of tokens of grid-shaped noise per view
-    options = DecodeOptions(name=config.decoder, min_prob=config.min_prob, max_new_tokens=room)
-    decoding = dict(eos_id=session.eos_id, token_texts=session.token_texts, checker=checker)
-
-    def prompt_of(key: Key) -> list[int]:
-        return session.ids(dataset.render(key, session.fmt, with_reply=False).prompt)
-
-    def guess_for(key: Key) -> list[int] | None:
-        """The best candidate so far, transformed into this view (the end token follows): followed first."""
-        return None if best_text is None else session.ids(session.fmt.reply_text(key.transform(best_text[1])))[:-1]
-
-    def take(key: Key, cands: Sequence[Candidate]) -> None:
-        nonlocal best_text
-        view_best = None
-        for cand in cands:
-            try:
-                grid = key.invert(session.fmt.parse_reply(cand.text))
-            except FormatParseError:
-                continue  # text the checker let through but the strict parser refuses: not a candidate
-            found.append((grid, cand.nll))
-            if view_best is None:
-                view_best = grid
-            if best_text is None or cand.nll < best_text[0]:
-                best_text = (cand.nll, grid)
-        per_view.append(view_best)
-
-    keys = decoding_keys(task, test_index, config.views, rng, config.keep_background)
-    if config.decoder == "dfs":
-        # up to 8 views at a time, their searches advancing together, one token each per shared pass (fewer passes
-        # than the first view alone and then the others with its best candidate as their guess: the searches'
-        # passes overlap); a later group checks the best candidate so far in its prompt pass
-        for begin in range(0, len(keys), DEFAULT_DFS_ROWS):
-            if time.monotonic() > deadline:
-                break
-            group = [fit_key(dataset, key, session, room) for key in keys[begin: begin + DEFAULT_DFS_ROWS]]
-            decoded = dfs_decode_many(session.model, [prompt_of(key) for key in group], min_prob=options.min_prob,
-                                      max_new_tokens=room, guesses=[guess_for(key) for key in group],
-                                      prompt_dtype=session.formats.prompt, **decoding)
-            for key, cands in zip(group, decoded):
-                take(key, cands)
-    else:
-        for key in keys:
-            if time.monotonic() > deadline:
-                break
-            key = fit_key(dataset, key, session, room)
-            take(key, decode(options, session.model, prompt_of(key), guess=guess_for(key), generator=generator,
-                             **decoding))
-    candidates = merge_candidates(found)
-    from_programs_only = add_program_candidates(candidates, program_grids)
-    from_programs_only += add_program_candidates(candidates, search_grids, searched=True)
-    if from_programs_only:
-        # A program's grid that no view decoded has no generation NLL. It gets one: its NLL as the reply to
-        # the task as given (identity view, examples in order), so max-generation-probability and vote's
-        # tie-break rank it like a grid decoded under that view, and it counts as one vote.
-        for cand, nll in zip(from_programs_only, identity_nlls(dataset, task, test_index, from_programs_only,
-                                                               session)):
-            cand.generation_nlls.append(nll)
-    if candidates and config.scoring_views and config.aggregation not in ("vote", "max-generation-probability"):
-        score_candidates(dataset, task, test_index, candidates, session, config, rng)
-    return rank_candidates(candidates, config.aggregation) if candidates else [], per_view
-
-
-def view_nlls(dataset: ArcDataset, task: Task, keys: Sequence[Key], candidates: Sequence[ScoredCandidate],
-              session: ModelSession) -> list[list[float]]:
-    """Per key, each candidate's NLL as the reply of that view: the view's prompt runs once, the
-    candidates' replies run in batches on its KV cache."""
-    room = candidates_room(task, session, candidates)
-    per_key = []
-    for key in keys:
-        key = fit_key(dataset, key, session, room)
-        view = dataset.view(key)
-        rendered = [session.fmt.render(view.train, view.test_input, key.transform(c.grid)) for c in candidates]
-        if not rendered:
-            per_key.append([])
-            continue
-        prompt = rendered[0].prompt
-        if any(r.prompt != prompt for r in rendered):
-            raise ValueError(f"view {key}: the format renders a prompt that depends on the reply")
-        per_key.append([float(x) for x in reply_nlls(session.model, session.ids(prompt),
-                                                      [session.ids(r.reply) for r in rendered],
-                                                      dtype=session.formats.scoring)])
-    return per_key
-
-
-def score_candidates(dataset: ArcDataset, task: Task, test_index: int, candidates: Sequence[ScoredCandidate],
-                     session: ModelSession, config: EvalConfig, rng: np.random.Generator) -> None:
-    """Each candidate's NLL under ``scoring_views`` augmented views."""
-    keys = scoring_keys(task, test_index, config.scoring_views, rng, config.keep_background)
-    for per_candidate in view_nlls(dataset, task, keys, candidates, session):
-        for cand, nll in zip(candidates, per_candidate):
-            cand.scoring_nlls.append(nll)
-
-
-def identity_nlls(dataset: ArcDataset, task: Task, test_index: int, candidates: Sequence[ScoredCandidate],
-                  session: ModelSession) -> list[float]:
-    """Each candidate's NLL as the reply to the task as given (no augmentation)."""
-    return view_nlls(dataset, task, [Key(task.task_id, test_index)], candidates, session)[0]
-
-
-# --------------------------------------------------------------------------------------------------
-# Programs
+# One task: test-time training, programs (sampled and searched), then candidates (``candidates.py``)
 
 
 def sampled_programs(task: Task, session: ModelSession, config: EvalConfig, deadline: float) -> list[str]:
@@ -487,13 +229,12 @@ def solve_task(dataset: ArcDataset, task_id: str, session: ModelSession, config:
     task = dataset.tasks[task_id]
     rng = np.random.default_rng(stable_seed(config.seed, task_id))
     result = TaskResult(task_id)
-    adapter = None
-    if config.ttt:
-        adapter = test_time_train(dataset, task_id, session, config, rng)
     own_sandbox = sandbox is None and config.program_samples > 0
     if own_sandbox:
         sandbox = Sandbox(timeout=config.program_timeout)
     try:
+        if config.ttt:
+            test_time_train(dataset, task_id, session, config, rng)
         program_grids: Sequence[Sequence[Grid]] = [() for _ in task.test]
         if config.program_samples > 0:  # after test-time training: the model has learnt this task
             try:
@@ -516,8 +257,7 @@ def solve_task(dataset: ArcDataset, task_id: str, session: ModelSession, config:
             result.candidates[test_index] = cands
             result.view_predictions[test_index] = per_view
     finally:
-        if adapter is not None:
-            session.model = model_tools.remove_adapter(session.model)
+        session.remove_adapter()  # the next task starts from the base model
         if own_sandbox:
             sandbox.close()
     result.seconds = time.monotonic() - began
@@ -541,29 +281,25 @@ def searched_candidates(task: Task, config: EvalConfig, deadline: float, result:
 
 
 def test_time_train(dataset: ArcDataset, task_id: str, session: ModelSession, config: EvalConfig,
-                    rng: np.random.Generator):
-    """A fresh LoRA trained on leave-one-out views of the task's own examples; the model is left wrapped."""
+                    rng: np.random.Generator) -> bool:
+    """A fresh LoRA on the session's model, trained on leave-one-out views of the task's own examples; whether
+    one was attached (the session keeps it until ``session.remove_adapter``)."""
     data = leave_one_out_views(dataset, [task_id], rng, views=8,
                                options=AugmentOptions(keep_background=config.keep_background))
     if not data.keys:
         log.info("task %s: too few examples for test-time training", task_id)
-        return None
+        return False
     data, too_long = data.fit_to_budget(session.fmt, session.max_tokens, session.count_tokens)
     if not data.keys:
-        return None
+        return False
     seed = stable_seed(config.seed, task_id, "ttt")
-    # the loaded backend's LoRA: unsloth's get_peft_model (its fused LoRA kernels) on unsloth. Each task
-    # attaches a fresh adapter and removes it after; peft's unload undoes it exactly (tests check it, 4-bit
-    # included), and unsloth's patched layers fall back to the plain weights once the adapter is gone
-    session.model = model_tools.add_lora(session.model, r=config.ttt_lora_r, alpha=config.ttt_lora_alpha,
-                                         seed=seed % (2**31), backend=session.loaded.backend)
+    session.attach_adapter(r=config.ttt_lora_r, alpha=config.ttt_lora_alpha, seed=seed % (2**31))
     train_config = TrainConfig(learning_rate=config.ttt_learning_rate, embedding_learning_rate=config.ttt_learning_rate,
                                max_steps=config.ttt_steps, batch_size=config.ttt_batch_size, warmup_ratio=0.1,
                                seed=seed % (2**31), on_the_fly=False, progress=False, log_every=0,
                                max_length=session.max_tokens)
-    collate = model_tools.MaskingCollator(session.tokenizer, max_length=session.max_tokens, add_special_tokens=False)
-    train(session.model, collate, data.shuffled(rng), session.fmt, train_config, description=f"ttt {task_id}")
-    return session.model
+    session.train_adapter(data.shuffled(rng), train_config, description=f"ttt {task_id}")
+    return True
 
 
 # --------------------------------------------------------------------------------------------------
@@ -780,51 +516,6 @@ def finish_run(run: EvalRun, results: dict[str, TaskResult]) -> EvalSummary:
     if config.report:
         write_report(out, dataset, results, build.submission, summary, config)
     return summary
-
-
-def write_report(out: Path, dataset: ArcDataset, results: dict[str, TaskResult], submission: dict,
-                 summary: EvalSummary, config: EvalConfig) -> None:
-    """report.json (every candidate with its scores) and a picture per task."""
-    from .plots import plot_answer
-
-    solutions = dataset.solutions()
-    report = {
-        "config": asdict(config),
-        "seconds": summary.seconds,
-        "errors": summary.errors,
-        "fell_back": [list(x) for x in summary.fell_back],
-        "score": None if summary.score is None else {"points": summary.score.points, "tasks": summary.score.tasks,
-                                                     "percentage": summary.score.percentage},
-        "metrics": summary.metrics,
-        "tasks": {t: r.to_json() for t, r in results.items()},
-    }
-    for task_id, result in results.items():
-        truths = solutions.get(task_id)
-        for index, cands in result.candidates.items():
-            truth = None if truths is None else truths[index]
-            for cand, entry in zip(cands, report["tasks"][task_id]["candidates"][str(index)]):
-                entry["correct"] = None if truth is None else bool(np.array_equal(cand.grid, truth))
-            task = dataset.tasks[task_id]
-            attempts = [np.asarray(submission[task_id][index][a]) for a in ("attempt_1", "attempt_2")]
-            plot_answer(out / "pictures" / f"{task_id}_{index}.png", f"{task_id} test {index}",
-                        [(e.input, e.output) for e in task.train], task.test[index].input, attempts, truth)
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
-
-
-def print_summary(summary: EvalSummary, out: Path) -> None:
-    print(f"\nsubmission: {summary.submission_path} (verified)")
-    if summary.score is not None:
-        s = summary.score
-        print(f"score: {s.points:.2f} of {s.tasks} tasks = {s.percentage:.1f}% (Kaggle rule: either attempt right)")
-    if summary.metrics:
-        print("arc24 metrics: " + ", ".join(f"{k} {v:.3f}" for k, v in summary.metrics.items()))
-    if summary.fell_back:
-        print(f"{len(summary.fell_back)} test inputs fell back to [[0]]:")
-        for task_id in sorted({t for t, _ in summary.fell_back}):
-            print(f"  {task_id}: {summary.errors.get(task_id, 'no candidate decoded')}")
-    if (out / "report.json").exists():
-        print(f"report: {out / 'report.json'}, pictures in {out / 'pictures'}")
-    print(f"time: {summary.seconds:.0f} s")
 
 
 def main(preset: EvalConfig, argv: Sequence[str] | None = None, description: str = "") -> int:

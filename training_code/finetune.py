@@ -24,8 +24,8 @@ import torch
 from . import model_tools
 from .arc_loader import ArcDataset, AugmentOptions, DataPart, base_task_id, dataset_grids
 from .cli import parse_config, save_config
-from .code_tasks import CODE_PROMPT_VERSIONS, code_alphabet
 from .formats import format_from_spec
+from .induction.code_tasks import CODE_PROMPT_VERSIONS, code_alphabet
 from .plots import plot_training
 from .sources import check_train_dataset, load_source, parse_sources, source_spec
 from .training import TrainConfig, TrainResult, held_out_metrics, train

@@ -22,10 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .arc_loader import solutions_beside
 from .grids import ArcDataError
+from .report import candidate_from_json
 from .selection import AGGREGATIONS, ScoredCandidate, rank_candidates
 from .submission import KaggleScore, build_submission, score_submission, write_verified_submission
 
@@ -54,11 +53,7 @@ def candidates_of(report: dict, report_path: Path) -> dict[tuple[str, int], list
     for task_id, entry in report["tasks"].items():
         for index, cands in entry["candidates"].items():
             try:
-                out[(task_id, int(index))] = [
-                    ScoredCandidate(np.asarray(c["grid"], dtype=np.uint8), list(c["generation_nlls"]),
-                                    list(c["scoring_nlls"]), bool(c.get("from_program", False)),
-                                    bool(c.get("from_search", False)))
-                    for c in cands]
+                out[(task_id, int(index))] = [candidate_from_json(c) for c in cands]
             except (KeyError, TypeError, ValueError) as e:
                 raise ArcDataError(f"test input {index}: a candidate is malformed ({type(e).__name__}: {e})",
                                    task_id=task_id, file=str(report_path)) from None

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .arc_loader import BUNDLED_FILES, BUNDLED_SPLITS, ArcDataset, DataPart, solutions_beside
-from .code_tasks import CODE_PROMPT_VERSIONS, code_dataset
 from .formats import PROMPT_VERSIONS
+from .induction.code_tasks import CODE_PROMPT_VERSIONS, code_dataset
 
 CODE_SOURCE = "code"  # the source spec of the tasks with programs (see load_source)
 GENERATED_SOURCE = "generated"  # new tasks from the verified programs' input generators (see load_source)

@@ -1,13 +1,13 @@
 """Programs that solve ARC tasks, and generators of new inputs for them ("code as a task").
 
 * ``PROGRAMS``: task id -> the source text of a program defining ``solve(grid)`` in the grid DSL
-  (``training_code.dsl``); each reproduces every pair of its task (``tests/test_programs.py``).
+  (``training_code.induction.dsl``); each reproduces every pair of its task (``tests/test_programs.py``).
 * ``GENERATORS``: task id -> ``generate(rng)`` returning a new input grid like the task's inputs.
 * ``new_task``: a fresh task from a generator and its program: unlimited new examples per program.
 
 ``compile_program`` runs the project's OWN program texts in this process (they are part of the
 source tree and reviewed like code). Programs written by a model never go through it: they run in
-``training_code.sandbox``, in a separate, restricted process.
+``training_code.induction.sandbox``, in a separate, restricted process.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from ...arc_loader import Example, Task
+from ...grids import Grid, checked_grid, grid_key
 from .. import dsl
-from ..arc_loader import Example, Task
-from ..grids import Grid, checked_grid, grid_key
 from .arc1_training import PROGRAMS as ARC1_TRAINING_PROGRAMS
 from .generators import GENERATORS
 

@@ -3,7 +3,7 @@
 Two prompt versions, beside the grid-only versions of ``formats.PROMPT_VERSIONS``:
 
 * ``code-from-examples``: the model sees a task's examples and writes the program that solves it
-  (a ``def solve(grid):`` in the grid DSL, ``training_code.dsl``).
+  (a ``def solve(grid):`` in the grid DSL, ``training_code.induction.dsl``).
 * ``output-from-code``: the model sees a program and an input grid and writes the output grid.
 
 Both are built on a text format (``formats.TextFormat``): grids are written with the format's own
@@ -23,7 +23,7 @@ the same for every format::
     <reply: program text, eos>
 
 ``output_spans`` cover the reply only (with its eos). Programs and their tasks come from
-``training_code.programs``: ``code_dataset`` gathers the original tasks and generated ones into a
+``training_code.induction.programs``: ``code_dataset`` gathers the original tasks and generated ones into a
 ``CodeTaskDataset``, which renders the code versions itself and plugs into the training loop as
 ``arc_loader.DataPart(dataset, "code-from-examples", weight)``; the source spec ``code`` (``sources``)
 names it in a training-data spec (``code code-from-examples``).
@@ -42,9 +42,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .arc_loader import ArcDataset, Key, Task
-from .formats import RenderedTask, TextFormat
-from .grids import Grid
+from ..arc_loader import ArcDataset, Key, Task
+from ..formats import RenderedTask, TextFormat
+from ..grids import Grid
 
 CODE_FROM_EXAMPLES = "code-from-examples"
 OUTPUT_FROM_CODE = "output-from-code"

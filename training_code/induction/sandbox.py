@@ -45,13 +45,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .grids import Grid, checked_grid
+from ..grids import Grid, checked_grid
 
 if TYPE_CHECKING:  # the worker imports this module; it needs none of the data layer
-    from .arc_loader import Task
+    from ..arc_loader import Task
 
 ERROR_KINDS = ("timeout", "memory", "forbidden", "error", "invalid-output")
-ALLOWED_IMPORTS = frozenset({"numpy", "math", "itertools", "collections", "training_code.dsl"})
+ALLOWED_IMPORTS = frozenset({"numpy", "math", "itertools", "collections", "training_code.induction.dsl"})
 FORBIDDEN_NAMES = frozenset({
     "eval", "exec", "compile", "open", "input", "globals", "locals", "vars", "getattr", "setattr", "delattr",
     "breakpoint", "exit", "quit", "help", "memoryview", "dir", "copyright", "credits", "license",
@@ -225,9 +225,9 @@ class Sandbox:
 
     def _start(self) -> None:
         self._folder = tempfile.mkdtemp(prefix="arc-sandbox-")
-        root = str(Path(__file__).resolve().parent.parent)
+        root = str(Path(__file__).resolve().parents[2])  # the folder that holds training_code
         boot = ("import sys; sys.path.insert(0, sys.argv[1]); "
-                "from training_code.sandbox import worker_main; worker_main()")
+                "from training_code.induction.sandbox import worker_main; worker_main()")
         env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "LC_ALL": "C.UTF-8"}
         if "LD_LIBRARY_PATH" in os.environ:  # some Python builds (conda) need it to find libpython
             env["LD_LIBRARY_PATH"] = os.environ["LD_LIBRARY_PATH"]

@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..grids import MAX_SIDE, NUM_COLOURS
 from . import dsl
-from .grids import MAX_SIDE, NUM_COLOURS
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Programs for tasks of the ARC-AGI-1 training set, written in the grid DSL (``training_code.dsl``).
+"""Programs for tasks of the ARC-AGI-1 training set, written in the grid DSL (``training_code.induction.dsl``).
 
 Each entry maps a task id to the source text of a program that defines ``solve(grid)``; it uses only
 the DSL's names and ``np`` (no imports), and reproduces every training and test pair of its task

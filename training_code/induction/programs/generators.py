@@ -2,7 +2,7 @@
 
 ``GENERATORS[task_id](rng)`` returns a new input grid for the task; running the task's program on it
 gives the output, so a program and its generator make as many new examples as wanted (``new_task``
-in ``training_code.programs``). Sizes and colours follow the task's examples; every generator keeps
+in ``training_code.induction.programs``). Sizes and colours follow the task's examples; every generator keeps
 the program's output within 30 x 30.
 """
 

@@ -1,0 +1,40 @@
+"""Candidates for one test input: decoded under views, merged with the programs' grids, scored, ranked."""
+
+from __future__ import annotations
+
+import numpy as np
+from pipeline_data import FMT, task, tiny, write_set
+
+from training_code.arc_loader import ArcDataset, Example, Task
+from training_code.candidates import candidates_for, reply_room, scoring_keys
+from training_code.evaluation import EvalConfig, prepare_session
+from training_code.inference_tools import MAX_REPLY_TOKENS
+
+
+def test_the_reply_room_is_twice_the_largest_grid_of_the_task(tmp_path):
+    dataset = ArcDataset.from_kaggle(write_set(tmp_path, {"aaa": task(1, size=3)}))
+    t = dataset.tasks["aaa"]
+    largest = max(len(FMT.reply_text(e.input)) for e in (*t.train, *t.test))
+    assert reply_room(t, FMT) == min(MAX_REPLY_TOKENS, 2 * largest)
+
+
+def test_scoring_views_follow_the_generator_given():
+    grid = np.zeros((2, 2), dtype=np.uint8)
+    t = Task("aaa", (Example(grid, grid), Example(grid, grid + 1)), (Example(grid),))
+    a = scoring_keys(t, 0, 4, np.random.default_rng(3), keep_background=True)
+    b = scoring_keys(t, 0, 4, np.random.default_rng(3), keep_background=True)
+    assert a == b and len(a) == 4 and all(k.test_index == 0 and k.task_id == "aaa" for k in a)
+
+
+def test_a_searched_grid_joins_the_candidates_with_its_identity_nll(tmp_path):
+    dataset = ArcDataset.from_kaggle(write_set(tmp_path, {"aaa": task(1)}))
+    config = EvalConfig(decoder="greedy", views=2, scoring_views=2, ttt=False, program_samples=0)
+    session = prepare_session(config, tiny())
+    searched = np.full((2, 2), 7, dtype=np.uint8)  # a grid of a colour the task never uses: no view decodes it
+    cands, per_view = candidates_for(dataset, dataset.tasks["aaa"], 0, session, config, np.random.default_rng(0),
+                                     float("inf"), search_grids=[searched])
+    assert len(per_view) == 2
+    found = [c for c in cands if np.array_equal(c.grid, searched)]
+    assert len(found) == 1 and found[0].from_search and not found[0].from_program
+    assert len(found[0].generation_nlls) == 1 and len(found[0].scoring_nlls) == 2
+    assert all(len(c.scoring_nlls) == 2 for c in cands)

@@ -1,0 +1,203 @@
+"""Candidates for one test input: views, decode, invert, merge, score, rank.
+
+    test input -> ``decoding_keys`` (N views) -> decode each view (DFS, greedy or sampling) -> invert the
+    replies to the original frame -> merge equal grids (with the outputs of programs) -> NLL under K
+    ``scoring_keys`` views -> ranked candidates
+
+``candidates_for`` is that line; the model and its tokenizer come in a ``ModelSession``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from .arc_loader import ArcDataset, AugmentOptions, Key, Task, random_key
+from .formats import FormatParseError
+from .grids import ArcDataError, Grid
+from .inference_tools import (
+    DEFAULT_DFS_ROWS,
+    MAX_REPLY_TOKENS,
+    Candidate,
+    DecodeOptions,
+    decode,
+    dfs_decode_many,
+    reply_nlls,
+    torch_generator,
+)
+from .model_session import ModelSession
+from .selection import ScoredCandidate, add_program_candidates, merge_candidates, rank_candidates
+
+
+class CandidateSettings(Protocol):
+    """The settings of an evaluation that decoding and scoring read (``EvalConfig`` has them)."""
+
+    decoder: str
+    min_prob: float
+    views: int
+    scoring_views: int
+    aggregation: str
+    keep_background: bool
+
+
+def decoding_keys(task: Task, test_index: int, n: int, rng: np.random.Generator, keep_background: bool) -> list[Key]:
+    """``n`` views of a test input: the eight D8 transforms in turn (identity first), each with a random
+    colour permutation (the identity view keeps its colours) and shuffled examples."""
+    keys = []
+    for i in range(n):
+        transpose, rotation = bool((i // 4) % 2), i % 4
+        base = Key(task.task_id, test_index, transpose, rotation)
+        if i == 0:
+            keys.append(base)
+            continue
+        opts = AugmentOptions(d8=False, colours=True, keep_background=keep_background, shuffle_examples=True)
+        keys.append(random_key(base, len(task.train), rng, opts))
+    return keys
+
+
+def scoring_keys(task: Task, test_index: int, n: int, rng: np.random.Generator, keep_background: bool) -> list[Key]:
+    """``n`` random views for scoring, drawn independently of the decoding views."""
+    opts = AugmentOptions(keep_background=keep_background)
+    return [random_key(Key(task.task_id, test_index), len(task.train), rng, opts) for _ in range(n)]
+
+
+def fit_key(dataset: ArcDataset, key: Key, session: ModelSession, reply_room: int) -> Key:
+    """The key with training examples dropped until the prompt leaves ``reply_room`` tokens free."""
+    fitted, too_long = dataset.with_keys([key]).fit_to_budget(
+        session.fmt, session.max_tokens - reply_room, session.count_tokens)
+    if too_long:
+        raise ArcDataError(f"view {key} needs {too_long[0][1]} tokens with one example and {reply_room} for the "
+                           f"reply; the context is {session.max_tokens} tokens", task_id=key.task_id)
+    return fitted.keys[0]
+
+
+def reply_room(task: Task, fmt) -> int:
+    """Tokens to keep free for the reply: twice the largest grid's reply in the task (outputs rarely
+    outgrow that), at most the largest possible reply. One token per character after shrinking."""
+    largest = max(len(fmt.reply_text(g)) for e in (*task.train, *task.test) for g in (e.input, e.output)
+                  if g is not None)
+    return min(MAX_REPLY_TOKENS, 2 * largest)
+
+
+def candidates_room(task: Task, session: ModelSession, candidates: Sequence[ScoredCandidate]) -> int:
+    """Tokens to keep free for the candidates as replies in any view: ``reply_room`` (the decoders wrote
+    no longer reply), or more for a program's output larger than that (transposed, too)."""
+    return max([reply_room(task, session.fmt),
+                *(session.count_tokens(session.fmt.reply_text(g)) for c in candidates
+                  if c.from_program or c.from_search
+                  for g in (c.grid, c.grid.T))])
+
+
+def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: ModelSession, config: CandidateSettings,
+                   rng: np.random.Generator, deadline: float, program_grids: Sequence[Grid] = (),
+                   search_grids: Sequence[Grid] = ()) -> tuple[list[ScoredCandidate], list[Grid | None]]:
+    """Decode one test input under several views, invert, merge (with ``program_grids``, the outputs of
+    sampled programs for it, and ``search_grids``, those of the program search), and score the candidates."""
+    room = reply_room(task, session.fmt)
+    found: list[tuple[Grid, float]] = []
+    per_view: list[Grid | None] = []
+    best_text: tuple[float, Grid] | None = None
+    checker = session.fmt.reply_checker()
+    generator = torch_generator(rng, next(session.model.parameters()).device)
+    # replies longer than the room kept for them are cut: an untrained model otherwise writes
+    # hundreds of tokens of grid-shaped noise per view
+    options = DecodeOptions(name=config.decoder, min_prob=config.min_prob, max_new_tokens=room)
+    decoding = dict(eos_id=session.eos_id, token_texts=session.token_texts, checker=checker)
+
+    def prompt_of(key: Key) -> list[int]:
+        return session.ids(dataset.render(key, session.fmt, with_reply=False).prompt)
+
+    def guess_for(key: Key) -> list[int] | None:
+        """The best candidate so far, transformed into this view (the end token follows): followed first."""
+        return None if best_text is None else session.ids(session.fmt.reply_text(key.transform(best_text[1])))[:-1]
+
+    def take(key: Key, cands: Sequence[Candidate]) -> None:
+        nonlocal best_text
+        view_best = None
+        for cand in cands:
+            try:
+                grid = key.invert(session.fmt.parse_reply(cand.text))
+            except FormatParseError:
+                continue  # text the checker let through but the strict parser refuses: not a candidate
+            found.append((grid, cand.nll))
+            if view_best is None:
+                view_best = grid
+            if best_text is None or cand.nll < best_text[0]:
+                best_text = (cand.nll, grid)
+        per_view.append(view_best)
+
+    keys = decoding_keys(task, test_index, config.views, rng, config.keep_background)
+    if config.decoder == "dfs":
+        # up to 8 views at a time, their searches advancing together, one token each per shared pass (fewer passes
+        # than the first view alone and then the others with its best candidate as their guess: the searches'
+        # passes overlap); a later group checks the best candidate so far in its prompt pass
+        for begin in range(0, len(keys), DEFAULT_DFS_ROWS):
+            if time.monotonic() > deadline:
+                break
+            group = [fit_key(dataset, key, session, room) for key in keys[begin: begin + DEFAULT_DFS_ROWS]]
+            decoded = dfs_decode_many(session.model, [prompt_of(key) for key in group], min_prob=options.min_prob,
+                                      max_new_tokens=room, guesses=[guess_for(key) for key in group],
+                                      prompt_dtype=session.formats.prompt, **decoding)
+            for key, cands in zip(group, decoded):
+                take(key, cands)
+    else:
+        for key in keys:
+            if time.monotonic() > deadline:
+                break
+            key = fit_key(dataset, key, session, room)
+            take(key, decode(options, session.model, prompt_of(key), guess=guess_for(key), generator=generator,
+                             **decoding))
+    candidates = merge_candidates(found)
+    from_programs_only = add_program_candidates(candidates, program_grids)
+    from_programs_only += add_program_candidates(candidates, search_grids, searched=True)
+    if from_programs_only:
+        # A program's grid that no view decoded has no generation NLL. It gets one: its NLL as the reply to
+        # the task as given (identity view, examples in order), so max-generation-probability and vote's
+        # tie-break rank it like a grid decoded under that view, and it counts as one vote.
+        for cand, nll in zip(from_programs_only, identity_nlls(dataset, task, test_index, from_programs_only,
+                                                               session)):
+            cand.generation_nlls.append(nll)
+    if candidates and config.scoring_views and config.aggregation not in ("vote", "max-generation-probability"):
+        score_candidates(dataset, task, test_index, candidates, session, config, rng)
+    return rank_candidates(candidates, config.aggregation) if candidates else [], per_view
+
+
+def view_nlls(dataset: ArcDataset, task: Task, keys: Sequence[Key], candidates: Sequence[ScoredCandidate],
+              session: ModelSession) -> list[list[float]]:
+    """Per key, each candidate's NLL as the reply of that view: the view's prompt runs once, the
+    candidates' replies run in batches on its KV cache."""
+    room = candidates_room(task, session, candidates)
+    per_key = []
+    for key in keys:
+        key = fit_key(dataset, key, session, room)
+        view = dataset.view(key)
+        rendered = [session.fmt.render(view.train, view.test_input, key.transform(c.grid)) for c in candidates]
+        if not rendered:
+            per_key.append([])
+            continue
+        prompt = rendered[0].prompt
+        if any(r.prompt != prompt for r in rendered):
+            raise ValueError(f"view {key}: the format renders a prompt that depends on the reply")
+        per_key.append([float(x) for x in reply_nlls(session.model, session.ids(prompt),
+                                                      [session.ids(r.reply) for r in rendered],
+                                                      dtype=session.formats.scoring)])
+    return per_key
+
+
+def score_candidates(dataset: ArcDataset, task: Task, test_index: int, candidates: Sequence[ScoredCandidate],
+                     session: ModelSession, config: CandidateSettings, rng: np.random.Generator) -> None:
+    """Each candidate's NLL under ``scoring_views`` augmented views."""
+    keys = scoring_keys(task, test_index, config.scoring_views, rng, config.keep_background)
+    for per_candidate in view_nlls(dataset, task, keys, candidates, session):
+        for cand, nll in zip(candidates, per_candidate):
+            cand.scoring_nlls.append(nll)
+
+
+def identity_nlls(dataset: ArcDataset, task: Task, test_index: int, candidates: Sequence[ScoredCandidate],
+                  session: ModelSession) -> list[float]:
+    """Each candidate's NLL as the reply to the task as given (no augmentation)."""
+    return view_nlls(dataset, task, [Key(task.task_id, test_index)], candidates, session)[0]
+
