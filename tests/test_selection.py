@@ -62,3 +62,17 @@ def test_scoring_aggregations_refuse_unscored_candidates_and_unknown_names():
     assert rank_candidates(unscored, "vote")[0].grid.tolist() == [[1]]
     with pytest.raises(ValueError, match="unknown aggregation"):
         rank_candidates(candidates(), "best")
+
+
+def test_the_search_keeps_one_attempt_when_the_ranking_leaves_it_out():
+    def cand(value: int, nll: float, searched: bool = False) -> ScoredCandidate:
+        return ScoredCandidate(np.array([[value]], dtype=np.uint8), [nll], [nll], from_search=searched)
+
+    pool = [cand(1, 1.0), cand(2, 2.0), cand(3, 3.0), cand(4, 4.0, searched=True), cand(5, 5.0, searched=True)]
+    order = [int(c.grid[0, 0]) for c in rank_candidates(pool, search_attempt=True)]
+    assert order == [1, 4, 2, 3, 5]  # the best-ranked searched one takes the second attempt
+    assert [int(c.grid[0, 0]) for c in rank_candidates(pool)] == [1, 2, 3, 4, 5]  # off: the plain ranking
+    pool[1].from_search = True  # already among the two attempts: nothing moves
+    assert [int(c.grid[0, 0]) for c in rank_candidates(pool, search_attempt=True)] == [1, 2, 3, 4, 5]
+    only_model = [cand(1, 1.0), cand(2, 2.0), cand(3, 3.0)]
+    assert [int(c.grid[0, 0]) for c in rank_candidates(only_model, search_attempt=True)] == [1, 2, 3]

@@ -40,6 +40,7 @@ class CandidateSettings(Protocol):
     views: int
     scoring_views: int
     aggregation: str
+    search_attempt: bool
     keep_background: bool
 
 
@@ -162,7 +163,7 @@ def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: Mo
             cand.generation_nlls.append(nll)
     if candidates and config.scoring_views and config.aggregation not in ("vote", "max-generation-probability"):
         score_candidates(dataset, task, test_index, candidates, session, config, rng)
-    return rank_candidates(candidates, config.aggregation) if candidates else [], per_view
+    return (rank_candidates(candidates, config.aggregation, config.search_attempt) if candidates else []), per_view
 
 
 def view_nlls(dataset: ArcDataset, task: Task, keys: Sequence[Key], candidates: Sequence[ScoredCandidate],

@@ -105,6 +105,9 @@ class EvalConfig:
     search_seconds: float = field(default=0.0, metadata={
         "help": "seconds of program search over the DSL per task (no model); the outputs of programs that "
                 "reproduce the examples join the candidates, scored and ranked with the model's (0: off)"})
+    search_attempt: bool = field(default=True, metadata={
+        "help": "when the ranking puts no answer of the program search among the two attempts, its best-ranked "
+                "one becomes the second attempt"})
     keep_background: bool = field(default=True, metadata={"help": "colour permutations keep colour 0"})
     seed: int = 0
     time_budget: float = field(default=0.0, metadata={"help": "seconds; stop starting new work in time (0: none)"})
@@ -326,6 +329,7 @@ def task_cache_key(fingerprint: str, task: Task, config: EvalConfig) -> str:
         relevant["search_version"] = SEARCH_VERSION
     else:  # search off: earlier caches stay valid
         relevant.pop("search_seconds")
+        relevant.pop("search_attempt")
     # test outputs are left out: knowing the solutions must not change what the model is asked
     content = ([[grid_to_list(e.input), grid_to_list(e.output)] for e in task.train]
                + [[grid_to_list(e.input)] for e in task.test])

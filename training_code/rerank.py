@@ -80,10 +80,12 @@ def rerank(report_path: str | Path, aggregation: str, output: str | Path, soluti
     report = read_json_file(report_path, "report.json of an evaluation run")
     run_submission = read_json_file(report_path.with_name("submission.json"), "submission.json of the run")
     test_counts = {task_id: len(entries) for task_id, entries in run_submission.items()}
+    search_attempt = bool(report.get("config", {}).get("search_attempt", False))  # as the run chose
     ranked = {}
     for (task_id, index), cands in candidates_of(report, report_path).items():
         try:
-            ranked[(task_id, index)] = [c.grid for c in rank_candidates(cands, aggregation)] if cands else []
+            ranked[(task_id, index)] = [c.grid for c in rank_candidates(cands, aggregation, search_attempt)] \
+                if cands else []
         except ValueError as e:  # an aggregation that needs scoring NLLs, on a run that did not score
             raise ValueError(f"{report_path}: task {task_id}, test input {index}: {e} (the run used "
                              f"--aggregation {report.get('config', {}).get('aggregation')!r} with --scoring-views "

@@ -95,13 +95,24 @@ DEFAULT_AGGREGATION = "product-of-experts"
 
 
 def rank_candidates(candidates: Sequence[ScoredCandidate], aggregation: str = DEFAULT_AGGREGATION,
-                    ) -> list[ScoredCandidate]:
-    """Candidates best first under an aggregation; ties keep the input order (stable sort)."""
+                    search_attempt: bool = False, attempts: int = 2) -> list[ScoredCandidate]:
+    """Candidates best first under an aggregation; ties keep the input order (stable sort).
+
+    ``search_attempt``: when none of the first ``attempts`` candidates came from the program search but a
+    later one did, the best-ranked of those moves up to the last attempt. A program that reproduces every
+    training pair is strong evidence that a small model's scores can miss; arc24 combined its model with a
+    program search the same way (one attempt from each: 25 points alone, 35 together).
+    """
     try:
         score = AGGREGATIONS[aggregation]
     except KeyError:
         raise ValueError(f"unknown aggregation {aggregation!r}; choose from {', '.join(AGGREGATIONS)}") from None
-    return sorted(candidates, key=score)
+    ranked = sorted(candidates, key=score)
+    if search_attempt and not any(c.from_search for c in ranked[:attempts]):
+        searched = next((i for i, c in enumerate(ranked) if c.from_search), None)
+        if searched is not None:
+            ranked.insert(attempts - 1, ranked.pop(searched))
+    return ranked
 
 
 def choose_attempts(candidates: Sequence[ScoredCandidate], aggregation: str = DEFAULT_AGGREGATION,
