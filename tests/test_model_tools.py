@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pipeline_data import needs_smollm2
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from training_code import model_tools as mt
@@ -468,16 +469,6 @@ def test_directories_are_written_atomically(tmp_path):
 # SmolLM2 (slow)
 
 
-def _smollm2_gguf() -> Path | None:
-    try:
-        return mt.find_smollm2_gguf()
-    except FileNotFoundError:
-        return None
-
-
-needs_smollm2 = pytest.mark.skipif(
-    _smollm2_gguf() is None, reason=f"{mt.SMOLLM2_GGUF} absent: run `make {mt.SMOLLM2_MAKE_TARGET}`"
-)
 
 
 @pytest.fixture(scope="module")
@@ -599,7 +590,7 @@ def test_smollm2_shrunk_saves_and_reloads(tmp_path, smol_shrunk):
 @pytest.mark.slow
 @needs_smollm2
 def test_smollm2_gguf_loads_directly_like_the_converted_checkpoint(smol):
-    direct = load_model(_smollm2_gguf(), backend="transformers", dtype="float32")
+    direct = load_model(mt.find_smollm2_gguf(), backend="transformers", dtype="float32")
     assert direct.tokenizer.eos_token == smol.tokenizer.eos_token
     ids = [smol.tokenizer("I01\n10\n+/-=O", add_special_tokens=False)["input_ids"]]
     torch.testing.assert_close(logits_of(direct.model, ids), logits_of(smol.model, ids), atol=1e-5, rtol=0)
@@ -635,7 +626,7 @@ def test_loading_a_local_model_reaches_for_no_network(tmp_path, no_network):
 def test_the_bundled_model_is_converted_once_without_network(tmp_path, monkeypatch, no_network):
     models = tmp_path / "models"
     models.mkdir()
-    (models / mt.SMOLLM2_GGUF).symlink_to(_smollm2_gguf())
+    (models / mt.SMOLLM2_GGUF).symlink_to(mt.find_smollm2_gguf())
     conversions = []
     convert = mt.convert_gguf
 
