@@ -666,3 +666,18 @@ def test_smollm2_prompt_once_scoring_and_batched_dfs(smol_arc):
     guesses = [None, [*reference[0][0].tokens, tokenizer.eos_token_id]]  # the first one's answer, checked first
     for ref, result in zip(reference, dfs_decode_many(model, prompts, guesses=guesses, **args), strict=True):
         assert_same_candidates(ref, result)
+
+
+def test_cpu_bf16_check_reads_the_processor_flags(monkeypatch, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+
+    def fake_open(name, *args, **kwargs):
+        return open(cpuinfo if name == "/proc/cpuinfo" else name, *args, **kwargs)
+
+    monkeypatch.setattr(inference_tools, "open", fake_open, raising=False)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16\n")
+    assert cpu_computes_bf16()
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2\n")
+    assert not cpu_computes_bf16()
+    cpuinfo.unlink()
+    assert not cpu_computes_bf16()

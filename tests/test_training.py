@@ -221,28 +221,12 @@ def test_grouping_by_length_pads_less_and_gives_the_same_step_loss(tmp_path):
 def test_bf16_is_forced_by_the_config_or_follows_the_processor(monkeypatch):
     cpu = torch.device("cpu")
     assert use_bf16(TrainConfig(bf16="yes"), cpu) and not use_bf16(TrainConfig(bf16="no"), cpu)
-    monkeypatch.setattr(training, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(training, "cpu_computes_bf16", lambda: True)
     assert use_bf16(TrainConfig(), cpu)
-    monkeypatch.setattr(training, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(training, "cpu_computes_bf16", lambda: False)
     assert not use_bf16(TrainConfig(), cpu)
     with pytest.raises(ValueError, match="bf16 must be auto, yes or no"):
         use_bf16(TrainConfig(bf16="maybe"), cpu)
-
-
-def test_cpu_bf16_check_reads_the_processor_flags(monkeypatch, tmp_path):
-    cpuinfo = tmp_path / "cpuinfo"
-    real_path = training.Path
-
-    def fake_path(name, *rest):
-        return cpuinfo if name == "/proc/cpuinfo" else real_path(name, *rest)
-
-    monkeypatch.setattr(training, "Path", fake_path)
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16\n")
-    assert training.cpu_has_bf16()
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2\n")
-    assert not training.cpu_has_bf16()
-    cpuinfo.unlink()
-    assert not training.cpu_has_bf16()
 
 
 def test_held_out_accuracy_is_greedy_success_and_loss_matches_evaluation_loss(tmp_path):

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from .arc_loader import ArcDataset, AugmentOptions, DataPart, Key, random_key
 from .formats import RenderedTask
+from .inference_tools import cpu_computes_bf16
 from .model_tools import IGNORE_INDEX, inference_mode, training_mode
 
 log = logging.getLogger(__name__)
@@ -151,17 +152,6 @@ def batches(parts: Sequence[DataPart], fmt, config: TrainConfig, start_step: int
         step += 1
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 matrix products natively (AVX512-BF16 or AMX-BF16 on x86, read
-    from /proc/cpuinfo; False where that file is missing, e.g. macOS)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    flags = {f for line in text.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
 def use_bf16(config: TrainConfig, device: torch.device) -> bool:
     """Autocast to bfloat16 in training: forced by ``config.bf16`` ("yes"/"no"), else where it pays.
 
@@ -175,7 +165,7 @@ def use_bf16(config: TrainConfig, device: torch.device) -> bool:
         raise ValueError(f"bf16 must be auto, yes or no, got {config.bf16!r}")
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and cpu_has_bf16()
+    return device.type == "cpu" and cpu_computes_bf16()
 
 
 def length_grouped(micro_batches: Sequence[Sequence[RenderedTask]], batch_size: int) -> list[list[RenderedTask]]:
