@@ -18,10 +18,9 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from training_code import model_tools
 from training_code.arc_loader import ArcDataset
+from training_code.finetune import held_out_split
 from training_code.formats import format_from_spec
 from training_code.run_finetune_smollm import PRESET
 from training_code.training import held_out_metrics
@@ -29,8 +28,7 @@ from training_code.training import held_out_metrics
 
 def held_out_tasks() -> ArcDataset:
     """The preset's held-out tasks: the same split of its first source that every run of it makes."""
-    first = ArcDataset.from_bundled(PRESET.train_datasets[0].split()[0])
-    held_out, _kept = first.split(PRESET.held_out_tasks / len(first.tasks), np.random.default_rng(PRESET.seed))
+    held_out, _kept = held_out_split(PRESET, ArcDataset.from_bundled(PRESET.train_datasets[0].split()[0]))
     return held_out
 
 

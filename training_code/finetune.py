@@ -141,6 +141,13 @@ def training_alphabet(fmt, parts: Sequence[DataPart]) -> str:
     return fmt.alphabet
 
 
+def held_out_split(config: FinetuneConfig, first: ArcDataset) -> tuple[ArcDataset, ArcDataset]:
+    """(held-out tasks, the rest) of a run's first source. A generator of its own: the held-out tasks do not
+    depend on which other sources are mixed in, so every run of a preset (and bench_heldout) holds out the
+    same ones."""
+    return first.split(config.held_out_tasks / len(first.tasks), np.random.default_rng(config.seed))
+
+
 def training_data(config: FinetuneConfig, parts: Sequence[DataPart], fmt, count_tokens,
                   rng: np.random.Generator) -> tuple[list[DataPart], ArcDataset | None, dict]:
     """What a run trains on, from its parsed sources: the held-out tasks split off the first source, every
@@ -150,9 +157,7 @@ def training_data(config: FinetuneConfig, parts: Sequence[DataPart], fmt, count_
     parts = list(parts)
     held_out = None
     if config.held_out_tasks:
-        first = parts[0].dataset
-        # a generator of its own: the held-out tasks do not depend on which other sources are mixed in
-        held_out, kept = first.split(config.held_out_tasks / len(first.tasks), np.random.default_rng(config.seed))
+        held_out, kept = held_out_split(config, parts[0].dataset)
         parts[0] = DataPart(kept, parts[0].prompt_version, parts[0].weight)
     protected = [load_source(spec, rng, skip_bad=True)[0] for spec in config.never_train_on]
     protected_grids = dataset_grids(*protected, *([held_out] if held_out is not None else []))
