@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from training_code.selection import AGGREGATIONS, ScoredCandidate, choose_attempts, merge_candidates, rank_candidates
+from training_code.selection import AGGREGATIONS, ScoredCandidate, merge_candidates, rank_candidates
 
 
 def grid(v: int) -> np.ndarray:
@@ -49,10 +49,13 @@ def test_mean_probability_uses_the_mean_of_probabilities():
     assert score == pytest.approx(-math.log((math.exp(-0.2) + math.exp(-0.3) + math.exp(-2.0)) / 3))
 
 
-def test_choose_attempts_takes_the_two_best_and_copes_with_fewer():
-    assert [g.tolist() for g in choose_attempts(candidates())] == [[[2]], [[1]]]
-    assert [g.tolist() for g in choose_attempts(candidates()[:1])] == [[[1]]]
-    assert choose_attempts([]) == []
+def test_the_two_attempts_are_the_two_best_and_fewer_candidates_give_fewer():
+    def attempts(cands):
+        return [c.grid.tolist() for c in rank_candidates(cands)[:2]]
+
+    assert attempts(candidates()) == [[[2]], [[1]]]
+    assert attempts(candidates()[:1]) == [[[1]]]
+    assert attempts([]) == []
 
 
 def test_scoring_aggregations_refuse_unscored_candidates_and_unknown_names():

@@ -114,8 +114,3 @@ def rank_candidates(candidates: Sequence[ScoredCandidate], aggregation: str = DE
             ranked.insert(attempts - 1, ranked.pop(searched))
     return ranked
 
-
-def choose_attempts(candidates: Sequence[ScoredCandidate], aggregation: str = DEFAULT_AGGREGATION,
-                    n: int = 2) -> list[Grid]:
-    """The ``n`` best grids (fewer when there are fewer candidates)."""
-    return [c.grid for c in rank_candidates(candidates, aggregation)[:n]]
