@@ -102,6 +102,13 @@ class RowsChecker:
 
     State: (rows finished, width of the first row or 0, cells in the current row). A row longer or
     shorter than the first, a 31st row or column, or any other character cuts the branch.
+
+    Why a second checker of rows when ``EncoderReplyChecker(MinimalGridEncoder())`` (``_RowMachine``) checks
+    the same language (a test feeds both the same texts): decoding calls the checker for every candidate
+    token of every step, and this one takes a token's whole text in one loop on a three-number state,
+    where the general machine, built to nest for numbered, separated, shaped and fenced grids, makes a
+    method call per character on a six-number state. The two formats most runs decode (architects,
+    minimal) use this one; every other encoder uses the general checker.
     """
 
     def __init__(self, cells: str = "0123456789", row_end: str = "\n", max_side: int = 30):
