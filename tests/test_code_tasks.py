@@ -21,7 +21,7 @@ from training_code.induction.code_tasks import (
     render_code_task,
     render_output_from_code,
 )
-from training_code.induction.programs import GENERATORS, PROGRAMS, run_program
+from training_code.induction.programs import GENERATORS, PROGRAMS, run_trusted_program
 
 FORMATS = [ArchitectsFormat(), format_from_spec("GridShapeEncoder(RowNumberEncoder(MinimalGridEncoder()))"),
            format_from_spec("GridCodeBlockEncoder(GridWithSeparationEncoder('|'))")]
@@ -119,7 +119,7 @@ def test_code_dataset_holds_original_and_generated_tasks(small_dataset):
     generated = small_dataset.tasks["007bbfb7-g1"]
     assert len(generated.train) == 2 and len(generated.test) == 1
     for e in (*generated.train, *generated.test):
-        assert np.array_equal(e.output, run_program(PROGRAMS["007bbfb7"], e.input))
+        assert np.array_equal(e.output, run_trusted_program(PROGRAMS["007bbfb7"], e.input))
     with pytest.raises(KeyError):
         code_dataset(np.random.default_rng(0), task_ids=["not-a-task"])
 

@@ -9,7 +9,7 @@ import pytest
 from training_code.arc_loader import ArcDataset, Task
 from training_code.grids import checked_grid, grid_key
 from training_code.induction.code_tasks import CODE_CHARACTERS
-from training_code.induction.programs import GENERATORS, PROGRAMS, compile_program, new_task, run_program
+from training_code.induction.programs import GENERATORS, PROGRAMS, compile_program, new_task, run_trusted_program
 from training_code.induction.sandbox import Sandbox, forbidden_reason
 
 SEEDS = range(4)
@@ -62,7 +62,7 @@ def test_generator_inputs_and_program_outputs_are_valid_grids(task_id):
         grid = GENERATORS[task_id](np.random.default_rng(seed))
         assert isinstance(grid, np.ndarray) and grid.dtype == np.uint8
         assert np.array_equal(checked_grid(grid), grid)
-        checked_grid(run_program(PROGRAMS[task_id], grid))  # raises ValueError when not a grid
+        checked_grid(run_trusted_program(PROGRAMS[task_id], grid))  # raises ValueError when not a grid
 
 
 @pytest.mark.parametrize("task_id", sorted(GENERATORS))
@@ -81,7 +81,7 @@ def test_new_task_builds_a_task_from_generator_and_program():
     examples = [*task.train, *task.test]
     assert len({grid_key(e.input) for e in examples}) == 5  # distinct inputs
     for e in examples:
-        assert np.array_equal(e.output, run_program(PROGRAMS["007bbfb7"], e.input))
+        assert np.array_equal(e.output, run_trusted_program(PROGRAMS["007bbfb7"], e.input))
 
 
 def test_new_task_is_deterministic_per_seed():

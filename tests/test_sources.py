@@ -55,7 +55,7 @@ def test_reversed_source_swaps_inputs_and_outputs():
 
 
 def test_generated_source_makes_new_tasks_that_their_programs_solve():
-    from training_code.induction.programs import GENERATORS, PROGRAMS, run_program
+    from training_code.induction.programs import GENERATORS, PROGRAMS, run_trusted_program
 
     generated, weight = load_source("generated:2*0.25", np.random.default_rng(0))
     assert weight == 0.25 and len(generated.tasks) == 2 * len(GENERATORS)
@@ -64,7 +64,7 @@ def test_generated_source_makes_new_tasks_that_their_programs_solve():
         base = base_task_id(task_id)
         assert base in GENERATORS and task_id != base
         for example in (*task.train, *task.test):
-            assert np.array_equal(run_program(PROGRAMS[base], example.input), example.output)
+            assert np.array_equal(run_trusted_program(PROGRAMS[base], example.input), example.output)
         # fresh inputs, not the original task's
         assert not any(np.array_equal(task.test[0].input, e.input) for e in original.tasks[base].train)
     again, _ = load_source("generated:2", np.random.default_rng(0))

@@ -40,7 +40,7 @@ def compile_program(source: str) -> Callable[[Grid], object]:
     return solve
 
 
-def run_program(source: str, grid: Grid) -> Grid:
+def run_trusted_program(source: str, grid: Grid) -> Grid:
     """A trusted program's output for ``grid``, checked to be an ARC grid (ValueError otherwise)."""
     return checked_grid(compile_program(source)(np.array(grid, dtype=np.uint8)))
 
@@ -65,7 +65,7 @@ def new_task(task_id: str, rng: np.random.Generator, n_examples: int = 4, new_id
         if key in seen:
             continue
         seen.add(key)
-        examples.append(Example(grid, run_program(source, grid)))
+        examples.append(Example(grid, run_trusted_program(source, grid)))
         if len(examples) == n_examples:
             return Task(new_id or f"{task_id}-gen", tuple(examples[:-1]), (examples[-1],),
                         source=f"generated:{task_id}")
@@ -73,4 +73,4 @@ def new_task(task_id: str, rng: np.random.Generator, n_examples: int = 4, new_id
                      f"{n_examples} wanted")
 
 
-__all__ = ["GENERATORS", "PROGRAMS", "compile_program", "new_task", "run_program"]
+__all__ = ["GENERATORS", "PROGRAMS", "compile_program", "new_task", "run_trusted_program"]
