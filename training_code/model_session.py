@@ -26,13 +26,10 @@ class ModelSession:
         self.token_texts = [self.tokenizer.decode([i]) for i in range(vocab)]
         self.eos_id = self.tokenizer.eos_token_id
         self.adapted = False  # a test-time adapter is attached to ``model``
+        self.count_tokens = model_tools.token_counter(self.tokenizer)  # as training counts them
 
     def ids(self, text: str) -> list[int]:
-        # no special tokens added: training (MaskingCollator(add_special_tokens=False)) sees the same ids
-        return self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.ids(text))
+        return model_tools.token_ids(self.tokenizer, text)
 
     def with_model(self, model) -> ModelSession:
         """The same session around another model: the base wrapped to bias or count its passes, say."""
@@ -49,7 +46,8 @@ class ModelSession:
         """Train the attached adapter on ``data`` (in its order) with the session's format and context."""
         if not self.adapted:
             raise ValueError("no adapter attached: call attach_adapter first")
-        collate = model_tools.MaskingCollator(self.tokenizer, max_length=self.max_tokens, add_special_tokens=False)
+        collate = model_tools.MaskingCollator(self.tokenizer, mask_first_n_outputs=config.mask_first_n_outputs,
+                                              max_length=self.max_tokens, add_special_tokens=False)
         train(self.model, collate, data, self.fmt, config, description=description)
 
     def remove_adapter(self) -> None:

@@ -499,15 +499,21 @@ def _keep_4bit_layout(model: torch.nn.Module) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
-def token_counter(tokenizer: PreTrainedTokenizerBase) -> Callable[[str], int]:
-    """How many tokens a text is, as training and decoding see it (no special tokens added).
+def token_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    """The token ids of a text as training and decoding see it: no special tokens added (the collator's
+    ``add_special_tokens=False``).
 
     verbose=False: measuring a text longer than the context is how the budget rule finds it too long;
     the tokenizer's "will result in indexing errors" warning would suggest a bug.
     """
+    return tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+
+
+def token_counter(tokenizer: PreTrainedTokenizerBase) -> Callable[[str], int]:
+    """How many tokens a text is, as training and decoding see it (see ``token_ids``)."""
 
     def count(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        return len(token_ids(tokenizer, text))
 
     return count
 
@@ -1306,5 +1312,6 @@ __all__ = [
     "shrink_for_format",
     "shrink_vocabulary",
     "token_counter",
+    "token_ids",
     "training_mode",
 ]
