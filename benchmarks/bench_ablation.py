@@ -35,14 +35,13 @@ import copy
 import json
 import sys
 import time
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.bench_decoders import THREADS_HELP, machine, resolve_adapter, session_for, set_threads
 from training_code.candidates import candidates_for
-from training_code.cli import OptionError
+from training_code.cli import OptionError, config_from_dict, options, with_options
 from training_code.evaluation import (
     EvalConfig,
     check_task_spec,
@@ -71,27 +70,20 @@ ANCHORS = {"ARChitects, 8B, H100, 16 views": 2.2 * 60, "Kaggle 2024 budget (2xT4
 
 def steps(base: EvalConfig, min_prob: float) -> dict[str, EvalConfig]:
     """The ablation's configurations, cumulative, by display name."""
-    baseline = replace(base, ttt=False, decoder="greedy", views=1, scoring_views=0,
-                       aggregation="max-generation-probability")
-    ttt = replace(baseline, ttt=True)
-    scored = replace(ttt, views=base.views, scoring_views=base.scoring_views, aggregation="product-of-experts")
-    dfs = replace(scored, decoder="dfs", min_prob=min_prob)
+    baseline = with_options(base, ttt=False, decoder="greedy", views=1, scoring_views=0,
+                            aggregation="max-generation-probability")
+    ttt = with_options(baseline, ttt=True)
+    scored = with_options(ttt, views=base.decoding.views, scoring_views=base.scoring.views,
+                          aggregation="product-of-experts")
+    dfs = with_options(scored, decoder="dfs", min_prob=min_prob)
     return {"baseline": baseline, "+TTT": ttt, "+augmented scoring": scored, "+DFS": dfs}
 
 
 def seed_independent(config: EvalConfig) -> bool:
     """True when nothing in the step is drawn at random: no training, the identity view only, no
     sampling, no scoring views."""
-    return not config.ttt and config.views == 1 and config.decoder != "sample" and not config.scoring_views
-
-
-def shortest_first(dataset, task_ids: list[str], fmt) -> list[str]:
-    """The tasks in order of their rendering's length (the longest test input's view; ties by id), the
-    measure ``select_tasks`` picks by: a run cut short by --time-budget has done the shortest tasks."""
-    length: dict[str, int] = {}
-    for key, n in zip(dataset.keys, dataset.lengths(fmt)):
-        length[key.task_id] = max(n, length.get(key.task_id, 0))
-    return sorted(task_ids, key=lambda t: (length[t], t))
+    return (not config.ttt.enabled and config.decoding.views == 1 and config.decoding.decoder != "sample"
+            and not config.scoring.views)
 
 
 def run_task(dataset, task_id: str, session, configs: dict[str, EvalConfig], seed: int, solutions) -> dict:
@@ -111,9 +103,9 @@ def run_task(dataset, task_id: str, session, configs: dict[str, EvalConfig], see
 
     try:
         for name, config in configs.items():  # the steps without training, on the model as loaded
-            if not config.ttt:
+            if not config.ttt.enabled:
                 run_step(name, config, np.random.default_rng(stable_seed(seed, task_id)))
-        trained = {n: c for n, c in configs.items() if c.ttt}
+        trained = {n: c for n, c in configs.items() if c.ttt.enabled}
         if trained:
             # as solve_task: one generator per task feeds TTT and then decoding; each step gets a copy
             # of it as TTT left it, so its views are those it would draw run alone
@@ -144,7 +136,7 @@ def summarize(records: list[dict], configs: dict[str, EvalConfig], seeds: list[i
                       for r in rows for i, t in enumerate(r["steps"][name]["test_inputs"])}
             score = score_submission(build_submission(test_counts, ranked).submission, solutions)
             found = sum(t["found"] for r in rows for t in r["steps"][name]["test_inputs"])
-            seconds = [r["steps"][name]["seconds"] + (r["ttt_seconds"] if config.ttt else 0.0) for r in rows]
+            seconds = [r["steps"][name]["seconds"] + (r["ttt_seconds"] if config.ttt.enabled else 0.0) for r in rows]
             runs.append({"score_percent": score.percentage,
                          "found_rate_percent": 100 * found / max(1, sum(test_counts.values())),
                          "seconds_per_task": sum(seconds) / max(1, len(seconds))})
@@ -224,7 +216,7 @@ def combine(args: argparse.Namespace) -> None:
             if part[field_name] != first[field_name]:
                 raise SystemExit(f"{f}: its {field_name} differs from {args.combine[0]}'s; shards must be runs of "
                                  "one command that differ only in --shard")
-    configs = {n: EvalConfig(**c) for n, c in first["configs"].items()}
+    configs = {n: config_from_dict(EvalConfig(), c) for n, c in first["configs"].items()}
     dataset, _counts = load_challenges(configs["baseline"])
     solutions = dataset.solutions()
     ran = {t for p in parts for t in p["tasks"]}
@@ -294,15 +286,17 @@ def main(argv: list[str] | None = None) -> None:
         combine(args)
         return
     set_threads(args.threads)
-    base = EvalConfig(challenges=args.challenges, model=args.model, adapter=resolve_adapter(args.adapter),
-                      max_tokens=args.max_tokens, ttt_steps=args.ttt_steps, ttt_batch_size=2, ttt_learning_rate=3e-4,
-                      views=args.views, scoring_views=args.scoring_views, progress=False, cache=False, report=False)
+    base = with_options(EvalConfig(), challenges=args.challenges, model=args.model,
+                        adapter=resolve_adapter(args.adapter), max_tokens=args.max_tokens, ttt_steps=args.ttt_steps,
+                        ttt_batch_size=2, ttt_learning_rate=3e-4, views=args.views, scoring_views=args.scoring_views,
+                        progress=False, cache=False, report=False)
     configs = steps(base, args.min_prob)
     session = session_for(base, smoke=args.smoke)
     dataset, _counts = load_challenges(base)
     solutions = dataset.solutions()
-    task_ids = shortest_first(dataset, [t for t in select_tasks(dataset, args.tasks, session.fmt) if t in solutions],
-                              session.fmt)
+    # shortest first, the measure select_tasks picks by: a run cut short by --time-budget has done the shortest tasks
+    task_ids = dataset.shortest_first(session.fmt, [t for t in select_tasks(dataset, args.tasks, session.fmt)
+                                                    if t in solutions])
     all_tasks = task_ids
     if args.shard:
         k, n = args.shard
@@ -330,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     def save(seconds: float) -> None:
         result.update({
             "benchmark": "ablation", "command": args.command, "machine": machine(), "model": model,
-            "configs": {n: asdict(c) for n, c in configs.items()}, "tasks": task_ids, "all_tasks": all_tasks,
+            "configs": {n: options(c) for n, c in configs.items()}, "tasks": task_ids, "all_tasks": all_tasks,
             "seeds": seeds,
             "seconds": seconds, "records": records, "anchors_seconds_per_task": ANCHORS,
         })

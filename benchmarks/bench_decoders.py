@@ -27,7 +27,6 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,7 @@ import torch
 
 from training_code import model_tools
 from training_code.candidates import candidates_for, score_candidates
-from training_code.cli import OptionError, checked
+from training_code.cli import OptionError, checked, options, with_options
 from training_code.evaluation import (
     EvalConfig,
     check_task_spec,
@@ -46,9 +45,9 @@ from training_code.evaluation import (
     test_time_train,
 )
 from training_code.formats import format_from_spec
-from training_code.grids import grid_to_list
 from training_code.inference_tools import DEFAULT_SAMPLES
 from training_code.model_session import ModelSession
+from training_code.report import candidate_to_json
 from training_code.run_evaluation_smollm import ADAPTER
 
 RESULTS = Path("benchmarks/results")
@@ -87,9 +86,10 @@ def decoder_names(thresholds: list[float]) -> list[str]:
 
 def decoder_configs(base: EvalConfig, thresholds: list[float]) -> dict[str, EvalConfig]:
     """The decoders to compare, by display name, as pipeline configs without scoring."""
-    plain = replace(base, scoring_views=0, aggregation=UNSCORED)
-    decoders = [("dfs", p) for p in thresholds] + [("greedy", base.min_prob), ("sample", base.min_prob)]
-    return {name: replace(plain, decoder=decoder, min_prob=p)
+    plain = with_options(base, scoring_views=0, aggregation=UNSCORED)
+    min_prob = base.decoding.min_prob
+    decoders = [("dfs", p) for p in thresholds] + [("greedy", min_prob), ("sample", min_prob)]
+    return {name: with_options(plain, decoder=decoder, min_prob=p)
             for name, (decoder, p) in zip(decoder_names(thresholds), decoders)}
 
 
@@ -98,10 +98,11 @@ def correct(grid: np.ndarray, truth: np.ndarray) -> bool:
 
 
 def run(args: argparse.Namespace) -> dict:
-    base = EvalConfig(challenges=args.challenges, model=args.model, adapter=resolve_adapter(args.adapter),
-                      format=args.format, max_tokens=args.max_tokens, ttt=args.ttt, ttt_steps=args.ttt_steps,
-                      ttt_batch_size=2, ttt_learning_rate=3e-4, views=args.views, scoring_views=args.scoring_views,
-                      seed=args.seed, progress=False, cache=False, report=False)
+    base = with_options(EvalConfig(), challenges=args.challenges, model=args.model,
+                        adapter=resolve_adapter(args.adapter), format=args.format, max_tokens=args.max_tokens,
+                        ttt=args.ttt, ttt_steps=args.ttt_steps, ttt_batch_size=2, ttt_learning_rate=3e-4,
+                        views=args.views, scoring_views=args.scoring_views, seed=args.seed, progress=False,
+                        cache=False, report=False)
     session = session_for(base, smoke=args.smoke)
     dataset, _counts = load_challenges(base)
     solutions = dataset.solutions()
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> dict:
 
     records: list[dict] = []
     began = time.perf_counter()
-    result = {"benchmark": "decoders", "command": args.command, "machine": machine(), "config": asdict(base),
+    result = {"benchmark": "decoders", "command": args.command, "machine": machine(), "config": options(base),
               "pool": pool, "samples": DEFAULT_SAMPLES, "thresholds": args.thresholds, "tasks_selected": task_ids,
               "time_budget": args.time_budget, "records": records}
     for n, task_id in enumerate(task_ids, 1):
@@ -150,9 +151,7 @@ def run(args: argparse.Namespace) -> dict:
                     start = time.perf_counter()
                     score_candidates(dataset, task, index, pool_candidates, session, base, rng)
                     record["scoring_seconds"] = time.perf_counter() - start
-                record["pool"] = [{"grid": grid_to_list(c.grid), "generation_nlls": c.generation_nlls,
-                                   "scoring_nlls": c.scoring_nlls, "correct": correct(c.grid, truth)}
-                                  for c in pool_candidates]
+                record["pool"] = [{**candidate_to_json(c), "correct": correct(c.grid, truth)} for c in pool_candidates]
                 records.append(record)
         finally:
             session.remove_adapter()

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--adapters", nargs="+", required=True, help="adapter folders, or 'none' for the base")
     parser.add_argument("--model", default=PRESET.model)
-    parser.add_argument("--max-length", type=int, default=PRESET.max_length)
+    parser.add_argument("--max-length", type=int, default=PRESET.train.max_length)
     parser.add_argument("--evaluation-tasks", type=int, default=0,
                         help="also the N shortest ARC-AGI-1 evaluation tasks")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]
     fmt = format_from_spec(PRESET.format, eos=loaded.tokenizer.eos_token)
     loaded, _ = model_tools.shrink_for_format(loaded, fmt)
     count = model_tools.token_counter(loaded.tokenizer)
-    collate = model_tools.MaskingCollator(loaded.tokenizer, mask_first_n_outputs=PRESET.mask_first_n_outputs,
+    collate = model_tools.MaskingCollator(loaded.tokenizer, mask_first_n_outputs=PRESET.train.mask_first_n_outputs,
                                           max_length=args.max_length, add_special_tokens=False)
     sets = {"held-out training tasks": held_out_tasks()}
     if args.evaluation_tasks:

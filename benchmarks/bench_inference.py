@@ -24,7 +24,6 @@ import argparse
 import statistics
 import sys
 import time
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +40,7 @@ from training_code.candidates import (
     score_candidates,
     scoring_keys,
 )
-from training_code.cli import checked
+from training_code.cli import checked, options, with_options
 from training_code.evaluation import (
     EvalConfig,
     load_challenges,
@@ -96,12 +95,12 @@ def reference_candidates(dataset: ArcDataset, task: Task, test_index: int, sessi
     best: tuple[float, Grid] | None = None
     checker = session.fmt.reply_checker()
     torch_generator(rng)  # the pipeline draws a sampling generator first: keep the views the same
-    for key in decoding_keys(task, test_index, config.views, rng, config.keep_background):
+    for key in decoding_keys(task, test_index, config.decoding.views, rng, config.keep_background):
         key = fit_key(dataset, key, session, room)
         prompt_ids = session.ids(dataset.render(key, session.fmt, with_reply=False).prompt)
         guess = None if best is None else session.ids(session.fmt.reply_text(key.transform(best[1])))[:-1]
         for cand in dfs_decode(session.model, prompt_ids, eos_id=session.eos_id, token_texts=session.token_texts,
-                               checker=checker, min_prob=config.min_prob, max_new_tokens=room, guess=guess):
+                               checker=checker, min_prob=config.decoding.min_prob, max_new_tokens=room, guess=guess):
             try:
                 grid = key.invert(session.fmt.parse_reply(cand.text))
             except FormatParseError:
@@ -115,7 +114,7 @@ def reference_candidates(dataset: ArcDataset, task: Task, test_index: int, sessi
 def reference_score(dataset: ArcDataset, task: Task, test_index: int, candidates: list[ScoredCandidate],
                     session: ModelSession, config: EvalConfig, rng: np.random.Generator) -> None:
     """Scoring as before: every candidate's prompt and reply as one sequence, in padded batches."""
-    keys = scoring_keys(task, test_index, config.scoring_views, rng, config.keep_background)
+    keys = scoring_keys(task, test_index, config.scoring.views, rng, config.keep_background)
     room = candidates_room(task, session, candidates)
     sequences, starts = [], []
     for key in keys:
@@ -137,7 +136,7 @@ def reference_score(dataset: ArcDataset, task: Task, test_index: int, candidates
 
 
 def current_candidates(dataset, task, test_index, session, config, rng) -> list[ScoredCandidate]:
-    candidates, _ = candidates_for(dataset, task, test_index, session, replace(config, aggregation=UNSCORED), rng,
+    candidates, _ = candidates_for(dataset, task, test_index, session, with_options(config, aggregation=UNSCORED), rng,
                                    float("inf"))
     return candidates
 
@@ -176,10 +175,10 @@ def run_one(name: str, dataset, task, index, session, config) -> dict:
     decoded = time.perf_counter()
     counts = {"passes": counter.passes, "one_token_passes": counter.one_token_passes,
               "one_token_rows": counter.one_token_rows}
-    if candidates and config.scoring_views:
+    if candidates and config.scoring.views:
         score_fn(dataset, task, index, candidates, session, config, rng)
     scored = time.perf_counter()
-    ranked = rank_candidates(candidates, config.aggregation) if candidates else []
+    ranked = rank_candidates(candidates, config.scoring.aggregation) if candidates else []
     return {"decoding": decoded - start, "scoring": scored - decoded, "candidates": candidates,
             "attempts": [c.grid.tolist() for c in ranked[:2]], "decoding_counts": counts,
             "scoring_passes": counter.passes - counts["passes"]}
@@ -195,10 +194,10 @@ def agree(a: list[ScoredCandidate], b: list[ScoredCandidate]) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    config = EvalConfig(challenges=args.challenges, model=args.model, adapter=resolve_adapter(args.adapter),
-                        format=args.format, max_tokens=args.max_tokens, ttt=False, views=args.views,
-                        scoring_views=args.scoring_views, min_prob=args.min_prob, bf16_passes=args.bf16_passes,
-                        seed=args.seed, progress=False, cache=False, report=False)
+    config = with_options(EvalConfig(), challenges=args.challenges, model=args.model,
+                          adapter=resolve_adapter(args.adapter), format=args.format, max_tokens=args.max_tokens,
+                          ttt=False, views=args.views, scoring_views=args.scoring_views, min_prob=args.min_prob,
+                          bf16_passes=args.bf16_passes, seed=args.seed, progress=False, cache=False, report=False)
     session = session_for(config, smoke=args.smoke)
     if args.smoke:
         session = nudged_session(session)
@@ -228,7 +227,7 @@ def run(args: argparse.Namespace) -> dict:
             print(f"  {task_id} test {index}: {record['candidates']} candidates; decoding {old['decoding']:.2f} -> "
                   f"{new['decoding']:.2f} s, scoring {old['scoring']:.2f} -> {new['scoring']:.2f} s; same "
                   f"candidates {record['same_candidates']}, attempts {record['same_attempts']}", flush=True)
-    return {"benchmark": "inference", "command": args.command, "machine": machine(), "config": asdict(config),
+    return {"benchmark": "inference", "command": args.command, "machine": machine(), "config": options(config),
             "tasks": task_ids, "seconds": time.perf_counter() - began, "records": records,
             "summary": summarize(records)}
 

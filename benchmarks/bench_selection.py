@@ -22,8 +22,7 @@ import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from training_code.report import candidate_from_json
 from training_code.selection import AGGREGATIONS, ScoredCandidate, rank_candidates
 
 RESULTS = Path("benchmarks/results")
@@ -31,8 +30,7 @@ RESULTS = Path("benchmarks/results")
 
 def pool_of(record: dict) -> list[tuple[ScoredCandidate, bool]]:
     """The scored candidates of one test input, each with whether it is right."""
-    return [(ScoredCandidate(np.asarray(c["grid"], dtype=np.uint8), list(c["generation_nlls"]),
-                             list(c["scoring_nlls"])), bool(c["correct"])) for c in record["pool"]]
+    return [(candidate_from_json(c), bool(c["correct"])) for c in record["pool"]]
 
 
 def rank_all(records: list[dict]) -> dict[str, dict[str, float]]:

@@ -311,13 +311,14 @@ def evaluation_stage(source: str, backend: str, challenges: Path, args, scratch:
 
     from training_code import evaluation, model_tools
     from training_code.candidates import score_candidates
+    from training_code.cli import with_options
     from training_code.evaluation import EvalConfig
     from training_code.selection import ScoredCandidate
 
-    config = EvalConfig(challenges=str(challenges), output=str(scratch / f"evaluation-{backend}"),
-                        tasks=str(args.tasks), load_in_4bit="yes", backend=backend, max_tokens=args.max_length,
-                        ttt=True, ttt_steps=args.ttt_steps, ttt_batch_size=1, decoder="dfs", min_prob=args.min_prob,
-                        views=args.views, scoring_views=args.views, progress=False, report=False, cache=False)
+    config = with_options(EvalConfig(), challenges=str(challenges), output=str(scratch / f"evaluation-{backend}"),
+                          tasks=str(args.tasks), load_in_4bit="yes", backend=backend, max_tokens=args.max_length,
+                          ttt=True, ttt_steps=args.ttt_steps, ttt_batch_size=1, decoder="dfs", min_prob=args.min_prob,
+                          views=args.views, scoring_views=args.views, progress=False, report=False, cache=False)
     loaded = model_tools.load_model(source, backend=backend, load_in_4bit=True, max_seq_length=args.max_length)
     run = evaluation.start_run(config, loaded)
     base = run.session.model

@@ -16,12 +16,14 @@ from training_code.arc_loader import (
     ArcDataset,
     AugmentOptions,
     Key,
+    RunFiles,
     base_task_id,
     d8_keys,
     dataset_grids,
     export_bundled,
     random_key,
     solutions_beside,
+    submission_counts,
 )
 from training_code.formats import format_from_spec
 from training_code.grids import ArcDataError
@@ -344,6 +346,35 @@ def test_the_solutions_file_beside_a_challenges_file(tmp_path):
     assert solutions_beside(challenges) == solutions == solutions_beside(str(challenges))
     assert solutions_beside(write_json(tmp_path / "x.json", {})) is None  # no "_challenges" in the name
     assert solutions_beside("") is None
+    assert RunFiles(str(challenges)).solutions_path() == solutions  # "auto": the one beside
+    assert RunFiles(str(challenges), solutions="").solutions_path() is None
+    assert RunFiles(str(challenges), solutions="mine.json").solutions_path() == Path("mine.json")
+
+
+def test_every_task_of_a_challenges_file_has_a_test_count_bad_ones_too(tmp_path):
+    grid = [[1]]
+    path = write_json(tmp_path / "x_challenges.json", {
+        "two": {"train": [{"input": grid, "output": grid}], "test": [{"input": grid}, {"input": grid}]},
+        "no_tests": {"train": [{"input": grid, "output": grid}], "test": []},
+        "not_a_task": [1, 2]})
+    assert submission_counts(path) == {"two": 2, "no_tests": 1, "not_a_task": 1}
+    with pytest.raises(ArcDataError, match="x_list.json"):
+        submission_counts(write_json(tmp_path / "x_list.json", [1]))
+
+
+def test_tasks_are_ordered_by_their_longest_test_input_and_sized_by_all(tmp_path):
+    def task(side: int, tests: int) -> dict:
+        grid = [[1] * side] * side
+        return {"train": [{"input": grid, "output": grid}], "test": [{"input": grid}] * tests}
+
+    path = write_json(tmp_path / "x_challenges.json", {"b": task(2, 1), "a": task(2, 1), "big": task(3, 1),
+                                                      "many": task(1, 3)})
+    ds = ArcDataset.from_kaggle(path)
+    fmt = format_from_spec("architects")
+    longest, total = ds.task_lengths(fmt), ds.task_lengths(fmt, total=True)
+    assert total["many"] == 3 * longest["many"] and total["a"] == longest["a"]
+    assert ds.shortest_first(fmt) == ["many", "a", "b", "big"]  # ties by id
+    assert ds.shortest_first(fmt, ["big", "b"]) == ["b", "big"]
 
 
 def test_barc_loader_follows_arc24s_rules(tmp_path):

@@ -21,6 +21,7 @@ from benchmarks import (
     bench_training,
 )
 from training_code import model_tools
+from training_code.cli import options, with_options
 from training_code.selection import AGGREGATIONS
 
 
@@ -140,13 +141,13 @@ def test_ablation_refuses_to_combine_different_runs(tmp_path):
 
 
 def test_ablation_steps_add_one_idea_each():
-    configs = bench_ablation.steps(bench_ablation.EvalConfig(views=4, scoring_views=3), min_prob=0.05)
-    base, ttt, scored, dfs = configs.values()
-    assert (base.ttt, base.decoder, base.views, base.scoring_views) == (False, "greedy", 1, 0)
-    assert bench_ablation.seed_independent(base) and not bench_ablation.seed_independent(ttt)
-    assert ttt.ttt and (ttt.decoder, ttt.views, ttt.scoring_views) == ("greedy", 1, 0)
-    assert (scored.views, scored.scoring_views, scored.aggregation) == (4, 3, "product-of-experts")
-    assert (dfs.decoder, dfs.min_prob) == ("dfs", 0.05) and dfs.views == 4
+    configs = bench_ablation.steps(with_options(bench_ablation.EvalConfig(), views=4, scoring_views=3), min_prob=0.05)
+    base, ttt, scored, dfs = (options(c) for c in configs.values())
+    assert (base["ttt"], base["decoder"], base["views"], base["scoring_views"]) == (False, "greedy", 1, 0)
+    assert bench_ablation.seed_independent(configs["baseline"]) and not bench_ablation.seed_independent(configs["+TTT"])
+    assert ttt["ttt"] and (ttt["decoder"], ttt["views"], ttt["scoring_views"]) == ("greedy", 1, 0)
+    assert (scored["views"], scored["scoring_views"], scored["aggregation"]) == (4, 3, "product-of-experts")
+    assert (dfs["decoder"], dfs["min_prob"]) == ("dfs", 0.05) and dfs["views"] == 4
 
 
 def test_selection_ranks_the_same_pool_every_way():

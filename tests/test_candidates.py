@@ -7,6 +7,7 @@ from pipeline_data import FMT, task, tiny, write_set
 
 from training_code.arc_loader import ArcDataset, Example, Task
 from training_code.candidates import candidates_for, reply_room, scoring_keys
+from training_code.cli import with_options
 from training_code.evaluation import EvalConfig, prepare_session
 from training_code.inference_tools import MAX_REPLY_TOKENS
 
@@ -28,7 +29,7 @@ def test_scoring_views_follow_the_generator_given():
 
 def test_a_searched_grid_joins_the_candidates_with_its_identity_nll(tmp_path):
     dataset = ArcDataset.from_kaggle(write_set(tmp_path, {"aaa": task(1)}))
-    config = EvalConfig(decoder="greedy", views=2, scoring_views=2, ttt=False, program_samples=0)
+    config = with_options(EvalConfig(), decoder="greedy", views=2, scoring_views=2, ttt=False, program_samples=0)
     session = prepare_session(config, tiny())
     searched = np.full((2, 2), 7, dtype=np.uint8)  # a grid of a colour the task never uses: no view decodes it
     cands, per_view = candidates_for(dataset, dataset.tasks["aaa"], 0, session, config, np.random.default_rng(0),

@@ -25,7 +25,15 @@ from training_code import (
     run_finetune_nemo,
     run_finetune_smollm,
 )
-from training_code.cli import OptionError, check_config, parse_config
+from training_code.cli import (
+    OptionError,
+    check_config,
+    config_from_dict,
+    options,
+    parse_config,
+    save_config,
+    with_options,
+)
 from training_code.evaluation import EvalConfig
 from training_code.finetune import FinetuneConfig
 
@@ -145,7 +153,7 @@ def test_a_preset_itself_is_checked_like_the_command_line(capsys, monkeypatch):
     monkeypatch.setattr(run_finetune_nemo, "PRESET", FinetuneConfig(train_datasets=sources))
     assert_names(refused(run_finetune_nemo.run, [], capsys), "--train-datasets", "/nowhere")
     with pytest.raises(OptionError, match="--decoder: invalid choice: 'beam'"):
-        check_config(EvalConfig(decoder="beam"))
+        check_config(with_options(EvalConfig(), decoder="beam"))
     check_config(EvalConfig())  # the defaults are valid
 
 
@@ -240,3 +248,48 @@ def test_nested_fields_and_repeatable_fields_are_checked(capsys):
     with pytest.raises(SystemExit):
         parse_config(Outer(), ["--name", "a1"])
     assert_names(capsys.readouterr().err, "--name", "'a1' is not letters only")
+
+
+@dataclass
+class Stage:
+    steps: int = 1
+    on: bool = field(default=True, metadata={"flag": "stage"})
+
+
+@dataclass
+class Run:
+    stage: Stage = field(default_factory=Stage, metadata={"flags": "stage_"})
+    inner: Inner = field(default_factory=Inner, metadata={"flags": ""})
+
+
+def test_a_nested_config_takes_the_flag_names_its_field_gives(capsys):
+    assert parse_config(Run(), ["--stage-steps", "3", "--no-stage", "--colour", "blue"]) == Run(Stage(3, False),
+                                                                                                 Inner("blue"))
+    assert options(Run()) == {"stage_steps": 1, "stage": True, "colour": "red"}
+    assert with_options(Run(), stage_steps=2, colour="blue") == Run(Stage(2, True), Inner("blue"))
+    with pytest.raises(TypeError, match="no option steps"):
+        with_options(Run(), steps=2)
+    with pytest.raises(OptionError, match="--colour: invalid choice: 'green'"):
+        check_config(with_options(Run(), colour="green"))
+    with pytest.raises(SystemExit):
+        parse_config(Run(), ["--colour", "green"])
+    assert_names(capsys.readouterr().err, "--colour", "green", "red", "blue")
+
+
+def test_a_saved_config_reads_back_by_option_name_or_nested(tmp_path):
+    saved = save_config(with_options(Run(), stage_steps=4, stage=False), tmp_path / "config.json")
+    assert json.loads(saved.read_text()) == {"stage_steps": 4, "stage": False, "colour": "red"}
+    assert config_from_dict(Run(), json.loads(saved.read_text())) == Run(Stage(4, False))
+    assert config_from_dict(Run(), {"stage": {"steps": 4}, "inner": {"colour": "blue"}}) == Run(Stage(4), Inner("blue"))
+    with pytest.raises(ValueError, match="stage_step"):
+        config_from_dict(Run(), {"stage_step": 4})
+
+
+def test_two_fields_with_one_option_name_are_refused():
+    @dataclass
+    class Clash:
+        stage: Stage = field(default_factory=Stage, metadata={"flags": ""})
+        steps: int = 2
+
+    with pytest.raises(ValueError, match="option name steps"):
+        options(Clash())

@@ -19,7 +19,7 @@ import torch.multiprocessing as mp
 from pipeline_data import task, tiny, write_set
 
 from training_code import distributed, model_tools
-from training_code.cli import save_config
+from training_code.cli import save_config, with_options
 from training_code.distributed import (
     Rank,
     barrier_wait,
@@ -43,7 +43,7 @@ DFS = dict(decoder="dfs", min_prob=2e-6)
 def config(challenges: Path, out: Path, **kw) -> EvalConfig:
     base = dict(challenges=str(challenges), output=str(out), ttt=True, ttt_steps=2, decoder="sample", views=2,
                 scoring_views=2, max_tokens=1024, progress=False, report=False, cache=False)
-    return EvalConfig(**{**base, **kw})
+    return with_options(EvalConfig(), **{**base, **kw})
 
 
 def free_port() -> int:
@@ -182,10 +182,11 @@ def test_tasks_of_a_rank_that_wrote_nothing_fall_back_with_the_reason(tmp_path, 
 
 def test_the_command_line_starts_from_a_preset_or_a_saved_config(tmp_path):
     config = parse_command_line(["--preset", "qwen", "--views", "3"])
-    assert config.views == 3 and "qwen" in config.model
+    assert config.decoding.views == 3 and "qwen" in config.model
     saved = tmp_path / "config.json"
     saved.write_text(json.dumps({"views": 5, "ttt_steps": 7}))
-    assert parse_command_line(["--config", str(saved), "--ttt-steps", "1"]) == EvalConfig(views=5, ttt_steps=1)
+    expected = with_options(EvalConfig(), views=5, ttt_steps=1)
+    assert parse_command_line(["--config", str(saved), "--ttt-steps", "1"]) == expected
     saved.write_text(json.dumps({"viewz": 5}))
     with pytest.raises(ValueError, match="viewz"):
         config_from_json(saved)

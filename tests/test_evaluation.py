@@ -13,6 +13,7 @@ from pipeline_data import FMT, task, tiny, write_set
 
 from training_code import evaluation
 from training_code.candidates import decoding_keys
+from training_code.cli import with_options
 from training_code.evaluation import EvalConfig, run_evaluation, select_tasks
 from training_code.report import EXIT_FELL_BACK
 from training_code.submission import read_submission
@@ -34,7 +35,7 @@ def config(challenges: Path, out: Path, **kw) -> EvalConfig:
     # distribution; two of each view keep it fast. test_dfs_... runs the DFS path.
     base = dict(challenges=str(challenges), output=str(out), ttt=False, decoder="sample", views=2, scoring_views=2,
                 max_tokens=1024, progress=False, report=False, cache=False)
-    return EvalConfig(**{**base, **kw})
+    return with_options(EvalConfig(), **{**base, **kw})
 
 
 TASKS = {"aaa": task(1), "bbb": task(2, n_test=2), "ccc": task(3, n_train=3)}

@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from training_code import model_tools
 from training_code.arc_loader import ArcDataset, base_task_id, dataset_grids, task_grids
+from training_code.cli import with_options
 from training_code.finetune import FinetuneConfig, earlier_runs, run_finetune, training_data
 from training_code.formats import format_from_spec
 from training_code.run_finetune_smollm import PRESET
@@ -25,10 +26,9 @@ def test_a_resumed_finetune_logs_every_run(tmp_path):
     challenges = write_set(tmp_path / "data", {f"t{i}": task(i, size=4) for i in range(4)})
 
     def finetune(max_steps: int) -> dict:
-        run_finetune(FinetuneConfig(model=str(tmp_path / "tiny"), models_dir=str(tmp_path), name="arc",
-                                    train_datasets=(f"{challenges} output-from-examples",), lora_r=2,
-                                    max_steps=max_steps, batch_size=1, grad_accumulation=1, max_length=256,
-                                    checkpoint_every=1, merge=False))
+        run_finetune(with_options(FinetuneConfig(), model=str(tmp_path / "tiny"), models_dir=str(tmp_path), name="arc",
+                                  train_datasets=(f"{challenges} output-from-examples",), lora_r=2, max_steps=max_steps,
+                                  batch_size=1, grad_accumulation=1, max_length=256, checkpoint_every=1, merge=False))
         return json.loads((tmp_path / "arc" / "train_log.json").read_text())
 
     first = finetune(2)
@@ -51,7 +51,7 @@ def test_no_arc_agi_1_evaluation_grid_reaches_the_default_training_mix():
     """The SmolLM2 preset's mix (ARC-AGI-1 and ARC-AGI-2 training, generated, reversed and input-from-inputs
     tasks) after the same filtering a run does: no task of ARC-AGI-1 evaluation (ARC-AGI-2 training holds
     376 of them, some under other ids) and no grid of one; no held-out task either."""
-    rng = np.random.default_rng(PRESET.seed)
+    rng = np.random.default_rng(PRESET.train.seed)
     parts = parse_sources(PRESET.train_datasets, rng)
     assert "arc-agi-1/evaluation" in PRESET.never_train_on
     parts, held_out, info = training_data(PRESET, parts, format_from_spec(PRESET.format), len, rng)
@@ -73,10 +73,10 @@ def test_a_finetune_measures_held_out_tasks_and_draws_its_curve(tmp_path):
     loaded = tiny()
     model_tools.save_merged(loaded.model, loaded.tokenizer, tmp_path / "tiny")
     challenges = write_set(tmp_path / "data", {f"t{i}": task(i, size=4) for i in range(6)})
-    run_finetune(FinetuneConfig(model=str(tmp_path / "tiny"), models_dir=str(tmp_path), name="arc",
-                                train_datasets=(f"{challenges} output-from-examples",), lora_r=2, max_steps=4,
-                                batch_size=1, max_length=256, checkpoint_every=2, evaluate_every=2,
-                                held_out_tasks=2, merge=False, never_train_on=()))
+    run_finetune(with_options(FinetuneConfig(), model=str(tmp_path / "tiny"), models_dir=str(tmp_path), name="arc",
+                              train_datasets=(f"{challenges} output-from-examples",), lora_r=2, max_steps=4,
+                              batch_size=1, max_length=256, checkpoint_every=2, evaluate_every=2, held_out_tasks=2,
+                              merge=False, never_train_on=()))
     log = json.loads((tmp_path / "arc" / "train_log.json").read_text())
     assert [e["step"] for e in log["held_out"]] == [0, 2, 4] and len(log["held_out_tasks"]) == 2
     assert all(0.0 <= e["accuracy"] <= 1.0 and e["loss"] > 0 for e in log["held_out"])
@@ -97,10 +97,10 @@ def logits(model, ids: list[int]) -> torch.Tensor:
 def test_a_4bit_finetune_ends_with_a_16bit_merged_model_that_matches_base_and_adapter(tmp_path):
     challenges = write_set(tmp_path / "data", {f"t{i}": task(i, size=4) for i in range(4)})
     # a high learning rate, so that the adapter moves the logits far more than the tolerance below
-    run_finetune(FinetuneConfig(model="smollm2-135m", models_dir=str(tmp_path), name="arc", load_in_4bit="yes",
-                                train_datasets=(f"{challenges} output-from-examples",), lora_r=4, lora_alpha=8,
-                                max_steps=2, batch_size=1, max_length=256, checkpoint_every=0,
-                                learning_rate=1e-2, embedding_learning_rate=1e-2))
+    run_finetune(with_options(FinetuneConfig(), model="smollm2-135m", models_dir=str(tmp_path), name="arc",
+                              load_in_4bit="yes", train_datasets=(f"{challenges} output-from-examples",), lora_r=4,
+                              lora_alpha=8, max_steps=2, batch_size=1, max_length=256, checkpoint_every=0,
+                              learning_rate=1e-2, embedding_learning_rate=1e-2))
     out = tmp_path / "arc"
     assert json.loads((out / "train_log.json").read_text())["steps"] == 2
     merged = AutoModelForCausalLM.from_pretrained(out / "merged", local_files_only=True)
@@ -140,9 +140,9 @@ def test_a_4bit_finetune_writes_its_adapter_and_log_before_the_merge(tmp_path, m
     monkeypatch.setattr(model_tools, "merge_saved_adapter", failing_merge)
     monkeypatch.setattr(model_tools, "is_quantized", lambda model: True)  # the tiny model stands in for 4 bits
     with pytest.raises(MemoryError):
-        run_finetune(FinetuneConfig(model=str(tmp_path / "tiny"), models_dir=str(tmp_path), name="arc",
-                                    train_datasets=(f"{challenges} output-from-examples",), lora_r=2, max_steps=1,
-                                    batch_size=1, max_length=256, checkpoint_every=0))
+        run_finetune(with_options(FinetuneConfig(), model=str(tmp_path / "tiny"), models_dir=str(tmp_path), name="arc",
+                                  train_datasets=(f"{challenges} output-from-examples",), lora_r=2, max_steps=1,
+                                  batch_size=1, max_length=256, checkpoint_every=0))
     assert merges == [(str(tmp_path / "tiny"), tmp_path / "arc" / "adapter", tmp_path / "arc" / "merged")]
     assert json.loads((tmp_path / "arc" / "train_log.json").read_text())["steps"] == 1
 
@@ -153,10 +153,10 @@ def test_a_killed_finetune_leaves_its_adapter_log_and_curve_and_the_resumed_run_
     loaded = tiny()
     model_tools.save_merged(loaded.model, loaded.tokenizer, tmp_path / "tiny")
     challenges = write_set(tmp_path / "data", {f"t{i}": task(i, size=4) for i in range(6)})
-    config = FinetuneConfig(model=str(tmp_path / "tiny"), models_dir=str(tmp_path), name="arc",
-                            train_datasets=(f"{challenges} output-from-examples",), lora_r=2, max_steps=4,
-                            batch_size=1, max_length=256, checkpoint_every=2, evaluate_every=2, held_out_tasks=2,
-                            merge=False, never_train_on=())
+    config = with_options(FinetuneConfig(), model=str(tmp_path / "tiny"), models_dir=str(tmp_path), name="arc",
+                          train_datasets=(f"{challenges} output-from-examples",), lora_r=2, max_steps=4, batch_size=1,
+                          max_length=256, checkpoint_every=2, evaluate_every=2, held_out_tasks=2, merge=False,
+                          never_train_on=())
     drawn = finetune.plot_training
 
     def killed_after_drawing(losses, evaluations, path, title=""):

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from training_code import kaggle
+from training_code.cli import options
 from training_code.kaggle import KaggleSettings, placeholder_reason, process_count, smoke_run
 from training_code.presets import preset_config
 from training_code.submission import read_submission
@@ -79,13 +80,13 @@ def test_the_run_config_is_the_preset_with_kaggles_paths_and_the_time_left(tmp_p
     settings = settings_for(tmp_path, preset="smollm", model="/models/m", time_budget=3600.0, time_margin=600.0,
                             smoke_budget=60.0)
     preset = preset_config("smollm")
-    full = kaggle.run_config(settings, smoke=False)
-    assert (full.challenges, full.output, full.model, full.tasks) == (
+    full = options(kaggle.run_config(settings, smoke=False))
+    assert (full["challenges"], full["output"], full["model"], full["tasks"]) == (
         str(settings.challenges), str(tmp_path / "working" / "arc-run"), "/models/m", "")
-    assert 2900 < full.time_budget <= 3000 and full.views == preset.views
-    smoke = kaggle.run_config(settings, smoke=True)
-    assert smoke.time_budget == 60.0 and smoke.views == smoke.scoring_views == 2
-    assert smoke.ttt_steps == min(preset.ttt_steps, 4)
+    assert 2900 < full["time_budget"] <= 3000 and full["views"] == preset.decoding.views
+    smoke = options(kaggle.run_config(settings, smoke=True))
+    assert smoke["time_budget"] == 60.0 and smoke["views"] == smoke["scoring_views"] == 2
+    assert smoke["ttt_steps"] == min(preset.ttt.steps, 4)
 
 
 def test_processes_follow_the_gpus_unless_told(tmp_path):

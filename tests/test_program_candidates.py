@@ -15,6 +15,7 @@ from transformers import AutoTokenizer
 
 from training_code import evaluation, model_tools, report
 from training_code.arc_loader import ArcDataset, parse_task
+from training_code.cli import with_options
 from training_code.evaluation import EvalConfig, prepare_session, run_evaluation, sampled_programs
 from training_code.finetune import FinetuneConfig, run_finetune, training_alphabet
 from training_code.induction.code_tasks import CODE_CHARACTERS, CodeTaskDataset, code_alphabet
@@ -45,7 +46,7 @@ def config(challenges: Path, out: Path, **kw) -> EvalConfig:
     base = dict(challenges=str(challenges), output=str(out), ttt=False, decoder="sample", views=2, scoring_views=2,
                 max_tokens=1024, progress=False, report=True, cache=False, program_samples=3,
                 program_timeout=0.5, program_max_tokens=64)
-    return EvalConfig(**{**base, **kw})
+    return with_options(EvalConfig(), **{**base, **kw})
 
 
 def report_of(out: Path) -> dict:
@@ -255,9 +256,9 @@ def test_the_code_source_gives_code_parts_and_the_code_alphabet():
 def test_finetuning_on_code_tasks_gives_an_adapter_that_can_sample_programs(tmp_path):
     tiny = tiny_code_model()
     model_tools.save_merged(tiny.model, tiny.tokenizer, tmp_path / "tiny")
-    run_finetune(FinetuneConfig(model=str(tmp_path / "tiny"), models_dir=str(tmp_path), name="coder",
-                                train_datasets=("code code-from-examples", "arc-agi-1/training output-from-examples"),
-                                lora_r=2, max_steps=1, batch_size=1, max_length=1024, merge=False))
+    run_finetune(with_options(FinetuneConfig(), model=str(tmp_path / "tiny"), models_dir=str(tmp_path), name="coder",
+                              train_datasets=("code code-from-examples", "arc-agi-1/training output-from-examples"),
+                              lora_r=2, max_steps=1, batch_size=1, max_length=1024, merge=False))
     adapter = tmp_path / "coder" / "adapter"
     assert len(AutoTokenizer.from_pretrained(adapter)) == len(code_alphabet(FMT)) + 3
     flip, solutions = flip_task(6)

@@ -7,6 +7,7 @@ import json
 import pytest
 from pipeline_data import task, tiny, write_set
 
+from training_code.cli import with_options
 from training_code.evaluation import EvalConfig, run_evaluation
 from training_code.rerank import candidates_of, main, rerank
 from training_code.selection import AGGREGATIONS, rank_candidates
@@ -22,7 +23,7 @@ def finished_run(tmp_path, **kw):
     challenges = write_set(tmp_path, TASKS, extra=BAD)
     base = dict(challenges=str(challenges), output=str(tmp_path / "run"), ttt=False, decoder="sample", views=3,
                 scoring_views=2, max_tokens=1024, progress=False, report=True, cache=False)
-    run_evaluation(EvalConfig(**{**base, **kw}), tiny())
+    run_evaluation(with_options(EvalConfig(), **{**base, **kw}), tiny())
     return tmp_path / "run"
 
 

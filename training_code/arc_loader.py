@@ -282,10 +282,10 @@ def random_colours(rng: np.random.Generator, keep_background: bool) -> tuple[int
 class AugmentOptions:
     """What a random view may change."""
 
-    d8: bool = True  # transpose and rotations
-    colours: bool = True
-    keep_background: bool = False  # colour 0 stays 0
-    shuffle_examples: bool = True
+    d8: bool = field(default=True, metadata={"help": "views transpose and rotate the grids"})
+    colours: bool = field(default=True, metadata={"help": "views permute the colours"})
+    keep_background: bool = field(default=False, metadata={"help": "colour permutations keep colour 0"})
+    shuffle_examples: bool = field(default=True, metadata={"help": "views shuffle the training examples"})
 
 
 def random_key(base: Key, n_train: int, rng: np.random.Generator, options: AugmentOptions = AugmentOptions()) -> Key:
@@ -668,6 +668,21 @@ class ArcDataset:
                 prompt_version: str = "output-from-examples") -> list[int]:
         return [count_tokens(self.render(k, fmt, prompt_version).text) for k in self.keys]
 
+    def task_lengths(self, fmt: TextFormatLike, total: bool = False) -> dict[str, int]:
+        """Per task, the characters of its rendering: its longest test input's view (the measure tasks are
+        picked and ordered by, see ``shortest_first``), or with ``total`` the sum over its test inputs (a
+        proxy for the task's cost)."""
+        lengths: dict[str, int] = {}
+        for key, length in zip(self.keys, self.lengths(fmt)):
+            lengths[key.task_id] = (lengths.get(key.task_id, 0) + length if total
+                                    else max(length, lengths.get(key.task_id, 0)))
+        return lengths
+
+    def shortest_first(self, fmt: TextFormatLike, task_ids: Iterable[str] | None = None) -> list[str]:
+        """The tasks (all, or ``task_ids``), shortest rendering first (``task_lengths``), ties by id."""
+        lengths = self.task_lengths(fmt)
+        return sorted(lengths if task_ids is None else task_ids, key=lambda t: (lengths[t], t))
+
     def filter_by_length(self, fmt: TextFormatLike, max_tokens: int, count_tokens: Callable[[str], int] = len,
                          prompt_version: str = "output-from-examples") -> ArcDataset:
         lengths = self.lengths(fmt, count_tokens, prompt_version)
@@ -705,6 +720,36 @@ def solutions_beside(challenges: str | Path) -> Path | None:
         return None
     solutions = challenges.with_name(challenges.name.replace("_challenges", "_solutions"))
     return solutions if solutions.is_file() else None
+
+
+def submission_counts(challenges: str | Path) -> dict[str, int]:
+    """Every task id of a challenges file with its number of test inputs, at least one, bad tasks too: what a
+    submission must cover whatever fails to load. ArcDataError when the file is not an object of tasks."""
+    raw = read_json(challenges)
+    if not isinstance(raw, dict):
+        raise ArcDataError("challenges must map task ids to tasks", file=str(challenges))
+    counts = {}
+    for task_id, task in raw.items():
+        tests = task.get("test") if isinstance(task, dict) else None
+        counts[task_id] = max(1, len(tests)) if isinstance(tests, list) else 1
+    return counts
+
+
+@dataclass
+class RunFiles:
+    """What a run that answers a challenges file reads and where it writes (the evaluation, the search)."""
+
+    challenges: str = field(default="input/arc-agi_evaluation_challenges.json",
+                            metadata={"help": "Kaggle challenges JSON"})
+    solutions: str = field(default="auto", metadata={
+        "help": "solutions JSON; 'auto': the _solutions file beside the challenges if there is one; '' for none"})
+    output: str = field(default="output", metadata={"help": "folder for submission.json and the run's report"})
+
+    def solutions_path(self) -> Path | None:
+        """The solutions file to score against, or None."""
+        if self.solutions == "auto":
+            return solutions_beside(self.challenges)
+        return Path(self.solutions) if self.solutions else None
 
 
 @dataclass

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from .arc_loader import ArcDataset, AugmentOptions, Key, Task, random_key
+from .arc_loader import ArcDataset, AugmentOptions, Key, Task, d8_keys, random_key
 from .formats import FormatParseError
 from .grids import ArcDataError, Grid
 from .inference_tools import (
+    DECODERS,
     DEFAULT_DFS_ROWS,
+    DEFAULT_MIN_PROB,
     MAX_REPLY_TOKENS,
     Candidate,
     DecodeOptions,
@@ -29,18 +32,44 @@ from .inference_tools import (
     torch_generator,
 )
 from .model_session import ModelSession
-from .selection import ScoredCandidate, add_program_candidates, merge_candidates, rank_candidates
+from .selection import (
+    AGGREGATIONS,
+    DEFAULT_AGGREGATION,
+    ScoredCandidate,
+    add_program_candidates,
+    merge_candidates,
+    rank_candidates,
+)
+
+
+@dataclass
+class DecodingConfig:
+    """How each test input is decoded: the decoder, its threshold and the views it runs under."""
+
+    decoder: str = field(default="dfs", metadata={"help": "how candidates are decoded", "choices": tuple(DECODERS)})
+    min_prob: float = field(default=DEFAULT_MIN_PROB, metadata={
+        "help": "DFS threshold: keep replies with probability >= this"})
+    views: int = field(default=8, metadata={"help": "augmented views each test input is decoded under"})
+
+
+@dataclass
+class ScoringConfig:
+    """How candidates are scored and ranked, and how the two attempts are chosen from them."""
+
+    views: int = field(default=8, metadata={"flag": "scoring_views",
+                                            "help": "augmented views each candidate is scored under"})
+    aggregation: str = field(default=DEFAULT_AGGREGATION, metadata={
+        "help": "how scores rank candidates", "choices": tuple(AGGREGATIONS)})
+    search_attempt: bool = field(default=True, metadata={
+        "help": "when the ranking puts no answer of the program search among the two attempts, its best-ranked "
+                "one becomes the second attempt"})
 
 
 class CandidateSettings(Protocol):
     """The settings of an evaluation that decoding and scoring read (``EvalConfig`` has them)."""
 
-    decoder: str
-    min_prob: float
-    views: int
-    scoring_views: int
-    aggregation: str
-    search_attempt: bool
+    decoding: DecodingConfig
+    scoring: ScoringConfig
     keep_background: bool
 
 
@@ -48,9 +77,9 @@ def decoding_keys(task: Task, test_index: int, n: int, rng: np.random.Generator,
     """``n`` views of a test input: the eight D8 transforms in turn (identity first), each with a random
     colour permutation (the identity view keeps its colours) and shuffled examples."""
     keys = []
+    d8 = d8_keys(Key(task.task_id, test_index))
     for i in range(n):
-        transpose, rotation = bool((i // 4) % 2), i % 4
-        base = Key(task.task_id, test_index, transpose, rotation)
+        base = d8[i % len(d8)]
         if i == 0:
             keys.append(base)
             continue
@@ -105,8 +134,9 @@ def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: Mo
     generator = torch_generator(rng, next(session.model.parameters()).device)
     # replies longer than the room kept for them are cut: an untrained model otherwise writes
     # hundreds of tokens of grid-shaped noise per view
-    options = DecodeOptions(name=config.decoder, min_prob=config.min_prob, max_new_tokens=room)
-    decoding = dict(eos_id=session.eos_id, token_texts=session.token_texts, checker=checker)
+    decoding, scoring = config.decoding, config.scoring
+    options = DecodeOptions(name=decoding.decoder, min_prob=decoding.min_prob, max_new_tokens=room)
+    model_args = dict(eos_id=session.eos_id, token_texts=session.token_texts, checker=checker)
 
     def prompt_of(key: Key) -> list[int]:
         return session.ids(dataset.render(key, session.fmt, with_reply=False).prompt)
@@ -130,8 +160,8 @@ def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: Mo
                 best_text = (cand.nll, grid)
         per_view.append(view_best)
 
-    keys = decoding_keys(task, test_index, config.views, rng, config.keep_background)
-    if config.decoder == "dfs":
+    keys = decoding_keys(task, test_index, decoding.views, rng, config.keep_background)
+    if decoding.decoder == "dfs":
         # up to 8 views at a time, their searches advancing together, one token each per shared pass (fewer passes
         # than the first view alone and then the others with its best candidate as their guess: the searches'
         # passes overlap); a later group checks the best candidate so far in its prompt pass
@@ -141,7 +171,7 @@ def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: Mo
             group = [fit_key(dataset, key, session, room) for key in keys[begin: begin + DEFAULT_DFS_ROWS]]
             decoded = dfs_decode_many(session.model, [prompt_of(key) for key in group], min_prob=options.min_prob,
                                       max_new_tokens=room, guesses=[guess_for(key) for key in group],
-                                      prompt_dtype=session.formats.prompt, **decoding)
+                                      prompt_dtype=session.formats.prompt, **model_args)
             for key, cands in zip(group, decoded):
                 take(key, cands)
     else:
@@ -150,7 +180,7 @@ def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: Mo
                 break
             key = fit_key(dataset, key, session, room)
             take(key, decode(options, session.model, prompt_of(key), guess=guess_for(key), generator=generator,
-                             **decoding))
+                             **model_args))
     candidates = merge_candidates(found)
     from_programs_only = add_program_candidates(candidates, program_grids)
     from_programs_only += add_program_candidates(candidates, search_grids, searched=True)
@@ -161,9 +191,9 @@ def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: Mo
         for cand, nll in zip(from_programs_only, identity_nlls(dataset, task, test_index, from_programs_only,
                                                                session)):
             cand.generation_nlls.append(nll)
-    if candidates and config.scoring_views and config.aggregation not in ("vote", "max-generation-probability"):
+    if candidates and scoring.views and scoring.aggregation not in ("vote", "max-generation-probability"):
         score_candidates(dataset, task, test_index, candidates, session, config, rng)
-    return (rank_candidates(candidates, config.aggregation, config.search_attempt) if candidates else []), per_view
+    return (rank_candidates(candidates, scoring.aggregation, scoring.search_attempt) if candidates else []), per_view
 
 
 def view_nlls(dataset: ArcDataset, task: Task, keys: Sequence[Key], candidates: Sequence[ScoredCandidate],
@@ -190,8 +220,8 @@ def view_nlls(dataset: ArcDataset, task: Task, keys: Sequence[Key], candidates: 
 
 def score_candidates(dataset: ArcDataset, task: Task, test_index: int, candidates: Sequence[ScoredCandidate],
                      session: ModelSession, config: CandidateSettings, rng: np.random.Generator) -> None:
-    """Each candidate's NLL under ``scoring_views`` augmented views."""
-    keys = scoring_keys(task, test_index, config.scoring_views, rng, config.keep_background)
+    """Each candidate's NLL under ``config.scoring.views`` augmented views."""
+    keys = scoring_keys(task, test_index, config.scoring.views, rng, config.keep_background)
     for per_candidate in view_nlls(dataset, task, keys, candidates, session):
         for cand, nll in zip(candidates, per_candidate):
             cand.scoring_nlls.append(nll)

@@ -8,6 +8,11 @@ and a message naming the option, the bad value and the valid ones. A field decla
 its metadata: ``choices`` (the valid values; ``--help`` lists them) or ``check`` (a function that
 raises ValueError saying why a value is bad and what would do, e.g. a format spec's parser). An entry
 script adds checks that need more than one field (``--tasks`` ids against the ``--challenges`` file).
+
+A nested config (one per stage of a run) gives its fields flags named ``--<field>.<name>``, or with the
+prefix its field's ``flags`` metadata names (``"ttt_"``: ``--ttt-steps``; ``""``: the nested names as
+they are); a field's own ``flag`` metadata names its option outright. `options` and `with_options` speak
+of a config by those option names, so a saved config or a test need not spell out the nesting.
 """
 
 from __future__ import annotations
@@ -34,6 +39,100 @@ class OptionError(ValueError):
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One leaf field of a config: where it sits (``dest``, dotted), its option name and its field."""
+
+    dest: str
+    name: str
+    field: dataclasses.Field
+    value: Any
+
+    @property
+    def flag(self) -> str:
+        return _flag(self.name)
+
+
+def config_options(config: Any) -> list[Option]:
+    """The leaf fields of the dataclass instance ``config``, nested ones included, with their option names;
+    a ValueError when two fields would share one (their flags could not tell them apart)."""
+    found = _leaf_options(config, "", "")
+    names = [o.name for o in found]
+    shared = sorted({n for n in names if names.count(n) > 1})
+    if shared:
+        raise ValueError(f"{type(config).__name__}: more than one field has the option name {', '.join(shared)}")
+    return found
+
+
+def _leaf_options(config: Any, dest: str, prefix: str) -> list[Option]:
+    found = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            inner = f.metadata.get("flags", f.name + ".")
+            found += _leaf_options(value, dest + f.name + ".", prefix + inner)
+        else:
+            found.append(Option(dest + f.name, f.metadata.get("flag", prefix + f.name), f, value))
+    return found
+
+
+def options(config: Any) -> dict[str, Any]:
+    """The config's values by option name (``ttt_steps``, not ``ttt.steps``)."""
+    return {o.name: o.value for o in config_options(config)}
+
+
+def _with_dests(config: C, values: dict[str, Any]) -> C:
+    """A copy of ``config`` with the values at dotted ``dest`` paths replaced."""
+    changes: dict[str, Any] = {}
+    inner: dict[str, dict[str, Any]] = {}
+    for dest, value in values.items():
+        head, _, rest = dest.partition(".")
+        if rest:
+            inner.setdefault(head, {})[rest] = value
+        else:
+            changes[head] = value
+    for head, nested in inner.items():
+        changes[head] = _with_dests(getattr(config, head), nested)
+    return dataclasses.replace(config, **changes)
+
+
+def with_options(config: C, **values: Any) -> C:
+    """A copy of ``config`` with fields set by option name (as on the command line, underscores for
+    dashes); a TypeError names an option the config does not have."""
+    by_name = {o.name: o.dest for o in config_options(config)}
+    unknown = sorted(set(values) - set(by_name))
+    if unknown:
+        raise TypeError(f"{type(config).__name__} has no option {', '.join(unknown)}")
+    return _with_dests(config, {by_name[name]: value for name, value in values.items()})
+
+
+def config_from_dict(preset: C, values: dict[str, Any]) -> C:
+    """``preset`` with the values of a JSON object applied: by option name (as `save_config` writes them)
+    or as nested objects for nested configs (``dataclasses.asdict``); a ValueError names unknown keys."""
+    by_name = {o.name: o.dest for o in config_options(preset)}
+    dests = set(by_name.values())
+    flat: dict[str, Any] = {}
+
+    def walk(obj: dict, at: str) -> None:
+        for key, value in obj.items():
+            if isinstance(value, dict) and any(d.startswith(at + key + ".") for d in dests):
+                walk(value, at + key + ".")
+            else:
+                flat[at + key] = value
+
+    walk(values, "")
+    resolved, unknown = {}, []
+    for key, value in flat.items():
+        dest = key if key in dests else by_name.get(key)
+        if dest is None:
+            unknown.append(key)
+        else:
+            resolved[dest] = tuple(value) if isinstance(value, list) else value
+    if unknown:
+        raise ValueError(f"not fields of {type(preset).__name__}: {', '.join(sorted(unknown))}")
+    return _with_dests(preset, resolved)
 
 
 def invalid_choice(value: Any, choices: Iterable[str]) -> str:
@@ -82,17 +181,13 @@ def field_problem(f: dataclasses.Field, value: Any) -> str:
     return ""
 
 
-def check_config(config: Any, prefix: str = "") -> None:
+def check_config(config: Any) -> None:
     """OptionError for the first field of ``config`` (nested dataclasses too) whose value its metadata
     refuses: a preset or a saved config is checked as strictly as the command line."""
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if dataclasses.is_dataclass(value):
-            check_config(value, prefix=prefix + f.name + ".")
-            continue
-        problem = field_problem(f, value)
+    for option in config_options(config):
+        problem = field_problem(option.field, option.value)
         if problem:
-            raise OptionError(_flag(prefix + f.name), problem)
+            raise OptionError(option.flag, problem)
 
 
 def _base_type(tp: Any) -> tuple[Any, bool]:
@@ -114,29 +209,24 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, preset: Any, prefix: str = "") -> None:
-    """One flag per field of the dataclass instance ``preset`` (nested dataclasses get a prefix)."""
-    hints = typing.get_type_hints(type(preset))
-    for f in dataclasses.fields(preset):
-        value = getattr(preset, f.name)
-        name = prefix + f.name
-        if dataclasses.is_dataclass(value):
-            add_config_arguments(parser, value, prefix=name + ".")
-            continue
-        tp, optional = _base_type(hints[f.name])
+def add_config_arguments(parser: argparse.ArgumentParser, preset: Any) -> None:
+    """One flag per leaf field of the dataclass instance ``preset`` (see `config_options` for the names)."""
+    for option in config_options(preset):
+        f, value, name, dest = option.field, option.value, option.name, option.dest
+        tp, optional = _base_type(_field_type(preset, dest))
         help_text = f.metadata.get("help", "")
         shown = "none" if value is None else value
         choices = f.metadata.get("choices")
         if choices is not None:
             help_text = f"{help_text}; one of {', '.join(map(str, choices))}".lstrip("; ")
         if tp is bool:
-            parser.add_argument(_flag(name), dest=name, nargs="?", const=True, type=_parse_bool, default=value,
+            parser.add_argument(option.flag, dest=dest, nargs="?", const=True, type=_parse_bool, default=value,
                                 metavar="BOOL", help=f"{help_text} (default: {shown})".strip())
-            parser.add_argument("--no-" + name.replace("_", "-"), dest=name, action="store_false",
+            parser.add_argument("--no-" + name.replace("_", "-"), dest=dest, action="store_false",
                                 help=argparse.SUPPRESS)
         elif typing.get_origin(tp) is tuple:
             # repeatable: each use gives one entry, its words joined by spaces (arc24's --train_datasets SOURCE VERSION)
-            parser.add_argument(_flag(name), dest=name, action="append", nargs="+", default=None, metavar="WORD",
+            parser.add_argument(option.flag, dest=dest, action="append", nargs="+", default=None, metavar="WORD",
                                 help=f"{help_text} (repeatable; default: {' | '.join(map(str, value))})".strip())
         elif tp in (int, float, str):
             def convert(text: str, tp=tp, optional=optional, f=f):
@@ -149,26 +239,29 @@ def add_config_arguments(parser: argparse.ArgumentParser, preset: Any, prefix: s
                         raise argparse.ArgumentTypeError(problem)
                 return converted
 
-            parser.add_argument(_flag(name), dest=name, type=convert, default=value, choices=choices,
+            parser.add_argument(option.flag, dest=dest, type=convert, default=value, choices=choices,
                                 metavar=tp.__name__.upper(), help=f"{help_text} (default: {shown})".strip())
         else:
-            raise TypeError(f"config field {name} has type {tp}, which has no command-line form")
+            raise TypeError(f"config field {dest} has type {tp}, which has no command-line form")
 
 
-def config_from_args(preset: C, args: argparse.Namespace, prefix: str = "") -> C:
+def _field_type(config: Any, dest: str) -> Any:
+    """The annotated type of the field at the dotted path ``dest``."""
+    head, _, rest = dest.partition(".")
+    if rest:
+        return _field_type(getattr(config, head), rest)
+    return typing.get_type_hints(type(config))[head]
+
+
+def config_from_args(preset: C, args: argparse.Namespace) -> C:
     """A copy of ``preset`` with the parsed flags applied."""
-    changes = {}
-    for f in dataclasses.fields(preset):
-        value = getattr(preset, f.name)
-        name = prefix + f.name
-        if dataclasses.is_dataclass(value):
-            changes[f.name] = config_from_args(value, args, prefix=name + ".")
-        else:
-            given = getattr(args, name)
-            if isinstance(value, tuple):
-                given = value if given is None else tuple(" ".join(words) for words in given)
-            changes[f.name] = given
-    return dataclasses.replace(preset, **changes)
+    values = {}
+    for option in config_options(preset):
+        given = getattr(args, option.dest)
+        if isinstance(option.value, tuple):
+            given = option.value if given is None else tuple(" ".join(words) for words in given)
+        values[option.dest] = given
+    return _with_dests(preset, values)
 
 
 def checked_config(parser: argparse.ArgumentParser, config: C, checks: Sequence[Callable[[C], None]] = ()) -> C:
@@ -193,8 +286,9 @@ def parse_config(preset: C, argv: Sequence[str] | None = None, description: str 
 
 
 def save_config(config: Any, path: str | Path) -> Path:
-    """Write the config as JSON (next to the results it produced)."""
+    """Write the config as JSON by option name (next to the results it produced); `config_from_dict`
+    reads it back."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(options(config), indent=2, default=str) + "\n", encoding="utf-8")
     return path

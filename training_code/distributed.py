@@ -50,7 +50,7 @@ import torch
 import torch.distributed as dist
 
 from . import model_tools
-from .cli import add_config_arguments, checked_config, config_from_args
+from .cli import add_config_arguments, checked_config, config_from_args, config_from_dict
 from .evaluation import (
     EvalConfig,
     EvalRun,
@@ -99,10 +99,7 @@ def shard_tasks(task_ids: Sequence[str], sizes: dict[str, int], rank: int, world
 
 def task_sizes(run: EvalRun) -> dict[str, int]:
     """Characters of each selected task's rendering, summed over its test inputs: a proxy for its cost."""
-    sizes: dict[str, int] = {}
-    for key, length in zip(run.dataset.keys, run.dataset.lengths(run.session.fmt)):
-        sizes[key.task_id] = sizes.get(key.task_id, 0) + length
-    return sizes
+    return run.dataset.task_lengths(run.session.fmt, total=True)
 
 
 def rank_file(output: str | Path, rank: int, world_size: int) -> Path:
@@ -111,7 +108,7 @@ def rank_file(output: str | Path, rank: int, world_size: int) -> Path:
 
 def write_rank_file(run: EvalRun, rank: Rank, task_ids: Sequence[str], results: dict[str, TaskResult]) -> Path:
     """This rank's results and errors as JSON, written atomically (a reader sees all of it or nothing)."""
-    path = rank_file(run.config.output, rank.rank, rank.world_size)
+    path = rank_file(run.config.files.output, rank.rank, rank.world_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"rank": rank.rank, "world_size": rank.world_size, "task_ids": list(task_ids),
                "results": {t: r.to_json() for t, r in results.items()},
@@ -129,7 +126,7 @@ def merged_results(run: EvalRun, shards: Sequence[Sequence[str]]) -> dict[str, T
     results: dict[str, TaskResult] = {}
     world_size = len(shards)
     for rank, shard in enumerate(shards):
-        path = rank_file(run.config.output, rank, world_size)
+        path = rank_file(run.config.files.output, rank, world_size)
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
             if payload["world_size"] != world_size or payload["task_ids"] != list(shard):
@@ -190,7 +187,7 @@ def run_distributed(config: EvalConfig, loaded: model_tools.LoadedModel | None =
         dist.init_process_group("gloo", rank=rank.rank, world_size=rank.world_size, timeout=wait)
     try:
         config = dataclasses.replace(config, progress=config.progress and rank.rank == 0)
-        rank_file(config.output, rank.rank, rank.world_size).unlink(missing_ok=True)  # never merge a stale file
+        rank_file(config.files.output, rank.rank, rank.world_size).unlink(missing_ok=True)  # never merge a stale file
         run = start_run(config, loaded)
         sizes = task_sizes(run)
         shards = [shard_tasks(run.task_ids, sizes, r, rank.world_size) for r in range(rank.world_size)]
@@ -215,14 +212,16 @@ def run_distributed(config: EvalConfig, loaded: model_tools.LoadedModel | None =
 
 
 def config_from_json(path: str | Path) -> EvalConfig:
-    """An EvalConfig from a JSON object of its fields (as ``cli.save_config`` writes; missing fields
-    keep their defaults). Unknown fields are an error: a misspelt option must not pass silently."""
+    """An EvalConfig from a JSON object of its fields (as ``cli.save_config`` writes, or flat by option
+    name; missing fields keep their defaults). Unknown fields are an error: a misspelt option must not pass
+    silently."""
     values = json.loads(Path(path).read_text(encoding="utf-8"))
-    known = {f.name for f in dataclasses.fields(EvalConfig)}
-    if not isinstance(values, dict) or set(values) - known:
-        extra = sorted(set(values) - known) if isinstance(values, dict) else "not a JSON object"
-        raise ValueError(f"{path}: not an EvalConfig ({extra})")
-    return EvalConfig(**values)
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: not an EvalConfig (not a JSON object)")
+    try:
+        return config_from_dict(EvalConfig(), values)
+    except ValueError as e:
+        raise ValueError(f"{path}: not an EvalConfig ({e})") from None
 
 
 def parse_command_line(argv: Sequence[str] | None = None) -> EvalConfig:
@@ -261,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format=f"%(asctime)s rank {rank.rank} %(levelname)s %(name)s: %(message)s")
     summary = run_distributed(config, rank=rank, barrier_slack=barrier_slack)
     if summary is not None:
-        print_summary(summary, Path(config.output))
+        print_summary(summary, Path(config.files.output))
     return 0
 
 

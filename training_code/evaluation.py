@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +31,18 @@ import torch
 from tqdm.auto import tqdm
 
 from . import model_tools
-from .arc_loader import ArcDataset, AugmentOptions, Task
-from .candidates import candidates_for
-from .cli import OptionError, save_config
+from .arc_loader import ArcDataset, AugmentOptions, RunFiles, Task, submission_counts
+from .candidates import DecodingConfig, ScoringConfig, candidates_for
+from .cli import OptionError, options, save_config
 from .formats import FormatParseError, format_from_spec
 from .grids import ArcDataError, Grid, grid_to_list
 from .induction.code_tasks import ProgramChecker, code_alphabet, program_from_reply, render_code_from_examples
 from .induction.program_search import SEARCH_VERSION, SearchConfig, search_task
 from .induction.sandbox import ProgramOutputs, Sandbox, program_outputs
-from .inference_tools import BF16_CHOICES, DECODERS, sample_decode, stage_formats, torch_generator
+from .inference_tools import BF16_CHOICES, sample_decode, stage_formats, torch_generator
 from .metrics import evaluate
 from .model_session import ModelSession
 from .report import EvalSummary, TaskResult, print_summary, write_report
-from .selection import AGGREGATIONS, DEFAULT_AGGREGATION
 from .submission import build_submission, score_submission, write_verified_submission
 from .training import TrainConfig, leave_one_out_views
 
@@ -58,14 +57,27 @@ PROGRAM_BATCH = 8
 
 
 @dataclass
-class EvalConfig:
-    """Everything an evaluation run depends on. Entry scripts are presets of this."""
+class TestTimeTraining:
+    """Test-time training: a fresh LoRA per task, trained on leave-one-out views of its own examples."""
 
-    challenges: str = field(default="input/arc-agi_evaluation_challenges.json",
-                            metadata={"help": "Kaggle challenges JSON"})
-    solutions: str = field(default="auto", metadata={
-        "help": "solutions JSON; 'auto': the _solutions file beside the challenges if there is one; '' for none"})
-    output: str = field(default="output/smollm2", metadata={"help": "folder for submission.json and the report"})
+    __test__ = False  # not a pytest test class, whatever its name
+
+    enabled: bool = field(default=True, metadata={"flag": "ttt",
+                                                  "help": "test-time training on each task's own examples"})
+    steps: int = field(default=16, metadata={"help": "optimizer steps of test-time training per task"})
+    batch_size: int = 2
+    learning_rate: float = 1e-4
+    lora_r: int = 16
+    lora_alpha: int = 16
+    views: int = field(default=8, metadata={"help": "views of each leave-one-out task (the identity view included)"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "share of the steps that warm the learning rate up"})
+
+
+@dataclass
+class EvalConfig:
+    """Everything an evaluation run depends on, a config per stage. Entry scripts are presets of this."""
+
+    files: RunFiles = field(default_factory=lambda: RunFiles(output="output/smollm2"), metadata={"flags": ""})
     tasks: str = field(default="", metadata={
         "help": "task ids joined by commas, or a count N: the N tasks with the shortest rendering; '' for all"})
     model: str = field(default="smollm2-135m", metadata={"help": "bundled model name or a local model path"})
@@ -77,22 +89,13 @@ class EvalConfig:
         "help": "auto: 4-bit on CUDA, except 16 bits when an --adapter is merged into the base",
         "choices": model_tools.FOUR_BIT_CHOICES})
     max_tokens: int = field(default=8192, metadata={"help": "token budget of one rendered view"})
-    ttt: bool = field(default=True, metadata={"help": "test-time training on each task's own examples"})
-    ttt_steps: int = field(default=16, metadata={"help": "optimizer steps of test-time training per task"})
-    ttt_batch_size: int = 2
-    ttt_learning_rate: float = 1e-4
-    ttt_lora_r: int = 16
-    ttt_lora_alpha: int = 16
-    decoder: str = field(default="dfs", metadata={"help": "how candidates are decoded", "choices": tuple(DECODERS)})
-    min_prob: float = field(default=0.1, metadata={"help": "DFS threshold: keep replies with probability >= this"})
-    views: int = field(default=8, metadata={"help": "augmented views each test input is decoded under"})
-    scoring_views: int = field(default=8, metadata={"help": "augmented views each candidate is scored under"})
+    ttt: TestTimeTraining = field(default_factory=TestTimeTraining, metadata={"flags": "ttt_"})
+    decoding: DecodingConfig = field(default_factory=DecodingConfig, metadata={"flags": ""})
+    scoring: ScoringConfig = field(default_factory=ScoringConfig, metadata={"flags": ""})
     bf16_passes: str = field(default="auto", metadata={
         "help": "bfloat16 (autocast) prompt passes of decoding and scoring passes: no keeps the model's own format "
                 "throughout; auto: yes on CUDA with bf16 and on CPUs with bf16 instructions",
         "choices": BF16_CHOICES})
-    aggregation: str = field(default=DEFAULT_AGGREGATION, metadata={
-        "help": "how scores rank candidates", "choices": tuple(AGGREGATIONS)})
     program_samples: int = field(default=0, metadata={
         "help": "programs sampled per task with the code-from-examples prompt and run in a sandbox; the outputs "
                 "of those that reproduce the examples join the candidates (0: off); when on, the vocabulary "
@@ -105,9 +108,6 @@ class EvalConfig:
     search_seconds: float = field(default=0.0, metadata={
         "help": "seconds of program search over the DSL per task (no model); the outputs of programs that "
                 "reproduce the examples join the candidates, scored and ranked with the model's (0: off)"})
-    search_attempt: bool = field(default=True, metadata={
-        "help": "when the ranking puts no answer of the program search among the two attempts, its best-ranked "
-                "one becomes the second attempt"})
     keep_background: bool = field(default=True, metadata={"help": "colour permutations keep colour 0"})
     seed: int = 0
     time_budget: float = field(default=0.0, metadata={"help": "seconds; stop starting new work in time (0: none)"})
@@ -134,10 +134,7 @@ def select_tasks(dataset: ArcDataset, spec: str, fmt) -> list[str]:
     if not spec:
         return sorted(dataset.tasks)
     if spec.isdigit():
-        lengths: dict[str, int] = {}
-        for key, length in zip(dataset.keys, dataset.lengths(fmt)):
-            lengths[key.task_id] = max(length, lengths.get(key.task_id, 0))
-        return sorted(sorted(lengths, key=lambda t: (lengths[t], t))[: int(spec)])
+        return sorted(dataset.shortest_first(fmt)[: int(spec)])
     ids = [t.strip() for t in spec.split(",") if t.strip()]
     known = set(dataset.tasks) | {e.task_id for e in dataset.skipped}  # a task that failed to load falls back
     unknown = [t for t in ids if t not in known]
@@ -178,7 +175,7 @@ def check_task_spec(spec: str, challenges: str | Path) -> None:
 
 def check_options(config: EvalConfig) -> None:
     """What the fields alone cannot check: ``--tasks`` ids against the ``--challenges`` file."""
-    check_task_spec(config.tasks, config.challenges)
+    check_task_spec(config.tasks, config.files.challenges)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -213,9 +210,10 @@ def sampled_programs(task: Task, session: ModelSession, config: EvalConfig, dead
     return [program_from_reply(session.fmt, reply.text) for reply in replies]
 
 
-def run_programs(task: Task, sources: Sequence[str], sandbox: Sandbox, deadline: float) -> ProgramOutputs:
-    """The programs' outputs for the task (no program starts after ``deadline``); none when the sandbox
-    itself fails (the task goes on)."""
+def sampled_program_outputs(task: Task, sources: Sequence[str], sandbox: Sandbox, deadline: float) -> ProgramOutputs:
+    """The outputs of the model's sampled (untrusted) programs for the task, run in ``sandbox`` (no program
+    starts after ``deadline``); none when the sandbox itself fails (the task goes on). The project's own,
+    verified programs run in-process instead: ``induction.programs.run_trusted_program``."""
     try:
         return program_outputs(task, sources, sandbox=sandbox, deadline=deadline)
     except (RuntimeError, OSError, ValueError) as e:  # the worker did not start, a pipe broke...
@@ -236,7 +234,7 @@ def solve_task(dataset: ArcDataset, task_id: str, session: ModelSession, config:
     if own_sandbox:
         sandbox = Sandbox(timeout=config.program_timeout)
     try:
-        if config.ttt:
+        if config.ttt.enabled:
             test_time_train(dataset, task_id, session, config, rng)
         program_grids: Sequence[Sequence[Grid]] = [() for _ in task.test]
         if config.program_samples > 0:  # after test-time training: the model has learnt this task
@@ -249,7 +247,7 @@ def solve_task(dataset: ArcDataset, task_id: str, session: ModelSession, config:
                 sources = []
             result.programs_sampled = len(sources)
             if sources:
-                outputs = run_programs(task, sources, sandbox, deadline)
+                outputs = sampled_program_outputs(task, sources, sandbox, deadline)
                 program_grids, result.programs_valid = outputs.per_test, len(outputs.valid)
             log.info("task %s: %d programs sampled, %d reproduce the examples", task_id, result.programs_sampled,
                      result.programs_valid)
@@ -287,7 +285,8 @@ def test_time_train(dataset: ArcDataset, task_id: str, session: ModelSession, co
                     rng: np.random.Generator) -> bool:
     """A fresh LoRA on the session's model, trained on leave-one-out views of the task's own examples; whether
     one was attached (the session keeps it until ``session.remove_adapter``)."""
-    data = leave_one_out_views(dataset, [task_id], rng, views=8,
+    ttt = config.ttt
+    data = leave_one_out_views(dataset, [task_id], rng, views=ttt.views,
                                options=AugmentOptions(keep_background=config.keep_background))
     if not data.keys:
         log.info("task %s: too few examples for test-time training", task_id)
@@ -296,9 +295,9 @@ def test_time_train(dataset: ArcDataset, task_id: str, session: ModelSession, co
     if not data.keys:
         return False
     seed = stable_seed(config.seed, task_id, "ttt")
-    session.attach_adapter(r=config.ttt_lora_r, alpha=config.ttt_lora_alpha, seed=seed % (2**31))
-    train_config = TrainConfig(learning_rate=config.ttt_learning_rate, embedding_learning_rate=config.ttt_learning_rate,
-                               max_steps=config.ttt_steps, batch_size=config.ttt_batch_size, warmup_ratio=0.1,
+    session.attach_adapter(r=ttt.lora_r, alpha=ttt.lora_alpha, seed=seed % (2**31))
+    train_config = TrainConfig(learning_rate=ttt.learning_rate, embedding_learning_rate=ttt.learning_rate,
+                               max_steps=ttt.steps, batch_size=ttt.batch_size, warmup_ratio=ttt.warmup_ratio,
                                seed=seed % (2**31), on_the_fly=False, progress=False, log_every=0,
                                max_length=session.max_tokens)
     session.train_adapter(data.shuffled(rng), train_config, description=f"ttt {task_id}")
@@ -315,12 +314,12 @@ def result_cache(config: EvalConfig):
         return None
     import diskcache
 
-    return diskcache.Cache(str(Path(config.output) / "cache"))
+    return diskcache.Cache(str(Path(config.files.output) / "cache"))
 
 
 def task_cache_key(fingerprint: str, task: Task, config: EvalConfig) -> str:
     """Model and adapter fingerprint, the task's content and every option that changes its result."""
-    relevant = {k: v for k, v in asdict(config).items()
+    relevant = {k: v for k, v in options(config).items()
                 if k not in ("challenges", "solutions", "output", "tasks", "time_budget", "cache", "report",
                              "progress")}
     if not config.program_samples:  # programs off: their settings change nothing (and earlier caches stay valid)
@@ -340,20 +339,9 @@ def task_cache_key(fingerprint: str, task: Task, config: EvalConfig) -> str:
 def load_challenges(config: EvalConfig) -> tuple[ArcDataset, dict[str, int]]:
     """The challenges (bad tasks left out with a warning) and the test counts of every task in the file,
     bad ones included, so that each still gets its two attempts."""
-    challenges = Path(config.challenges)
-    solutions = None
-    if config.solutions == "auto":
-        guess = challenges.with_name(challenges.name.replace("_challenges", "_solutions"))
-        solutions = guess if "_challenges" in challenges.name and guess.is_file() else None
-    elif config.solutions:
-        solutions = Path(config.solutions)
-    dataset = ArcDataset.from_kaggle(challenges, solutions, skip_bad=True)
-    raw = json.loads(challenges.read_text(encoding="utf-8"))
-    counts = {}
-    for task_id, task in raw.items():
-        tests = task.get("test") if isinstance(task, dict) else None
-        counts[task_id] = max(1, len(tests)) if isinstance(tests, list) else 1
-    return dataset, counts
+    challenges = Path(config.files.challenges)
+    dataset = ArcDataset.from_kaggle(challenges, config.files.solutions_path(), skip_bad=True)
+    return dataset, submission_counts(challenges)
 
 
 @dataclass
@@ -443,7 +431,7 @@ def start_run(config: EvalConfig, loaded: model_tools.LoadedModel | None = None)
     """Load the challenges and the model (shrunk to the format, adapter merged) and select the tasks."""
     began = time.monotonic()
     deadline = began + config.time_budget if config.time_budget > 0 else float("inf")
-    out = Path(config.output)
+    out = Path(config.files.output)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.json")
 
@@ -455,8 +443,8 @@ def start_run(config: EvalConfig, loaded: model_tools.LoadedModel | None = None)
     task_ids = [t for t in requested if t in dataset.tasks]
     selected_counts = {t: test_counts[t] for t in test_counts if not config.tasks or t in requested}
     log.info("model %s (%s backend), %d tasks, decoder %s, %d views, TTT %s, %d programs per task", loaded.source,
-             loaded.backend, len(task_ids), config.decoder, config.views, "on" if config.ttt else "off",
-             config.program_samples)
+             loaded.backend, len(task_ids), config.decoding.decoder, config.decoding.views,
+             "on" if config.ttt.enabled else "off", config.program_samples)
     sandbox = Sandbox(timeout=config.program_timeout) if config.program_samples > 0 else None
     return EvalRun(config, dataset, session, task_ids, selected_counts, errors,
                    result_cache(config), began, deadline, sandbox)
@@ -497,7 +485,7 @@ def solve_tasks(run: EvalRun, task_ids: Sequence[str]) -> dict[str, TaskResult]:
 def finish_run(run: EvalRun, results: dict[str, TaskResult]) -> EvalSummary:
     """Write the verified submission for every selected task; with solutions, score it; the report."""
     config, dataset, errors, selected_counts = run.config, run.dataset, run.errors, run.test_counts
-    out = Path(config.output)
+    out = Path(config.files.output)
     ranked = {(t, i): [c.grid for c in cands] for t, r in results.items() for i, cands in r.candidates.items()}
     build = build_submission(selected_counts, ranked)
     submission_path = out / "submission.json"
@@ -529,5 +517,5 @@ def main(preset: EvalConfig, argv: Sequence[str] | None = None, description: str
     config = parse_config(preset, argv, description, checks=(check_options,))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     summary = run_evaluation(config)
-    print_summary(summary, Path(config.output))
+    print_summary(summary, Path(config.files.output))
     return summary.exit_status

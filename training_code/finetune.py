@@ -15,15 +15,15 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import model_tools
-from .arc_loader import ArcDataset, AugmentOptions, DataPart, base_task_id, dataset_grids
-from .cli import parse_config, save_config
+from .arc_loader import ArcDataset, DataPart, base_task_id, dataset_grids
+from .cli import options, parse_config, save_config
 from .formats import format_from_spec
 from .induction.code_tasks import CODE_PROMPT_VERSIONS, code_alphabet
 from .plots import plot_training
@@ -52,37 +52,19 @@ class FinetuneConfig:
     lora_dropout: float = 0.0
     use_rslora: bool = False
     train_embeddings: bool = field(default=True, metadata={"help": "also train embeddings and head in full"})
-    learning_rate: float = 1e-4
-    embedding_learning_rate: float = 1e-5
-    max_steps: int = 200
-    batch_size: int = 4
-    grad_accumulation: int = 1
-    warmup_ratio: float = 0.25
-    max_length: int = 8192
-    mask_first_n_outputs: int = 1
-    gradient_checkpointing: bool = False
-    on_the_fly: bool = field(default=True, metadata={"help": "a fresh random view per draw (else precomputed)"})
-    keep_background: bool = False
-    checkpoint_every: int = 50
-    seed: int = 0
+    # where a fine-tune differs from a bare TrainConfig: the ARChitects mask the first output (nothing
+    # precedes it to learn from), and a run of hours checkpoints
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        max_steps=200, mask_first_n_outputs=1, checkpoint_every=50), metadata={"flags": ""})
     merge: bool = field(default=True, metadata={"help": "also save a merged model (adapter folded in)"})
     held_out_tasks: int = field(default=0, metadata={
         "help": "tasks of the first source kept out of training (and every task sharing a grid with them) to "
                 "measure held-out loss and accuracy (0: none)"})
-    evaluate_every: int = field(default=0, metadata={
-        "help": "optimizer steps between held-out measurements (0: only before and after)"})
     never_train_on: tuple[str, ...] = field(default=("arc-agi-1/evaluation",), metadata={
         "help": "sources whose grids never enter training: a task of any part with a grid of theirs is left out",
         "check": source_spec})
-    bf16: str = field(default="auto", metadata={
-        "help": "bfloat16 autocast: auto (on GPUs with bf16, on CPUs with native bf16 instructions)",
-        "choices": ("auto", "yes", "no")})
-    group_by_length: bool = field(default=True, metadata={
-        "help": "sort each step's sequences by length before cutting micro-batches (less padding)"})
     init_adapter: str = field(default="", metadata={
         "help": "start from this saved adapter instead of a fresh LoRA (with --first-step, continue its run)"})
-    first_step: int = field(default=0, metadata={
-        "help": "without a checkpoint, start the schedule and the data stream at this step (for --init-adapter)"})
 
 
 def adapter_folder(config: FinetuneConfig) -> Path:
@@ -145,7 +127,7 @@ def held_out_split(config: FinetuneConfig, first: ArcDataset) -> tuple[ArcDatase
     """(held-out tasks, the rest) of a run's first source. A generator of its own: the held-out tasks do not
     depend on which other sources are mixed in, so every run of a preset (and bench_heldout) holds out the
     same ones."""
-    return first.split(config.held_out_tasks / len(first.tasks), np.random.default_rng(config.seed))
+    return first.split(config.held_out_tasks / len(first.tasks), np.random.default_rng(config.train.seed))
 
 
 def training_data(config: FinetuneConfig, parts: Sequence[DataPart], fmt, count_tokens,
@@ -163,10 +145,10 @@ def training_data(config: FinetuneConfig, parts: Sequence[DataPart], fmt, count_
     protected_grids = dataset_grids(*protected, *([held_out] if held_out is not None else []))
     parts, dropped = without_protected(parts, protected_grids, set(held_out.tasks) if held_out is not None else set())
     parts, repeated = without_repeats(parts)
-    parts, too_long = fitting_parts(parts, fmt, config.max_length, count_tokens)
+    parts, too_long = fitting_parts(parts, fmt, config.train.max_length, count_tokens)
     for what, counts in (("tasks with a grid of a protected set or of a held-out task", dropped),
                          ("tasks already in an earlier source", repeated),
-                         (f"test inputs longer than {config.max_length} tokens with one example", too_long)):
+                         (f"test inputs longer than {config.train.max_length} tokens with one example", too_long)):
         for name, count in counts.items():
             if count:
                 log.info("%s: %d %s left out", name, count, what)
@@ -180,8 +162,9 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
     out = Path(config.models_dir) / config.name
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "finetune_config.json")
-    rng = np.random.default_rng(config.seed)
-    loaded = model_tools.load_model(config.model, backend=config.backend, max_seq_length=config.max_length,
+    train_config = config.train
+    rng = np.random.default_rng(train_config.seed)
+    loaded = model_tools.load_model(config.model, backend=config.backend, max_seq_length=train_config.max_length,
                                     load_in_4bit=model_tools.four_bit_option(config.load_in_4bit))
     fmt = format_from_spec(config.format, eos=loaded.tokenizer.eos_token)
     parts = parse_sources(config.train_datasets, rng)
@@ -192,25 +175,16 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
     else:
         model = model_tools.add_lora(loaded.model, r=config.lora_r, alpha=config.lora_alpha,
                                      dropout=config.lora_dropout, use_rslora=config.use_rslora,
-                                     train_embeddings=config.train_embeddings, seed=config.seed,
+                                     train_embeddings=config.train_embeddings, seed=train_config.seed,
                                      backend=loaded.backend)
-    collate = model_tools.MaskingCollator(loaded.tokenizer, mask_first_n_outputs=config.mask_first_n_outputs,
-                                          max_length=config.max_length, add_special_tokens=False)
-    train_config = TrainConfig(
-        learning_rate=config.learning_rate, embedding_learning_rate=config.embedding_learning_rate,
-        max_steps=config.max_steps, batch_size=config.batch_size, grad_accumulation=config.grad_accumulation,
-        warmup_ratio=config.warmup_ratio, seed=config.seed, mask_first_n_outputs=config.mask_first_n_outputs,
-        max_length=config.max_length, on_the_fly=config.on_the_fly,
-        augment=AugmentOptions(keep_background=config.keep_background),
-        gradient_checkpointing=config.gradient_checkpointing, checkpoint_every=config.checkpoint_every,
-        evaluate_every=config.evaluate_every, bf16=config.bf16, group_by_length=config.group_by_length,
-        first_step=config.first_step)
+    collate = model_tools.MaskingCollator(loaded.tokenizer, mask_first_n_outputs=train_config.mask_first_n_outputs,
+                                          max_length=train_config.max_length, add_special_tokens=False)
 
     count_tokens = model_tools.token_counter(loaded.tokenizer)
     parts, held_out, log_entry = training_data(config, parts, fmt, count_tokens, rng)
     evaluate = None
     if held_out is not None:
-        held_out, _too_long = held_out.fit_to_budget(fmt, config.max_length, count_tokens)
+        held_out, _too_long = held_out.fit_to_budget(fmt, train_config.max_length, count_tokens)
 
         def evaluate() -> dict:
             return held_out_metrics(model, collate, held_out, fmt)
@@ -228,8 +202,8 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
             entry.update(held_out_loss_before=evaluations[0]["loss"], held_out_loss_after=evaluations[-1]["loss"],
                          held_out_accuracy_after=evaluations[-1]["accuracy"])
         # steps: optimizer steps the adapter has had in all; a resumed run adds only steps_this_run
-        entry.update(steps=steps, max_steps=config.max_steps, seconds_this_run=time.time() - began,
-                     losses=losses, config=asdict(config))
+        entry.update(steps=steps, max_steps=train_config.max_steps, seconds_this_run=time.time() - began,
+                     losses=losses, config=options(config))
         (out / "train_log.json").write_text(json.dumps(entry, indent=1, default=str), encoding="utf-8")
 
     def adapter_as_it_stands(step: int, losses: list[float], evaluations: list[dict]) -> None:
@@ -243,7 +217,7 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
                    on_checkpoint=adapter_as_it_stands)
     model_tools.save_adapter(model, adapter_folder(config), loaded.tokenizer)
     # the log before the merge: a merge that fails (out of memory, say) must not lose the record of hours of training
-    write_log(config.max_steps, result.losses, result.evaluations if held_out is not None else [],
+    write_log(train_config.max_steps, result.losses, result.evaluations if held_out is not None else [],
               steps_this_run=result.steps, tokens_this_run=result.tokens,
               tokens_per_second=result.tokens_per_second, padding_share=result.padding_share)
     plot_training(result.losses, result.evaluations, out / "loss.png", title=config.name)
@@ -256,7 +230,7 @@ def run_finetune(config: FinetuneConfig) -> TrainResult:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             model_tools.merge_saved_adapter(config.model, adapter_folder(config), out / "merged",
-                                            max_seq_length=config.max_length)
+                                            max_seq_length=train_config.max_length)
         else:
             model_tools.save_merged(model, loaded.tokenizer, out / "merged")
         log.info("saved the merged model in %s", out / "merged")

@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from .cli import save_config
+from .cli import save_config, with_options
 from .grids import ArcDataError
 from .presets import preset_config
 from .submission import build_submission, read_submission, write_verified_submission
@@ -144,12 +144,12 @@ def smoke_run(settings: KaggleSettings) -> tuple[bool, str | None]:
 def run_config(settings: KaggleSettings, smoke: bool) -> Any:
     """The preset with Kaggle's paths, every task and the time left; a smoke run is the same pipeline with
     fewer training steps and views and a short budget."""
-    config = replace(preset_config(settings.preset), challenges=str(settings.challenges), solutions="auto",
-                     output=str(settings.run_dir), model=settings.model, adapter=settings.adapter, tasks="",
-                     time_budget=max(settings.time_left(), 1.0))
+    config = with_options(preset_config(settings.preset), challenges=str(settings.challenges), solutions="auto",
+                          output=str(settings.run_dir), model=settings.model, adapter=settings.adapter, tasks="",
+                          time_budget=max(settings.time_left(), 1.0))
     if smoke:
-        config = replace(config, time_budget=min(config.time_budget, settings.smoke_budget),
-                         ttt_steps=min(config.ttt_steps, 4), views=2, scoring_views=2)
+        config = with_options(config, time_budget=min(config.time_budget, settings.smoke_budget),
+                              ttt_steps=min(config.ttt.steps, 4), views=2, scoring_views=2)
     return config
 
 
@@ -175,7 +175,7 @@ def run_here(config: Any) -> None:
         from .model_tools import build_tiny_model
 
         loaded = build_tiny_model(format_from_spec(config.format).alphabet, max_seq_length=config.max_tokens)
-    print_summary(run_evaluation(config, loaded), Path(config.output))
+    print_summary(run_evaluation(config, loaded), Path(config.files.output))
 
 
 def process_tree(pid: int) -> list[psutil.Process]:

@@ -5,13 +5,14 @@ back), a picture per test input, and the summary printed at the end.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .arc_loader import ArcDataset
+from .cli import options
 from .grids import Grid, grid_to_list
 from .selection import ScoredCandidate
 
@@ -83,13 +84,13 @@ class EvalSummary:
 
 def write_report(out: Path, dataset: ArcDataset, results: dict[str, TaskResult], submission: dict,
                  summary: EvalSummary, config: Any) -> None:
-    """report.json (``config``, the run's EvalConfig, and every candidate with its scores) and a picture per
-    test input."""
+    """report.json (``config``, the run's EvalConfig by option name, and every candidate with its scores) and
+    a picture per test input."""
     from .plots import plot_answer
 
     solutions = dataset.solutions()
     report = {
-        "config": asdict(config),
+        "config": options(config),  # by option name, as rerank and the benchmarks read it
         "seconds": summary.seconds,
         "errors": summary.errors,
         "fell_back": [list(x) for x in summary.fell_back],

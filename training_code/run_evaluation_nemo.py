@@ -6,14 +6,17 @@ The ARChitects: per-task test-time training, DFS at 10% under 16 views, product-
 about 2.2 minutes per task on an H100.
 """
 
-from .evaluation import EvalConfig, main
+from .arc_loader import RunFiles
+from .candidates import DecodingConfig, ScoringConfig
+from .evaluation import EvalConfig, TestTimeTraining, main
 
 PRESET = EvalConfig(
     model="models/nemo-minitron-8b-arc/merged",
-    output="output/nemo",
+    files=RunFiles(output="output/nemo"),
     max_tokens=8192,
-    ttt_steps=64, ttt_batch_size=4, ttt_learning_rate=1e-4, ttt_lora_r=32, ttt_lora_alpha=32,
-    views=16, scoring_views=16,
+    ttt=TestTimeTraining(steps=64, batch_size=4, learning_rate=1e-4, lora_r=32, lora_alpha=32),
+    decoding=DecodingConfig(views=16),
+    scoring=ScoringConfig(views=16),
 )
 
 def run(argv: list[str] | None = None) -> int:

@@ -3,15 +3,18 @@
     python -m training_code.run_evaluation_qwen --model models/qwen2.5-0.5b-arc/merged [--help]
 """
 
-from .evaluation import EvalConfig, main
+from .arc_loader import RunFiles
+from .candidates import DecodingConfig, ScoringConfig
+from .evaluation import EvalConfig, TestTimeTraining, main
 
 PRESET = EvalConfig(
     model="models/qwen2.5-0.5b-arc/merged",
     format="GridShapeEncoder(RowNumberEncoder(MinimalGridEncoder()))",
-    output="output/qwen",
+    files=RunFiles(output="output/qwen"),
     max_tokens=8192,
-    ttt_steps=64, ttt_batch_size=4, ttt_learning_rate=5e-5, ttt_lora_r=32, ttt_lora_alpha=32,
-    views=8, scoring_views=8,
+    ttt=TestTimeTraining(steps=64, batch_size=4, learning_rate=5e-5, lora_r=32, lora_alpha=32),
+    decoding=DecodingConfig(views=8),
+    scoring=ScoringConfig(views=8),
 )
 
 def run(argv: list[str] | None = None) -> int:

@@ -7,7 +7,9 @@ task (its candidates join the model's), product-of-experts scoring, a verified
 output/smollm2/submission.json, and with solutions a score, arc24's metrics and a report.
 """
 
-from .evaluation import EvalConfig, main
+from .arc_loader import RunFiles
+from .candidates import DecodingConfig, ScoringConfig
+from .evaluation import EvalConfig, TestTimeTraining, main
 from .finetune import adapter_folder
 from .run_finetune_smollm import PRESET as FINETUNE_PRESET
 
@@ -16,10 +18,11 @@ ADAPTER = adapter_folder(FINETUNE_PRESET)  # run_finetune_smollm writes it; used
 PRESET = EvalConfig(
     model="smollm2-135m",
     adapter=str(ADAPTER) if ADAPTER.is_dir() else "",
-    output="output/smollm2",
+    files=RunFiles(output="output/smollm2"),
     max_tokens=4096,
-    ttt_steps=12, ttt_batch_size=2, ttt_learning_rate=3e-4, ttt_lora_r=16, ttt_lora_alpha=16,
-    views=8, scoring_views=8,
+    ttt=TestTimeTraining(steps=12, batch_size=2, learning_rate=3e-4, lora_r=16, lora_alpha=16),
+    decoding=DecodingConfig(views=8),
+    scoring=ScoringConfig(views=8),
     search_seconds=10.0,  # the program search answers tasks the small model cannot; its candidates join the pool
 )
 

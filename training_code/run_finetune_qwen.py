@@ -6,6 +6,7 @@ arc24: LoRA r=128, learning rate 5e-5, batch 16, 8192 tokens, output-from-exampl
 """
 
 from .finetune import FinetuneConfig, main
+from .training import TrainConfig
 
 PRESET = FinetuneConfig(
     model="models/Qwen2.5-0.5B-Instruct",
@@ -13,9 +14,9 @@ PRESET = FinetuneConfig(
     train_datasets=("arc-agi-1/training output-from-examples", "arc-agi-1/training input-from-inputs"),
     format="GridShapeEncoder(RowNumberEncoder(MinimalGridEncoder()))",
     lora_r=128, lora_alpha=64,
-    learning_rate=5e-5, embedding_learning_rate=5e-5,
-    max_steps=2000, batch_size=16, grad_accumulation=1,
-    max_length=8192, mask_first_n_outputs=0, train_embeddings=False,
+    train_embeddings=False,
+    train=TrainConfig(learning_rate=5e-5, embedding_learning_rate=5e-5, max_steps=2000, batch_size=16,
+                      grad_accumulation=1, max_length=8192, mask_first_n_outputs=0, checkpoint_every=50),
 )
 
 def run(argv: list[str] | None = None) -> int:

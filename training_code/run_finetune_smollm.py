@@ -15,6 +15,7 @@ generators; arc24's reversed tasks and input-from-inputs prompts.
 """
 
 from .finetune import FinetuneConfig, main
+from .training import TrainConfig
 
 PRESET = FinetuneConfig(
     model="smollm2-135m",
@@ -27,18 +28,21 @@ PRESET = FinetuneConfig(
         "arc-agi-1/training*0.2 input-from-inputs",
     ),
     lora_r=16, lora_alpha=32,  # r=16 keeps the adapter near 20 MB, so it can live in the repository
-    learning_rate=2e-4, embedding_learning_rate=2e-5,
-    # thousands of steps on one CPU thread take many hours: a short warm-up leaves the run near its peak
-    # learning rate for most of it, so that the adapter is worth saving at any checkpoint
-    max_steps=3000, warmup_ratio=0.02,
-    # 4 sequences per optimizer step, one per forward pass: on a CPU a pass of one sequence costs little
-    # fixed overhead, and no batch slot is padding (benchmarks/bench_training.py)
-    batch_size=1, grad_accumulation=4,
-    # on a CPU the long tail of tasks costs more than it teaches: longer views drop examples to fit, and
-    # the CPU demo answers the shortest evaluation tasks anyway
-    max_length=1024,
-    checkpoint_every=10,
-    evaluate_every=100,
+    train=TrainConfig(
+        learning_rate=2e-4, embedding_learning_rate=2e-5,
+        # thousands of steps on one CPU thread take many hours: a short warm-up leaves the run near its peak
+        # learning rate for most of it, so that the adapter is worth saving at any checkpoint
+        max_steps=3000, warmup_ratio=0.02,
+        # 4 sequences per optimizer step, one per forward pass: on a CPU a pass of one sequence costs little
+        # fixed overhead, and no batch slot is padding (benchmarks/bench_training.py)
+        batch_size=1, grad_accumulation=4,
+        # on a CPU the long tail of tasks costs more than it teaches: longer views drop examples to fit, and
+        # the CPU demo answers the shortest evaluation tasks anyway
+        max_length=1024,
+        mask_first_n_outputs=1,
+        checkpoint_every=10,
+        evaluate_every=100,
+    ),
     held_out_tasks=20,
 )
 

@@ -36,35 +36,48 @@ log = logging.getLogger(__name__)
 EMBEDDING_PARAM_NAMES = ("embed_tokens", "lm_head")  # trained at the lower embedding learning rate
 
 
+OPTIMIZERS = ("auto", "adamw", "adamw8bit")  # auto: 8-bit AdamW (bitsandbytes) on CUDA when available
+BF16_TRAINING = ("auto", "yes", "no")
+
+
 @dataclass
 class TrainConfig:
     """Settings of one training run (fine-tuning or test-time training)."""
 
     learning_rate: float = 1e-4
-    embedding_learning_rate: float = 1e-5  # the ARChitects: 1e-4 for LoRA, 1e-5 for embeddings and head
-    max_steps: int = 100  # optimizer steps
-    batch_size: int = 4  # sequences per forward pass
+    # the ARChitects: 1e-4 for LoRA, 1e-5 for embeddings and head
+    embedding_learning_rate: float = field(default=1e-5, metadata={"help": "learning rate of embeddings and head"})
+    max_steps: int = field(default=100, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=4, metadata={"help": "sequences per forward pass"})
     grad_accumulation: int = 1
     warmup_ratio: float = 0.25  # the ARChitects warm up over a quarter of the run
-    min_lr_ratio: float = 0.0  # cosine decays to this fraction of the peak
+    min_lr_ratio: float = field(default=0.0, metadata={"help": "cosine decays to this fraction of the peak"})
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    optimizer: str = "auto"  # "adamw", "adamw8bit" (bitsandbytes, GPU) or "auto": 8-bit on CUDA when available
+    optimizer: str = field(default="auto", metadata={
+        "help": "auto: 8-bit AdamW (bitsandbytes) on CUDA when available", "choices": OPTIMIZERS})
     gradient_checkpointing: bool = False
-    bf16: str = "auto"  # "auto": bfloat16 autocast where the device supports it (see use_bf16); "yes"/"no" force it
+    bf16: str = field(default="auto", metadata={
+        "help": "bfloat16 autocast: auto (on GPUs with bf16, on CPUs with native bf16 instructions)",
+        "choices": BF16_TRAINING})
     # sort each optimizer step's sequences by length before cutting them into micro-batches, so that a
     # micro-batch pads short views to a similar length (the step's loss is the same mean either way)
-    group_by_length: bool = True
+    group_by_length: bool = field(default=True, metadata={
+        "help": "sort each step's sequences by length before cutting micro-batches (less padding)"})
     seed: int = 0
-    mask_first_n_outputs: int = 0  # the ARChitects mask the first output: nothing precedes it to learn from
-    max_length: int = 8192
-    on_the_fly: bool = True  # a fresh random view per draw; False: walk the precomputed keys in order
-    augment: AugmentOptions = field(default_factory=AugmentOptions)
-    checkpoint_every: int = 0  # optimizer steps between checkpoints (0: only at the end)
-    evaluate_every: int = 0  # optimizer steps between calls of train()'s ``evaluate`` (0: never during training)
+    # the ARChitects mask the first output: nothing precedes it to learn from
+    mask_first_n_outputs: int = field(default=0, metadata={"help": "output grids of a sequence that carry no loss"})
+    max_length: int = field(default=8192, metadata={"help": "longest sequence in tokens"})
+    on_the_fly: bool = field(default=True, metadata={"help": "a fresh random view per draw (else precomputed)"})
+    augment: AugmentOptions = field(default_factory=AugmentOptions, metadata={"flags": ""})
+    checkpoint_every: int = field(default=0, metadata={
+        "help": "optimizer steps between checkpoints (0: only at the end)"})
+    evaluate_every: int = field(default=0, metadata={
+        "help": "optimizer steps between held-out measurements (0: only before and after)"})
     # without a checkpoint, start the learning-rate schedule and the data stream here: continues a run
     # from its saved adapter (its optimizer moments start afresh) where the checkpoint is gone
-    first_step: int = 0
+    first_step: int = field(default=0, metadata={
+        "help": "without a checkpoint, start the schedule and the data stream at this step (for --init-adapter)"})
     log_every: int = 10
     progress: bool = True
 
@@ -159,10 +172,10 @@ def use_bf16(config: TrainConfig, device: torch.device) -> bool:
     LoRA step of SmolLM2-135M on 2 x 512 tokens measured 1.8x faster than float32 (AMD EPYC with
     avx512_bf16, one thread); without them autocast emulates bfloat16 and is slower than float32.
     """
-    if config.bf16 in ("yes", "no"):
-        return config.bf16 == "yes"
-    if config.bf16 != "auto":
+    if config.bf16 not in BF16_TRAINING:
         raise ValueError(f"bf16 must be auto, yes or no, got {config.bf16!r}")
+    if config.bf16 != "auto":
+        return config.bf16 == "yes"
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return device.type == "cpu" and cpu_computes_bf16()
@@ -194,7 +207,7 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
 
         return bnb.optim.AdamW8bit(groups, weight_decay=config.weight_decay)
     if kind != "adamw":
-        raise ValueError(f"unknown optimizer {kind!r}; choose adamw, adamw8bit or auto")
+        raise ValueError(f"unknown optimizer {kind!r}; choose one of {', '.join(OPTIMIZERS)}")
     return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
 
 
@@ -360,26 +373,6 @@ def leave_one_out_views(dataset: ArcDataset, task_ids: Sequence[str], rng: np.ra
     if not loo.tasks:
         return loo
     return loo.augment(rng, n=max(0, views - 1), options=options, keep_original=True)
-
-
-def evaluation_loss(model: torch.nn.Module, collate, dataset: ArcDataset, fmt, keys: Sequence[Key] | None = None,
-                    batch_size: int = 4) -> float:
-    """Mean loss per output token on the given keys (held-out tasks), no gradients."""
-    keys = list(dataset.keys if keys is None else keys)
-    device = next(model.parameters()).device
-    total_loss, total_tokens = 0.0, 0
-    inference_mode(model)
-    with torch.inference_mode():
-        for i in range(0, len(keys), batch_size):
-            batch = collate([dataset.render(k, fmt) for k in keys[i:i + batch_size]])
-            batch = {k: v.to(device) for k, v in batch.items()}
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            labels = batch["labels"][:, 1:]
-            nll = torch.nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels,
-                                                    ignore_index=IGNORE_INDEX, reduction="sum")
-            total_loss += float(nll)
-            total_tokens += int((labels != IGNORE_INDEX).sum())
-    return total_loss / max(1, total_tokens)
 
 
 def held_out_metrics(model: torch.nn.Module, collate, dataset: ArcDataset, fmt,

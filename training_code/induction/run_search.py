@@ -24,14 +24,14 @@ import resource
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..arc_loader import ArcDataset, Task, read_json
-from ..cli import add_config_arguments, config_from_args
+from ..arc_loader import ArcDataset, RunFiles, Task, submission_counts
+from ..cli import add_config_arguments, config_from_args, options
 from ..grids import ArcDataError
 from ..submission import build_submission, score_submission, write_verified_submission
 from .program_search import SEARCH_VERSION, SearchConfig, search_task
@@ -43,11 +43,7 @@ log = logging.getLogger(__name__)
 class SearchRunConfig:
     """Everything a search run depends on."""
 
-    challenges: str = field(default="input/arc-agi_evaluation_challenges.json",
-                            metadata={"help": "Kaggle challenges JSON"})
-    solutions: str = field(default="auto", metadata={
-        "help": "solutions JSON; 'auto': the _solutions file beside the challenges if there is one; '' for none"})
-    output: str = field(default="output/search", metadata={"help": "folder for submission.json and search_report.json"})
+    files: RunFiles = field(default_factory=lambda: RunFiles(output="output/search"), metadata={"flags": ""})
     seconds: float = field(default=10.0, metadata={"help": "search time per task (one process)"})
     max_depth: int = field(default=3, metadata={"help": "steps in a chain before the last move"})
     max_steps: int = field(default=0, metadata={
@@ -78,19 +74,6 @@ def search_one(job: tuple[Task, SearchConfig]) -> dict:
     return {**result.to_json(), "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
-def test_counts_of(challenges: Path) -> dict[str, int]:
-    """Every task id of the file with its number of test inputs (at least one, bad tasks too), so that
-    each gets its attempts."""
-    raw = read_json(challenges)
-    if not isinstance(raw, dict):
-        raise ArcDataError("challenges must map task ids to tasks", file=str(challenges))
-    counts = {}
-    for task_id, task in raw.items():
-        tests = task.get("test") if isinstance(task, dict) else None
-        counts[task_id] = max(1, len(tests)) if isinstance(tests, list) else 1
-    return counts
-
-
 def selected(ids: Sequence[str], spec: str) -> list[str]:
     spec = spec.strip()
     if not spec:
@@ -107,20 +90,14 @@ def selected(ids: Sequence[str], spec: str) -> list[str]:
 def run_search(config: SearchRunConfig) -> dict:
     """Search every selected task, write the verified submission and the report; the report's summary."""
     began = time.monotonic()
-    challenges = Path(config.challenges)
-    solutions_path = None
-    if config.solutions == "auto":
-        guess = challenges.with_name(challenges.name.replace("_challenges", "_solutions"))
-        solutions_path = guess if "_challenges" in challenges.name and guess.is_file() else None
-    elif config.solutions:
-        solutions_path = Path(config.solutions)
-    counts = test_counts_of(challenges)
-    dataset = ArcDataset.from_kaggle(challenges, solutions_path, skip_bad=True)
+    challenges = Path(config.files.challenges)
+    counts = submission_counts(challenges)
+    dataset = ArcDataset.from_kaggle(challenges, config.files.solutions_path(), skip_bad=True)
     errors = {e.task_id or "?": str(e) for e in dataset.skipped}
     task_ids = selected(list(counts), config.tasks)
     counts = {t: counts[t] for t in task_ids}
     jobs = [(dataset.tasks[t], search_config(config)) for t in task_ids if t in dataset.tasks]
-    out = Path(config.output)
+    out = Path(config.files.output)
     out.mkdir(parents=True, exist_ok=True)
 
     results: dict[str, dict] = {}
@@ -154,7 +131,7 @@ def run_search(config: SearchRunConfig) -> dict:
         summary["score"] = {"points": score.points, "tasks": score.tasks, "percentage": score.percentage}
         for task_id, record in results.items():
             record["solved"] = score.task_scores.get(task_id, 0.0) == 1.0
-    report = {"config": asdict(config), "search_version": SEARCH_VERSION, "summary": summary,
+    report = {"config": options(config), "search_version": SEARCH_VERSION, "summary": summary,
               "tasks": {t: {k: v for k, v in r.items() if k != "candidates"} for t, r in results.items()}}
     (out / "search_report.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     return summary
@@ -174,8 +151,8 @@ def parse_args(argv: Sequence[str] | None) -> SearchRunConfig:
         parser.error(f"--max-depth must be 0 or more, got {config.max_depth}")
     if config.max_steps < 0:
         parser.error(f"--max-steps must be 0 (no budget) or more, got {config.max_steps}")
-    if not Path(config.challenges).is_file():
-        parser.error(f"--challenges {config.challenges}: no such file")
+    if not Path(config.files.challenges).is_file():
+        parser.error(f"--challenges {config.files.challenges}: no such file")
     return config
 
 
@@ -190,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:  # --tasks naming unknown tasks
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out = Path(config.output)
+    out = Path(config.files.output)
     print(f"\nsubmission: {out / 'submission.json'} (verified); report: {out / 'search_report.json'}")
     print(f"{summary['answered']} of {summary['tasks']} tasks answered by a program; "
           f"peak memory {summary['peak_rss_mb']:.0f} MB; time {summary['seconds']:.0f} s")
