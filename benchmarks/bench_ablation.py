@@ -89,7 +89,6 @@ def tuning_steps(base: EvalConfig, min_prob: float) -> dict[str, EvalConfig]:
     return {
         "preset": preset,
         f"DFS {lower:g}": replace(preset, min_prob=lower),
-        f"{2 * base.scoring_views} scoring views": replace(preset, scoring_views=2 * base.scoring_views),
         f"DFS {lower:g}, {2 * base.scoring_views} scoring views": replace(preset, min_prob=lower,
                                                                           scoring_views=2 * base.scoring_views),
         f"{2 * base.ttt_steps} TTT steps": replace(preset, ttt_steps=2 * base.ttt_steps),

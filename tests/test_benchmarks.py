@@ -154,7 +154,9 @@ def test_tuning_varies_the_preset_one_setting_at_a_time():
     configs = bench_ablation.tuning_steps(base, min_prob=0.1)
     preset = configs["preset"]
     assert (preset.ttt, preset.decoder, preset.min_prob, preset.aggregation) == (True, "dfs", 0.1, "product-of-experts")
-    assert configs["DFS 0.05"].min_prob == 0.05 and configs["16 scoring views"].scoring_views == 16
+    assert configs["DFS 0.05"].min_prob == 0.05
+    assert (configs["DFS 0.05, 16 scoring views"].min_prob, configs["DFS 0.05, 16 scoring views"].scoring_views) == (
+        0.05, 16)
     assert configs["24 TTT steps"].ttt_steps == 24
     # one training serves every variant but the one with more TTT steps
     groups = {bench_ablation.ttt_settings(c) for c in configs.values()}
