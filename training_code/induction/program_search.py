@@ -42,13 +42,14 @@ import numpy as np
 
 from ..grids import MAX_SIDE, NUM_COLOURS
 from . import dsl
+from .cell_rules import fit_cell_rule
 
 log = logging.getLogger(__name__)
 
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 1
+SEARCH_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ class SearchConfig:
     max_steps: int = 0  # step applications per task (0: no limit): a budget that is the same on any machine
     cpu_time: bool = False  # ``seconds`` of this process's CPU time, not of the wall clock: a busy machine
     # then slows the search down without making it find less
+    cell_rule_depth: int = 1  # states up to this depth try a learned local cell rule as their last move
+    # (a rule costs about as much as ten steps, and deeper states rarely need one)
+    max_layers: int = 2_000  # partial results kept for assembling a candidate when no program fits
 
 
 @dataclass(frozen=True)
@@ -453,6 +457,69 @@ def fill_boxes(grid: Grid, per: str) -> Grid:
     return out
 
 
+_TURNS = {"down": 0, "right": 1, "up": 2, "left": 3}  # clockwise quarter turns that make a direction "down"
+MAX_MOVING = 30  # objects moved one by one in Python: more is noise, not objects
+
+
+def drop_objects(grid: Grid, direction: str, anchor: str) -> Grid:
+    """Whole objects (8-connected, any colours) slide towards ``direction`` until they touch the edge or
+    an object already at rest, the one nearest the edge first. With ``anchor`` 'largest' the largest
+    object stays where it is and the others slide until they meet it (or the edge)."""
+    turns = _TURNS[direction]
+    g = np.rot90(grid, -turns)  # clockwise: the direction is now "down"
+    objs = shapes(np.ascontiguousarray(g), 8, True)
+    if not objs or len(objs) > MAX_MOVING:
+        raise ValueError("no objects, or too many to move")
+    out = np.zeros_like(g)
+    resting = np.zeros(g.shape, dtype=bool)
+    moving = objs
+    if anchor == "largest":
+        still = _select(objs, "largest", g)
+        out[still.mask] = g[still.mask]
+        resting |= still.mask
+        moving = [o for o in objs if o is not still]
+    h = g.shape[0]
+    for obj in sorted(moving, key=lambda o: -o.bottom):
+        rows, cols = np.nonzero(obj.mask)
+        fall = 0
+        while rows.max() + fall + 1 < h and not resting[rows + fall + 1, cols].any():
+            fall += 1
+        out[rows + fall, cols] = g[rows, cols]
+        resting[rows + fall, cols] = True
+    return np.ascontiguousarray(np.rot90(out, turns))
+
+
+def move_to_anchor(grid: Grid, anchor: str) -> Grid:
+    """The object ``anchor`` picks (largest or smallest) stays; every other object slides straight
+    towards it (up, down, left or right: the side where their boxes face each other) until it touches it."""
+    objs = shapes(grid, 8, True)
+    if len(objs) < 2 or len(objs) > MAX_MOVING:
+        raise ValueError("fewer than two objects, or too many to move")
+    still = _select(objs, anchor, grid)
+    out = np.where(still.mask, grid, 0).astype(np.uint8)
+    resting = still.mask.copy()
+    h, w = grid.shape
+    for obj in objs:
+        if obj is still:
+            continue
+        if obj.right > still.left and obj.left < still.right:  # columns face each other: move vertically
+            dr, dc = (1, 0) if obj.bottom <= still.top else (-1, 0)
+        elif obj.bottom > still.top and obj.top < still.bottom:
+            dr, dc = (0, 1) if obj.right <= still.left else (0, -1)
+        else:
+            raise ValueError("an object that does not face the anchor")
+        rows, cols = np.nonzero(obj.mask)
+        k = 0
+        while True:
+            r, c = rows + (k + 1) * dr, cols + (k + 1) * dc
+            if r.min() < 0 or c.min() < 0 or r.max() >= h or c.max() >= w or resting[r, c].any():
+                break
+            k += 1
+        out[rows + k * dr, cols + k * dc] = grid[rows, cols]
+        resting[rows + k * dr, cols + k * dc] = True
+    return out
+
+
 def shift_by_one(grid: Grid, direction: str) -> Grid:
     dr, dc = dsl.DIRECTIONS[direction]
     return dsl.shift(grid, dr, dc)
@@ -780,6 +847,12 @@ def static_steps(facts: TaskFacts) -> list[Step]:
               Step("paint_empty_lines({})", "paint", paint_empty_lines),
               Step("fill_most_common({})", "paint", fill_most_common),
               Step("connect_new({})", "lines", connect_new)]
+    for anchor in ("none", "largest"):
+        for direction in ("down", "up", "left", "right"):
+            steps.append(Step(f"drop_objects({{}}, {direction!r}, {anchor!r})", "move",
+                              lambda g, d=direction, a=anchor: drop_objects(g, d, a)))
+    for anchor in ("largest", "smallest"):
+        steps.append(Step(f"move_to_anchor({{}}, {anchor!r})", "move", lambda g, a=anchor: move_to_anchor(g, a)))
     for direction in ("down", "up", "left", "right"):
         steps.append(Step(f"shift_by_one({{}}, {direction!r})", "shift", lambda g, d=direction: shift_by_one(g, d)))
     for which in ("outline", "interior", "halo", "halo4"):
@@ -797,7 +870,7 @@ def static_steps(facts: TaskFacts) -> list[Step]:
 
 # Kinds whose steps, one after another, add nothing a single one does not (D8 is a group, gravity and
 # dedupe are idempotent), or that only make sense as a first move.
-NO_REPEAT = {"d8", "gravity", "dedupe", "symmetry", "background"}
+NO_REPEAT = {"d8", "gravity", "dedupe", "symmetry", "background", "move"}
 
 
 def may_follow(previous: str | None, step: Step) -> bool:
@@ -905,6 +978,92 @@ def valid_grid(grid) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------
+# Candidates assembled from partial results
+
+
+class Layers:
+    """States that are right wherever they are not background: each draws part of every training
+    output and nothing wrong. When no program fits, a few of them laid over one another may cover every
+    cell of the outputs that is not background; their test grids laid over one another in the same
+    order are then a candidate.
+
+    A state that paints NEW is used with NEW read as the one output colour under its NEW cells (when
+    that colour is the same on every example), so that two steps painting two different colours can
+    each give one layer."""
+
+    MAX_PARTS = 4  # layers in one assembly: more would fit the examples by accident
+
+    def __init__(self, outputs: Sequence[Grid], limit: int):
+        self.outputs = outputs
+        self.limit = limit
+        self.target = np.concatenate([o.ravel() != 0 for o in outputs])
+        self.covers: list[np.ndarray] = []
+        self.seen: set[bytes] = set()
+        self.made: list[tuple[str, int, tuple[Grid, ...]]] = []
+
+    def offer(self, train: Sequence[Grid], test: Sequence[Grid], text: str, depth: int) -> None:
+        """Keep the state as a layer when it draws something right and nothing wrong on every example."""
+        if len(self.covers) >= self.limit or not self.target.any():
+            return
+        if any(g.shape != o.shape for g, o in zip(train, self.outputs)):
+            return
+        new_cells = [g == NEW for g in train]
+        if any(m.any() for m in new_cells):
+            under = np.unique(np.concatenate([o[m] for o, m in zip(self.outputs, new_cells)]))
+            if under.size != 1 or under[0] == 0:
+                return
+            colour = np.uint8(under[0])
+            train = [np.where(m, colour, g) for g, m in zip(train, new_cells)]
+            test = [np.where(g == NEW, colour, g).astype(np.uint8) for g in test]
+            text = f"recolour({text}, {{{NEW}: {int(colour)}}})"
+        if any((g.max() >= NEW) for g in test):
+            return
+        for g, o in zip(train, self.outputs):
+            if ((g != 0) & (g != o)).any():
+                return  # draws a wrong cell
+        cover = np.concatenate([g.ravel() != 0 for g in train])
+        if not cover.any() or cover.all() and self.target.all():
+            return
+        key = cover.tobytes()
+        if key in self.seen:
+            return  # a simpler layer draws the same cells
+        self.seen.add(key)
+        self.covers.append(cover)
+        self.made.append((text, depth, tuple(test)))
+
+    def assemble(self) -> Program | None:
+        """Greedily the layer that covers the most cells still uncovered (the simplest on a tie) until
+        every output cell that is not background is covered; None when the layers cannot cover them all
+        within MAX_PARTS, or when the chosen layers' test grids differ in shape."""
+        if not self.covers:
+            return None
+        covers = np.stack(self.covers)
+        covered = np.zeros_like(self.target)
+        chosen: list[int] = []
+        while len(chosen) < self.MAX_PARTS and not np.array_equal(covered, self.target):
+            gain = (covers & ~covered).sum(axis=1)
+            best = int(np.argmax(gain))
+            if gain[best] == 0:
+                return None
+            chosen.append(best)
+            covered |= covers[best]
+        if not np.array_equal(covered, self.target) or len(chosen) < 2:
+            return None
+        parts = [self.made[i] for i in chosen]
+        outputs = []
+        for index in range(len(parts[0][2])):
+            grids = [p[2][index] for p in parts]
+            if len({g.shape for g in grids}) != 1:
+                return None
+            out = np.zeros_like(grids[0])
+            for g in grids:
+                out = np.where(out == 0, g, out)
+            outputs.append(out.astype(np.uint8))
+        text = "assemble(" + ", ".join(p[0] for p in parts) + ")"
+        return Program(text, max(p[1] for p in parts) + len(parts), tuple(outputs))
+
+
+# --------------------------------------------------------------------------------------------------
 # The search
 
 
@@ -959,6 +1118,11 @@ class _Search:
     found: list[Program] = field(default_factory=list)
     steps_cut: int = 0
     applied: int = 0
+    layers: Layers = None  # type: ignore[assignment]  # made in __post_init__ from the outputs
+
+    def __post_init__(self) -> None:
+        if self.layers is None:
+            self.layers = Layers(self.outputs, self.config.max_layers)
 
     def apply(self, step: Step, grids: Sequence[Grid]) -> tuple[Grid, ...] | None:
         """The step on every grid of a state; None (and counted) when it fails on any."""
@@ -994,9 +1158,12 @@ class _Search:
             if all(g.max() < NUM_COLOURS for g in test):
                 self.found.append(Program(text.format("grid"), depth, tuple(test)))
             return
+        self.layers.offer(train, test, text.format("grid"), depth)
         mapping = learn_colour_map(train, self.outputs)
         if mapping is None:
             fitted = fit_object_colours(train, self.outputs, test)
+            if fitted is None and depth <= self.config.cell_rule_depth:
+                fitted = fit_cell_rule(train, self.outputs, test)
             if fitted is not None:
                 self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
             return
@@ -1064,6 +1231,14 @@ def search_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid],
             log.warning("task %s: the search stopped early: %s: %s", task_id, type(e).__name__, e)
             result.error = f"{type(e).__name__}: {e}"
         result.states = len(seen)
+        if not search.found:
+            try:
+                assembled = search.layers.assemble()
+            except Exception as e:  # noqa: BLE001 - no assembly is no program; the search's result stands
+                log.warning("task %s: assembling partial results failed: %s: %s", task_id, type(e).__name__, e)
+                assembled = None
+            if assembled is not None:
+                search.found.append(assembled)
     result.steps_cut = search.steps_cut
     result.steps = search.applied
     _SHAPES_CACHE.clear()
