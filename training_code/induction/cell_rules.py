@@ -110,12 +110,27 @@ def apply_rule(grid: Grid, table: tuple[np.ndarray, np.ndarray], view: str) -> G
     return colours[at].reshape(grid.shape).astype(np.uint8)
 
 
+# A view that is a function of a finer one is consistent only if the finer one is: when the finer view
+# asks for two colours somewhere, the coarser ones are not tried (most states fail there, at one view).
+_FINER = {"neighbour-count": "square", "cross": "square", "nearest": "nearest-cross"}
+
+
 def fit_cell_rule(grids: Sequence[Grid], outputs: Sequence[Grid], tests: Sequence[Grid]
                   ) -> tuple[str, tuple[Grid, ...]] | None:
     """The coarsest view whose rule is consistent on the training pairs and complete on the test inputs:
     its program text (``{}`` where the grid goes) and the test grids it makes; None when no view fits."""
+    if any(g.shape != o.shape for g, o in zip(grids, outputs)):
+        return None
+    tables: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+
+    def table_for(view: str) -> tuple[np.ndarray, np.ndarray] | None:
+        if view not in tables:
+            finer = _FINER.get(view)
+            tables[view] = None if finer and table_for(finer) is None else learn_rule(grids, outputs, view)
+        return tables[view]
+
     for view in VIEWS:
-        table = learn_rule(grids, outputs, view)
+        table = table_for(view)
         if table is None:
             continue
         made = [apply_rule(g, table, view) for g in tests]

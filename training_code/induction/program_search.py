@@ -14,7 +14,15 @@ At each state the *fitters* ask whether a last move reproduces every training ou
   says which colour that is, so one step serves every colour;
 - a *shape step* built for this state's sizes (upscale or tile by the ratio of output to state sizes,
   mirrored tilings, downscaling, splitting into parts the size of the output and combining them with
-  and/or/xor/overlay, a 1x1 colour) gives the outputs, directly or through a colour map.
+  and/or/xor/overlay, a 1x1 colour) gives the outputs, directly or through a colour map;
+- on states up to ``cell_rule_depth`` (the inputs and one step from them), moves learned from the pairs
+  themselves: a local cell rule (``cell_rules``: each output cell from what its cell sees around it), or
+  the one object of each grid that a number picks (the largest, smallest or only value of its size,
+  height, symmetry, colours...) cropped out.
+
+When no program fits by the end, states that draw part of every output and nothing wrong (the *layers*)
+are laid over one another, greedily, until they cover every output cell that is not background: the
+candidate assembled from partial results (``Layers``).
 
 A program that fits gives its test outputs as candidates: at most ``max_candidates`` distinct ones per
 test input, simplest first (smaller depth, then the order of the steps). The search finishes the depth
@@ -64,8 +72,9 @@ class SearchConfig:
     max_steps: int = 0  # step applications per task (0: no limit): a budget that is the same on any machine
     cpu_time: bool = False  # ``seconds`` of this process's CPU time, not of the wall clock: a busy machine
     # then slows the search down without making it find less
-    cell_rule_depth: int = 1  # states up to this depth try a learned local cell rule as their last move
-    # (a rule costs about as much as ten steps, and deeper states rarely need one)
+    cell_rule_depth: int = 1  # states up to this depth try the learned last moves (a local cell rule, an
+    # object picked by a number and cropped): each costs about as much as ten steps, and deeper states rarely
+    # need one
     max_layers: int = 2_000  # partial results kept for assembling a candidate when no program fits
 
 
@@ -457,36 +466,38 @@ def fill_boxes(grid: Grid, per: str) -> Grid:
     return out
 
 
-_TURNS = {"down": 0, "right": 1, "up": 2, "left": 3}  # clockwise quarter turns that make a direction "down"
 MAX_MOVING = 30  # objects moved one by one in Python: more is noise, not objects
+_LEADING_EDGE = {"down": lambda o: -o.bottom, "up": lambda o: o.top, "right": lambda o: -o.right,
+                 "left": lambda o: o.left}
 
 
-def drop_objects(grid: Grid, direction: str, anchor: str) -> Grid:
+def _slide(grid: Grid, obj: Shape, dr: int, dc: int, out: Grid, resting: np.ndarray) -> None:
+    """Move the object step by step along (dr, dc) until its next step would leave the grid or land on a
+    cell at rest; draw it there in ``out`` and mark its cells at rest."""
+    h, w = grid.shape
+    rows, cols = np.nonzero(obj.mask)
+    ks = np.arange(1, max(h, w) + 1)
+    r, c = rows[:, None] + ks * dr, cols[:, None] + ks * dc  # every cell's path, one step after another
+    inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+    blocked = ~inside
+    blocked[inside] = resting[r[inside], c[inside]]
+    k = int(blocked.argmax(axis=1).min())  # steps taken before the first cell is blocked
+    out[rows + k * dr, cols + k * dc] = grid[rows, cols]
+    resting[rows + k * dr, cols + k * dc] = True
+
+
+def drop_objects(grid: Grid, direction: str) -> Grid:
     """Whole objects (8-connected, any colours) slide towards ``direction`` until they touch the edge or
-    an object already at rest, the one nearest the edge first. With ``anchor`` 'largest' the largest
-    object stays where it is and the others slide until they meet it (or the edge)."""
-    turns = _TURNS[direction]
-    g = np.rot90(grid, -turns)  # clockwise: the direction is now "down"
-    objs = shapes(np.ascontiguousarray(g), 8, True)
+    an object already at rest, the one nearest that edge first (gravity that keeps objects whole)."""
+    objs = shapes(grid, 8, True)
     if not objs or len(objs) > MAX_MOVING:
         raise ValueError("no objects, or too many to move")
-    out = np.zeros_like(g)
-    resting = np.zeros(g.shape, dtype=bool)
-    moving = objs
-    if anchor == "largest":
-        still = _select(objs, "largest", g)
-        out[still.mask] = g[still.mask]
-        resting |= still.mask
-        moving = [o for o in objs if o is not still]
-    h = g.shape[0]
-    for obj in sorted(moving, key=lambda o: -o.bottom):
-        rows, cols = np.nonzero(obj.mask)
-        fall = 0
-        while rows.max() + fall + 1 < h and not resting[rows + fall + 1, cols].any():
-            fall += 1
-        out[rows + fall, cols] = g[rows, cols]
-        resting[rows + fall, cols] = True
-    return np.ascontiguousarray(np.rot90(out, turns))
+    dr, dc = dsl.DIRECTIONS[direction]
+    out = np.zeros_like(grid)
+    resting = np.zeros(grid.shape, dtype=bool)
+    for obj in sorted(objs, key=_LEADING_EDGE[direction]):
+        _slide(grid, obj, dr, dc, out, resting)
+    return out
 
 
 def move_to_anchor(grid: Grid, anchor: str) -> Grid:
@@ -498,7 +509,6 @@ def move_to_anchor(grid: Grid, anchor: str) -> Grid:
     still = _select(objs, anchor, grid)
     out = np.where(still.mask, grid, 0).astype(np.uint8)
     resting = still.mask.copy()
-    h, w = grid.shape
     for obj in objs:
         if obj is still:
             continue
@@ -508,15 +518,7 @@ def move_to_anchor(grid: Grid, anchor: str) -> Grid:
             dr, dc = (0, 1) if obj.right <= still.left else (0, -1)
         else:
             raise ValueError("an object that does not face the anchor")
-        rows, cols = np.nonzero(obj.mask)
-        k = 0
-        while True:
-            r, c = rows + (k + 1) * dr, cols + (k + 1) * dc
-            if r.min() < 0 or c.min() < 0 or r.max() >= h or c.max() >= w or resting[r, c].any():
-                break
-            k += 1
-        out[rows + k * dr, cols + k * dc] = grid[rows, cols]
-        resting[rows + k * dr, cols + k * dc] = True
+        _slide(grid, obj, dr, dc, out, resting)
     return out
 
 
@@ -847,10 +849,8 @@ def static_steps(facts: TaskFacts) -> list[Step]:
               Step("paint_empty_lines({})", "paint", paint_empty_lines),
               Step("fill_most_common({})", "paint", fill_most_common),
               Step("connect_new({})", "lines", connect_new)]
-    for anchor in ("none", "largest"):
-        for direction in ("down", "up", "left", "right"):
-            steps.append(Step(f"drop_objects({{}}, {direction!r}, {anchor!r})", "move",
-                              lambda g, d=direction, a=anchor: drop_objects(g, d, a)))
+    for direction in ("down", "up", "left", "right"):
+        steps.append(Step(f"drop_objects({{}}, {direction!r})", "move", lambda g, d=direction: drop_objects(g, d)))
     for anchor in ("largest", "smallest"):
         steps.append(Step(f"move_to_anchor({{}}, {anchor!r})", "move", lambda g, a=anchor: move_to_anchor(g, a)))
     for direction in ("down", "up", "left", "right"):
@@ -969,6 +969,65 @@ def fit_object_colours(train: Sequence[Grid], outputs: Sequence[Grid], test: Seq
                 continue
             shown = {k: v for k, v in table.items()} if feature != "shape" else f"<{len(table)} shapes>"
             return f"recolour_objects({{}}, {conn}, {feature!r}, {shown})", tuple(made)
+    return None
+
+
+def _crop_features(grid: Grid, obj: Shape) -> dict[str, int]:
+    """Numbers an object may be picked by: the most, the fewest, or the only one with its value."""
+    box = obj.mask[obj.top:obj.bottom, obj.left:obj.right]
+    patch = obj.patch(grid)
+    counts = np.bincount(patch[box], minlength=NUM_COLOURS + 1)
+    present = counts[counts > 0]
+    return {"size": obj.size, "height": box.shape[0], "width": box.shape[1], "area": box.size,
+            "colours": obj.colours, "holes": int(dsl.enclosed(~box).sum()), "empty": int(box.size - obj.size),
+            "minority": int(present.min()) if present.size > 1 else 0,
+            "symmetric": int(np.array_equal(patch, patch[:, ::-1])) + 2 * int(np.array_equal(patch, patch[::-1])),
+            "colour": int(np.argmax(counts))}
+
+
+def _pick(values: list[int], which: str) -> int | None:
+    """The index of the one object with the largest, smallest or a unique value; None on a tie."""
+    if which == "unique":
+        alone = [i for i, v in enumerate(values) if values.count(v) == 1]
+        return alone[0] if len(alone) == 1 and len(values) > 2 else None
+    best = max(values) if which == "max" else min(values)
+    chosen = [i for i, v in enumerate(values) if v == best]
+    return chosen[0] if len(chosen) == 1 else None
+
+
+def fit_object_crop(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
+                    ) -> tuple[str, tuple[Grid, ...]] | None:
+    """Each output is the box of one object of its grid (with what else lies in the box, or the object
+    alone): a rule that picks that object on every example by one of its numbers (the largest, the
+    smallest, the only one of its value), its text and the crops it gives for the test grids, or None."""
+    if any(o.shape[0] > g.shape[0] or o.shape[1] > g.shape[1] for g, o in zip(train, outputs)):
+        return None
+    for conn, multi in ((8, True), (4, False), (8, False), (4, True)):
+        for alone in (False, True):
+            def crop(g: Grid, o: Shape, a=alone) -> Grid:
+                return o.patch(g) if a else o.box_crop(g)
+            examples = []
+            for g, out in zip(train, outputs):
+                objs = shapes(g, conn, multi)
+                if len(objs) > MAX_MOVING:
+                    break
+                right = {i for i, o in enumerate(objs) if (o.bottom - o.top, o.right - o.left) == out.shape
+                         and np.array_equal(crop(g, o), out)}
+                if not right:
+                    break
+                examples.append(([_crop_features(g, o) for o in objs], right))
+            else:
+                tests = [(g, shapes(g, conn, multi)) for g in test]
+                tests = [(g, objs, [_crop_features(g, o) for o in objs]) for g, objs in tests]
+                for feature in _crop_features(train[0], shapes(train[0], conn, multi)[0]):
+                    for which in ("max", "min", "unique"):
+                        if all(_pick([f[feature] for f in feats], which) in right for feats, right in examples):
+                            picks = [_pick([f[feature] for f in feats], which) for _, _, feats in tests]
+                            if any(p is None for p in picks):
+                                continue
+                            made = tuple(crop(g, objs[p]) for (g, objs, _), p in zip(tests, picks))
+                            how = "patch" if alone else "box"
+                            return (f"crop_picked({{}}, {conn}, {multi}, {feature!r}, {which!r}, {how!r})", made)
     return None
 
 
@@ -1143,15 +1202,15 @@ class _Search:
             return None
         return tuple(np.ascontiguousarray(g, dtype=np.uint8) for g in out)
 
-    def fit(self, grids: Sequence[Grid], text: str, depth: int) -> None:
-        """Record a program when the state, or the state under a learned colour map or object recolouring,
-        gives the outputs; a fitter that fails is counted with the cut steps."""
+    def fit(self, grids: Sequence[Grid], text: str, depth: int, cell_rule: bool = True) -> None:
+        """Record a program when the state, or the state under a learned colour map, object recolouring
+        or local cell rule, gives the outputs; a fitter that fails is counted with the cut steps."""
         try:
-            self._fit(grids, text, depth)
+            self._fit(grids, text, depth, cell_rule and depth <= self.config.cell_rule_depth)
         except Exception:  # noqa: BLE001 - a fitter's bug on one state must not end the search
             self.steps_cut += 1
 
-    def _fit(self, grids: Sequence[Grid], text: str, depth: int) -> None:
+    def _fit(self, grids: Sequence[Grid], text: str, depth: int, cell_rule: bool) -> None:
         n = len(self.outputs)
         train, test = grids[:n], grids[n:]
         if all(g.shape == o.shape and np.array_equal(g, o) for g, o in zip(train, self.outputs)):
@@ -1159,10 +1218,15 @@ class _Search:
                 self.found.append(Program(text.format("grid"), depth, tuple(test)))
             return
         self.layers.offer(train, test, text.format("grid"), depth)
+        if cell_rule and any(g.shape != o.shape for g, o in zip(train, self.outputs)):
+            fitted = fit_object_crop(train, self.outputs, test)
+            if fitted is not None:
+                self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
+                return
         mapping = learn_colour_map(train, self.outputs)
         if mapping is None:
             fitted = fit_object_colours(train, self.outputs, test)
-            if fitted is None and depth <= self.config.cell_rule_depth:
+            if fitted is None and cell_rule:
                 fitted = fit_cell_rule(train, self.outputs, test)
             if fitted is not None:
                 self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
@@ -1180,7 +1244,8 @@ class _Search:
         for step in shape_steps(node.grids, self.outputs):
             grids = self.apply(step, node.grids)
             if grids is not None:
-                self.fit(grids, step.text.format(node.text), node.depth + 1)
+                # a cell rule on a grid a shape step built would only relearn the shape step's output
+                self.fit(grids, step.text.format(node.text), node.depth + 1, cell_rule=False)
 
 
 def search_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid], config: SearchConfig = SearchConfig(),
