@@ -17,6 +17,7 @@ from benchmarks import (
     bench_gpu_model,
     bench_heldout,
     bench_inference,
+    bench_search,
     bench_selection,
     bench_training,
 )
@@ -241,3 +242,17 @@ def test_held_out_benchmark_compares_adapters_on_tasks_none_trained_on(tmp_path,
         assert figures == pytest.approx(results[str(tmp_path / "adapter")][name])
     with pytest.raises(SystemExit):
         bench_heldout.main(["--adapters", str(tmp_path / "missing")])
+
+
+def test_search_benchmark_writes_a_record_per_task_and_plots_them(tmp_path):
+    out = tmp_path / "search.json"
+    assert bench_search.main(["--split", "evaluation", "--tasks", "2", "--seconds", "0.2", "--max-depth", "1",
+                              "--out", str(out)]) == 0
+    run = json.loads(out.read_text())
+    summary, records = run["summary"], run["tasks"]
+    assert summary["tasks"] == len(records) == 2 and summary["search_version"] == bench_search.SEARCH_VERSION
+    assert summary["solved"] == sum(r["solved"] for r in records)
+    assert {"task_id", "solved", "found_depth", "cpu_seconds", "peak_rss_mb", "program"} <= set(records[0])
+    png = tmp_path / "search.png"
+    assert bench_search.main(["--plot", str(out), "--png", str(png)]) == 0
+    assert png.stat().st_size > 0
