@@ -35,6 +35,7 @@ import copy
 import json
 import sys
 import time
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,8 @@ PRESETS = {
     "cpu": dict(tasks="50", seeds=3, ttt_steps=4, views=2, scoring_views=2, max_tokens=4096),
     "gpu": dict(tasks="", seeds=3, ttt_steps=32, views=8, scoring_views=8, max_tokens=8192),
     "smoke": dict(tasks="2", seeds=2, ttt_steps=2, views=2, scoring_views=2, max_tokens=1024),
+    # the SmolLM2 evaluation preset's settings (run_evaluation_smollm), varied one at a time by tuning_steps
+    "tuning": dict(tasks="50", seeds=1, ttt_steps=12, views=8, scoring_views=8, max_tokens=4096),
 }
 
 # Kaggle 2024's budget: 2 T4 GPUs for 12 hours over about 100 tasks = 14.4 T4-minutes per task.
@@ -79,6 +82,20 @@ def steps(base: EvalConfig, min_prob: float) -> dict[str, EvalConfig]:
     return {"baseline": baseline, "+TTT": ttt, "+augmented scoring": scored, "+DFS": dfs}
 
 
+def tuning_steps(base: EvalConfig, min_prob: float) -> dict[str, EvalConfig]:
+    """The SmolLM2 preset (TTT, DFS at ``min_prob``, product of experts) and variants that spend more time
+    where the faster decoding and scoring left room: a lower DFS threshold, more scoring views, more TTT."""
+    preset = with_options(base, ttt=True, decoder="dfs", min_prob=min_prob, aggregation="product-of-experts")
+    lower, scoring_views, ttt_steps = min_prob / 2, base.scoring.views, base.ttt.steps
+    return {
+        "preset": preset,
+        f"DFS {lower:g}": with_options(preset, min_prob=lower),
+        f"DFS {lower:g}, {2 * scoring_views} scoring views": with_options(preset, min_prob=lower,
+                                                                          scoring_views=2 * scoring_views),
+        f"{2 * ttt_steps} TTT steps": with_options(preset, ttt_steps=2 * ttt_steps),
+    }
+
+
 def seed_independent(config: EvalConfig) -> bool:
     """True when nothing in the step is drawn at random: no training, the identity view only, no
     sampling, no scoring views."""
@@ -86,12 +103,18 @@ def seed_independent(config: EvalConfig) -> bool:
             and not config.scoring.views)
 
 
+def ttt_settings(config: EvalConfig) -> tuple:
+    """What test-time training depends on: steps that agree on it share one training per task and seed."""
+    return (*astuple(config.ttt), config.keep_background, config.seed)
+
+
 def run_task(dataset, task_id: str, session, configs: dict[str, EvalConfig], seed: int, solutions) -> dict:
-    """Every step on one task for one seed: per step, per test input, the two attempts and timings."""
+    """Every step on one task for one seed: per step, per test input, the two attempts and timings (with
+    the seconds of the test-time training the step started from)."""
     task = dataset.tasks[task_id]
     record: dict = {"task_id": task_id, "seed": seed, "ttt_seconds": 0.0, "steps": {}, "error": ""}
 
-    def run_step(name: str, config: EvalConfig, rng: np.random.Generator) -> None:
+    def run_step(name: str, config: EvalConfig, rng: np.random.Generator, ttt_seconds: float) -> None:
         start = time.perf_counter()
         per_input = []
         for index in range(len(task.test)):
@@ -99,22 +122,28 @@ def run_task(dataset, task_id: str, session, configs: dict[str, EvalConfig], see
             truth = solutions[task_id][index]
             per_input.append({"attempts": [grid_to_list(c.grid) for c in cands[:2]], "candidates": len(cands),
                               "found": any(np.array_equal(c.grid, truth) for c in cands)})
-        record["steps"][name] = {"seconds": time.perf_counter() - start, "test_inputs": per_input}
+        record["steps"][name] = {"seconds": time.perf_counter() - start, "ttt_seconds": ttt_seconds,
+                                 "test_inputs": per_input}
 
     try:
         for name, config in configs.items():  # the steps without training, on the model as loaded
             if not config.ttt.enabled:
-                run_step(name, config, np.random.default_rng(stable_seed(seed, task_id)))
-        trained = {n: c for n, c in configs.items() if c.ttt.enabled}
-        if trained:
+                run_step(name, config, np.random.default_rng(stable_seed(seed, task_id)), 0.0)
+        groups: dict[tuple, dict[str, EvalConfig]] = {}
+        for name, config in configs.items():
+            if config.ttt.enabled:
+                groups.setdefault(ttt_settings(config), {})[name] = config
+        for trained in groups.values():
             # as solve_task: one generator per task feeds TTT and then decoding; each step gets a copy
             # of it as TTT left it, so its views are those it would draw run alone
             rng = np.random.default_rng(stable_seed(seed, task_id))
             start = time.perf_counter()
             test_time_train(dataset, task_id, session, next(iter(trained.values())), rng)
-            record["ttt_seconds"] = time.perf_counter() - start
+            ttt_seconds = time.perf_counter() - start
+            record["ttt_seconds"] += ttt_seconds
             for name, config in trained.items():
-                run_step(name, config, copy.deepcopy(rng))
+                run_step(name, config, copy.deepcopy(rng), ttt_seconds)
+            session.remove_adapter()
     except (ArcDataError, RuntimeError, ValueError, MemoryError, FormatParseError) as e:
         # as the pipeline: a failing task is answered with the fallback (no attempts) and the run goes on
         record["error"] = f"{type(e).__name__}: {e}"
@@ -136,7 +165,9 @@ def summarize(records: list[dict], configs: dict[str, EvalConfig], seeds: list[i
                       for r in rows for i, t in enumerate(r["steps"][name]["test_inputs"])}
             score = score_submission(build_submission(test_counts, ranked).submission, solutions)
             found = sum(t["found"] for r in rows for t in r["steps"][name]["test_inputs"])
-            seconds = [r["steps"][name]["seconds"] + (r["ttt_seconds"] if config.ttt.enabled else 0.0) for r in rows]
+            # records written before steps kept their own TTT seconds had one training per task
+            seconds = [r["steps"][name]["seconds"] + (r["steps"][name].get("ttt_seconds", r["ttt_seconds"])
+                                                      if config.ttt.enabled else 0.0) for r in rows]
             runs.append({"score_percent": score.percentage,
                          "found_rate_percent": 100 * found / max(1, sum(test_counts.values())),
                          "seconds_per_task": sum(seconds) / max(1, len(seconds))})
@@ -144,7 +175,33 @@ def summarize(records: list[dict], configs: dict[str, EvalConfig], seeds: list[i
     return per_step
 
 
+def plot_trade(result: dict, path: Path) -> None:
+    """Score against seconds per task, one point per configuration (the tuning study)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, row in result["summary"].items():
+        (score, sd), (seconds, _) = row["mean_std"]["score_percent"], row["mean_std"]["seconds_per_task"]
+        ax.errorbar(seconds, score, yerr=sd, fmt="o", capsize=3, color="#0074D9" if name != "preset" else "#FF4136")
+        ax.annotate(f" {name}", (seconds, score), fontsize=8, va="bottom")
+    ax.set_xlabel("seconds per task (TTT + decoding + scoring, one thread)")
+    ax.set_ylabel("score (% of tasks, two attempts)")
+    ax.set_title(f"{result['model']}: {len(result['tasks_finished'])} tasks, {len(result['seeds_run'])} seed(s)",
+                 fontsize=9)
+    ax.margins(x=0.25, y=0.25)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot(result: dict, path: Path) -> None:
+    if result.get("study") == "tuning":
+        plot_trade(result, path)
+        return
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no display on these machines
@@ -222,6 +279,7 @@ def combine(args: argparse.Namespace) -> None:
     ran = {t for p in parts for t in p["tasks"]}
     task_ids = [t for t in first.get("all_tasks", first["tasks"]) if t in ran]  # the unsharded order
     result = {key: first[key] for key in ("benchmark", "model", "configs", "seeds", "anchors_seconds_per_task")}
+    result["study"] = first.get("study", "ablation")
     result.update(command=args.command, shard_commands=[p["command"] for p in parts],
                   machine=" | ".join(sorted({p["machine"] for p in parts})), tasks=task_ids,
                   seconds=max(p["seconds"] for p in parts))
@@ -231,7 +289,9 @@ def combine(args: argparse.Namespace) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--preset", choices=("cpu", "gpu", "tuning"), default="cpu",
+                        help="cpu, gpu: the ablation's steps at two sizes; tuning: the SmolLM2 evaluation preset and "
+                             "variants that spend more time (lower DFS threshold, more scoring views, more TTT)")
     parser.add_argument("--smoke", action="store_true", help="tiny random model and the 'smoke' preset")
     parser.add_argument("--tasks", default=None, help="a count N (the N shortest renderings), ids joined by "
                                                       "commas, or '' for all; default: the preset's")
@@ -274,7 +334,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             check_task_spec(args.tasks, args.challenges)
         except OptionError as e:
             parser.error(str(e))
-    args.out = args.out or str(RESULTS / f"ablation_{'smoke' if args.smoke else args.preset}.json")
+    args.out = args.out or str(RESULTS / f"ablation_{'smoke_' if args.smoke else ''}{args.preset}.json")
     args.command = " ".join([".venv/bin/python -m benchmarks.bench_ablation",
                              *(sys.argv[1:] if argv is None else argv)])
     return args
@@ -290,7 +350,8 @@ def main(argv: list[str] | None = None) -> None:
                         adapter=resolve_adapter(args.adapter), max_tokens=args.max_tokens, ttt_steps=args.ttt_steps,
                         ttt_batch_size=2, ttt_learning_rate=3e-4, views=args.views, scoring_views=args.scoring_views,
                         progress=False, cache=False, report=False)
-    configs = steps(base, args.min_prob)
+    study = "tuning" if args.preset == "tuning" else "ablation"
+    configs = (tuning_steps if study == "tuning" else steps)(base, args.min_prob)
     session = session_for(base, smoke=args.smoke)
     dataset, _counts = load_challenges(base)
     solutions = dataset.solutions()
@@ -323,7 +384,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def save(seconds: float) -> None:
         result.update({
-            "benchmark": "ablation", "command": args.command, "machine": machine(), "model": model,
+            "benchmark": "ablation", "study": study, "command": args.command, "machine": machine(), "model": model,
             "configs": {n: options(c) for n, c in configs.items()}, "tasks": task_ids, "all_tasks": all_tasks,
             "seeds": seeds,
             "seconds": seconds, "records": records, "anchors_seconds_per_task": ANCHORS,

@@ -102,11 +102,12 @@ def plot(paths: list[Path], png: Path) -> None:
     import matplotlib.pyplot as plt
 
     runs = [json.loads(p.read_text()) for p in paths]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    labels = [f"{r['summary']['split']}\n{r['summary']['seconds_per_task']:g} s, {r['summary']['tasks']} tasks"
-              for r in runs]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5))
+    labels = [f"{r['summary']['split']}\nv{r['summary'].get('search_version', 1)}, "
+              f"{r['summary']['seconds_per_task']:g} s, {r['summary']['tasks']} tasks" for r in runs]
     bottom = np.zeros(len(runs))
-    for depth in ("0", "1", "2", "3", "4"):
+    depths = sorted({d for r in runs for d in r["summary"]["solved_by_depth"]}, key=lambda d: (len(d), d))
+    for depth in depths:
         share = np.array([100 * r["summary"]["solved_by_depth"].get(depth, 0) / r["summary"]["tasks"] for r in runs])
         if share.any():
             left.bar(labels, share, bottom=bottom, label=f"program of depth {depth}")
@@ -114,8 +115,10 @@ def plot(paths: list[Path], png: Path) -> None:
     for x, total in enumerate(bottom):
         left.text(x, total + 0.5, f"{total:.1f}%", ha="center")
     left.set_ylabel("tasks solved (%, two attempts)")
+    left.tick_params(axis="x", labelsize=8)
     left.set_title("program search alone")
-    left.legend()
+    if bottom.any():  # no bars (nothing solved) leaves nothing to name
+        left.legend()
     for label, r in zip(labels, runs):
         times = sorted(t["cpu_seconds"] for t in r["tasks"])
         right.plot(times, np.linspace(0, 100, len(times)), label=label.replace("\n", ", "))

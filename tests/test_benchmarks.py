@@ -17,6 +17,7 @@ from benchmarks import (
     bench_gpu_model,
     bench_heldout,
     bench_inference,
+    bench_search,
     bench_selection,
     bench_training,
 )
@@ -150,6 +151,35 @@ def test_ablation_steps_add_one_idea_each():
     assert (dfs["decoder"], dfs["min_prob"]) == ("dfs", 0.05) and dfs["views"] == 4
 
 
+def test_tuning_varies_the_preset_one_setting_at_a_time():
+    base = with_options(bench_ablation.EvalConfig(), ttt_steps=12, views=8, scoring_views=8)
+    configs = bench_ablation.tuning_steps(base, min_prob=0.1)
+    preset = options(configs["preset"])
+    assert (preset["ttt"], preset["decoder"], preset["min_prob"], preset["aggregation"]) == (
+        True, "dfs", 0.1, "product-of-experts")
+    assert options(configs["DFS 0.05"])["min_prob"] == 0.05
+    more_scoring = options(configs["DFS 0.05, 16 scoring views"])
+    assert (more_scoring["min_prob"], more_scoring["scoring_views"]) == (0.05, 16)
+    assert options(configs["24 TTT steps"])["ttt_steps"] == 24
+    # one training serves every variant but the one with more TTT steps
+    groups = {bench_ablation.ttt_settings(c) for c in configs.values()}
+    assert len(groups) == 2
+
+
+@pytest.mark.slow
+def test_tuning_smoke_trains_once_per_ttt_setting_and_plots_the_trade(tmp_path):
+    out = tmp_path / "tuning.json"
+    bench_ablation.main(["--smoke", "--preset", "tuning", "--seeds", "1", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert result["study"] == "tuning" and list(result["summary"])[0] == "preset"
+    assert len(result["records"]) == len(result["tasks"])  # every step needs TTT: nothing seed-independent
+    for record in result["records"]:
+        shared = {s["ttt_seconds"] for n, s in record["steps"].items() if "TTT steps" not in n}
+        assert len(shared) == 1  # the variants with the preset's TTT started from one training
+        assert record["ttt_seconds"] == pytest.approx(sum(shared) + record["steps"]["4 TTT steps"]["ttt_seconds"])
+    assert out.with_suffix(".png").stat().st_size > 0
+
+
 def test_selection_ranks_the_same_pool_every_way():
     def cand(value: int, generation: list[float], scoring: list[float], correct: bool) -> dict:
         return {"grid": [[value]], "generation_nlls": generation, "scoring_nlls": scoring, "correct": correct}
@@ -214,3 +244,17 @@ def test_held_out_benchmark_compares_adapters_on_tasks_none_trained_on(tmp_path,
         assert figures == pytest.approx(results[str(tmp_path / "adapter")][name])
     with pytest.raises(SystemExit):
         bench_heldout.main(["--adapters", str(tmp_path / "missing")])
+
+
+def test_search_benchmark_writes_a_record_per_task_and_plots_them(tmp_path):
+    out = tmp_path / "search.json"
+    assert bench_search.main(["--split", "evaluation", "--tasks", "2", "--seconds", "0.2", "--max-depth", "1",
+                              "--out", str(out)]) == 0
+    run = json.loads(out.read_text())
+    summary, records = run["summary"], run["tasks"]
+    assert summary["tasks"] == len(records) == 2 and summary["search_version"] == bench_search.SEARCH_VERSION
+    assert summary["solved"] == sum(r["solved"] for r in records)
+    assert {"task_id", "solved", "found_depth", "cpu_seconds", "peak_rss_mb", "program"} <= set(records[0])
+    png = tmp_path / "search.png"
+    assert bench_search.main(["--plot", str(out), "--png", str(png)]) == 0
+    assert png.stat().st_size > 0

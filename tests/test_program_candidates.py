@@ -208,6 +208,15 @@ def test_program_grids_merge_with_decoded_candidates():
     assert len(added) == 1 and added[0] is candidates[2] and added[0].generation_nlls == []
     assert candidates[1].generation_nlls == [0.7]  # a program adds no vote to a decoded grid
     assert ScoredCandidate(a).from_program is False
+    assert [x.decoded for x in candidates] == [True, True, False]
+
+
+def test_the_search_grids_keep_their_order_in_the_search():
+    a, b, c = (np.full((2, 2), v, dtype=np.uint8) for v in (1, 2, 3))
+    candidates = merge_candidates([(b, 0.5)])
+    add_program_candidates(candidates, [c, b, a, c], searched=True)
+    assert [(x.grid[0, 0], x.search_rank, x.decoded) for x in candidates] == [(2, 1, True), (3, 0, False),
+                                                                               (1, 2, False)]
 
 
 # --------------------------------------------------------------------------------------------------

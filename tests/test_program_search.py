@@ -213,3 +213,118 @@ def test_labels_agree_with_the_dsls_components(connectivity, multicolour):
         theirs = sorted(tuple(np.flatnonzero(o.mask.ravel())) for o in dsl.objects(grid, connectivity,
                                                                                      multicolour=multicolour))
         assert ours == theirs
+
+
+# --------------------------------------------------------------------------------------------------
+# Objects that move, and candidates assembled from partial results
+
+
+def t_shape(grid: np.ndarray, top: int, left: int, colour: int) -> None:
+    grid[top, left:left + 3] = colour
+    grid[top + 1, left + 1] = colour
+
+
+def test_objects_drop_whole_until_they_rest_on_another():
+    grid = np.zeros((6, 5), np.uint8)
+    t_shape(grid, 0, 0, 3)  # a T: cell by cell gravity would break it
+    grid[3, 1] = 4
+    dropped = program_search.drop_objects(grid, "down")
+    expected = np.zeros_like(grid)
+    expected[5, 1] = 4
+    t_shape(expected, 3, 0, 3)
+    assert np.array_equal(dropped, expected)
+    risen = grid.copy()
+    risen[3, 1], risen[2, 1] = 0, 4  # the T is at rest already; the cell rises until it meets it
+    assert np.array_equal(program_search.drop_objects(grid, "up"), risen)
+    assert not np.array_equal(dsl.gravity(grid, "down"), expected)
+
+
+def test_objects_move_towards_the_anchor_until_they_touch_it():
+    grid = np.zeros((7, 9), np.uint8)
+    grid[2:5, 4:7] = 8  # the largest object stays
+    grid[3, 0:2] = 2  # left of it: moves right
+    grid[0, 5] = 3  # above it: moves down
+    moved = program_search.move_to_anchor(grid, "largest")
+    expected = np.zeros_like(grid)
+    expected[2:5, 4:7] = 8
+    expected[3, 2:4] = 2
+    expected[1, 5] = 3
+    assert np.array_equal(moved, expected)
+
+
+def test_the_search_finds_objects_dropped_whole():
+    rng = np.random.default_rng(5)
+    examples = []
+    for _ in range(4):
+        grid = np.zeros((8, 8), np.uint8)
+        t_shape(grid, int(rng.integers(0, 3)), int(rng.integers(0, 5)), int(rng.integers(1, 9)))
+        examples.append((grid, program_search.drop_objects(grid, "down")))
+    right, result = solves(examples[:3], examples[3])
+    assert right and "drop_objects" in result.programs[0][0]
+
+
+def framed_squares(rng) -> np.ndarray:
+    """A grid with hollow squares away from the edge."""
+    grid = np.zeros((9, 9), np.uint8)
+    for _ in range(2):
+        top, left = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        grid[top:top + 3, left:left + 3] = 5
+        grid[top + 1, left + 1] = 0
+    return grid
+
+
+def holes_and_border(grid: np.ndarray) -> np.ndarray:
+    """Holes filled yellow and the border painted green: two colours, so no one colour map does both."""
+    out = dsl.fill_enclosed(grid, 4)
+    out[0, :] = out[-1, :] = out[:, 0] = out[:, -1] = 3
+    return out
+
+
+def test_layers_that_each_draw_part_of_the_outputs_are_assembled():
+    rng = np.random.default_rng(2)
+    examples = [(g, holes_and_border(g)) for g in (framed_squares(rng) for _ in range(4))]
+    config = SearchConfig(seconds=30, max_depth=1, cpu_time=True, cell_rule_depth=-1)
+    right, result = solves(examples[:3], examples[3], config)
+    assert right
+    program = result.programs[0][0]
+    assert program.startswith("assemble(") and "fill_holes" in program and "paint_border" in program
+    # with no room for layers, nothing fits
+    bare = search_task(examples[:3], [examples[3][0]], SearchConfig(seconds=30, max_depth=1, cpu_time=True,
+                                                                     cell_rule_depth=-1, max_layers=0))
+    assert bare.candidates == [[]]
+
+
+def test_a_layer_that_draws_a_wrong_cell_is_not_kept():
+    outputs = [np.array([[1, 0], [0, 2]], np.uint8)]
+    layers = program_search.Layers(outputs, limit=10)
+    test = [np.zeros((2, 2), np.uint8)]
+    layers.offer([np.array([[1, 0], [0, 3]], np.uint8)], test, "wrong(grid)", 1)
+    layers.offer([np.array([[1, 0], [0, 0]], np.uint8)], test, "part(grid)", 1)
+    assert [text for text, _, _ in layers.made] == ["part(grid)"]
+    assert layers.assemble() is None  # the bottom-right cell is covered by no layer
+
+
+def three_objects(rng) -> tuple[np.ndarray, np.ndarray]:
+    """A plus (mirror-symmetric) and two L shapes, one colour; the plus is between the Ls in every number
+    but its symmetry (cells, height, box, empty cells of its box) or shares its value (width)."""
+    plus = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
+    small_l = np.array([[1, 1, 1], [1, 0, 0]], np.uint8)
+    large_l = np.array([[1, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1]], np.uint8)
+    colour = int(rng.integers(1, 10))
+    grid = np.zeros((12, 12), np.uint8)
+    slots = rng.permutation([(0, 0), (0, 6), (6, 0), (6, 6)])[:3]
+    for shape, (top, left) in zip((plus, small_l, large_l), slots):
+        top, left = top + int(rng.integers(0, 2)), left + int(rng.integers(0, 2))
+        grid[top:top + shape.shape[0], left:left + shape.shape[1]] = shape * colour
+    return grid, plus * colour
+
+
+def test_the_object_picked_by_a_number_is_cropped():
+    rng = np.random.default_rng(1)
+    examples = [three_objects(rng) for _ in range(4)]
+    right, result = solves(examples[:3], examples[3], SearchConfig(seconds=30, max_depth=1, cpu_time=True))
+    assert right and result.programs[0][0] == "crop_picked(grid, 8, True, 'symmetric', 'max', 'box')"
+    # the same task where no learned move is tried: no fixed selection rule picks the plus
+    fixed = search_task(examples[:3], [examples[3][0]],
+                        SearchConfig(seconds=30, max_depth=1, cpu_time=True, cell_rule_depth=-1))
+    assert not any(np.array_equal(c, examples[3][1]) for c in fixed.candidates[0][:2])

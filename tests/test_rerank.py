@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from pipeline_data import task, tiny, write_set
 
@@ -73,3 +74,36 @@ def test_the_command_line_prints_both_scores(run, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "attempts chosen by vote" in printed and "the run's own choice" in printed
     assert (tmp_path / "v" / "submission.json").is_file()
+
+
+def flip_task(seed: int) -> tuple[dict, list]:
+    """A task whose rule is a left-right flip: the program search finds it at once, the tiny model does not."""
+    rng = np.random.default_rng(seed)
+    grids = [rng.integers(0, 3, size=(3, 3)) for _ in range(3)]
+    return ({"train": [{"input": g.tolist(), "output": g[:, ::-1].tolist()} for g in grids[:2]],
+             "test": [{"input": grids[2].tolist()}]}, [grids[2][:, ::-1].tolist()])
+
+
+def test_the_model_the_search_and_both_from_one_run(tmp_path):
+    challenges = write_set(tmp_path, {"flip": flip_task(5), "rand": task(4)})
+    run = tmp_path / "run"
+    run_evaluation(with_options(EvalConfig(), challenges=str(challenges), output=str(run), ttt=False, decoder="sample",
+                                views=3, scoring_views=2, max_tokens=1024, progress=False, report=True, cache=False,
+                                search_seconds=5.0), tiny())
+    pools = candidates_of(json.loads((run / "report.json").read_text()), run / "report.json")
+    searched = [c for c in pools[("flip", 0)] if c.from_search]
+    assert searched and searched[0].search_rank == 0 and not searched[0].decoded
+    both = rerank(run / "report.json", "product-of-experts", tmp_path / "both")
+    search = rerank(run / "report.json", "product-of-experts", tmp_path / "search", solver="search")
+    model = rerank(run / "report.json", "product-of-experts", tmp_path / "model", solver="model")
+    assert both.score.task_scores["flip"] == search.score.task_scores["flip"] == 1.0
+    assert model.score.task_scores["flip"] == 0.0  # the search's grid is not among the model's own
+    assert ("rand", 0) in search.fell_back  # no program fits random pairs
+    model_pool = read_submission(model.submission_path, {"flip": 1, "rand": 1})
+    decoded = [c.grid.tolist() for c in pools[("rand", 0)] if c.decoded]
+    assert model_pool["rand"][0]["attempt_1"].tolist() in decoded
+
+
+def test_an_unknown_solver_is_refused(run, tmp_path):
+    with pytest.raises(ValueError, match="unknown solver 'both'"):
+        rerank(run / "report.json", "vote", tmp_path / "x", solver="both")

@@ -276,6 +276,7 @@ def searched_candidates(task: Task, config: EvalConfig, deadline: float, result:
     found = search_task([(e.input, e.output) for e in task.train], [e.input for e in task.test],
                         SearchConfig(seconds=seconds), task.task_id)
     result.search_programs = dict(enumerate(found.programs))
+    result.search_seconds = found.seconds
     log.info("task %s: the program search reached depth %d in %.1f s, %d programs", task.task_id, found.depth,
              found.seconds, len({p for ps in found.programs for p in ps}))
     return found.candidates

@@ -22,15 +22,18 @@ EXIT_OK, EXIT_FELL_BACK = 0, 3  # exit status of the run_evaluation_* scripts
 def candidate_to_json(cand: ScoredCandidate) -> dict:
     """A candidate as report.json keeps it (``candidate_from_json`` reads it back)."""
     return {"grid": grid_to_list(cand.grid), "generation_nlls": cand.generation_nlls,
-            "scoring_nlls": cand.scoring_nlls, "from_program": cand.from_program, "from_search": cand.from_search}
+            "scoring_nlls": cand.scoring_nlls, "from_program": cand.from_program, "from_search": cand.from_search,
+            "search_rank": cand.search_rank, "decoded": cand.decoded}
 
 
 def candidate_from_json(obj: dict) -> ScoredCandidate:
     """A candidate of report.json; KeyError, TypeError or ValueError when it is malformed. Reports written
-    before programs and the search joined the candidates lack their marks: False."""
+    before programs and the search joined the candidates lack their marks: False (and decoded: True)."""
+    rank = obj.get("search_rank")
     return ScoredCandidate(np.asarray(obj["grid"], dtype=np.uint8), list(obj["generation_nlls"]),
                            list(obj["scoring_nlls"]), bool(obj.get("from_program", False)),
-                           bool(obj.get("from_search", False)))
+                           bool(obj.get("from_search", False)), None if rank is None else int(rank),
+                           bool(obj.get("decoded", True)))
 
 
 @dataclass
@@ -45,12 +48,14 @@ class TaskResult:
     programs_sampled: int = 0  # distinct complete programs sampled (--program-samples)
     programs_valid: int = 0  # of those, the ones that reproduce every training pair
     search_programs: dict[int, list[str]] = field(default_factory=dict)  # per test input, the search's programs
+    search_seconds: float = 0.0  # wall-clock seconds the program search took
 
     def to_json(self) -> dict:
         return {
             "task_id": self.task_id, "error": self.error, "seconds": self.seconds,
             "programs_sampled": self.programs_sampled, "programs_valid": self.programs_valid,
             "search_programs": {str(i): p for i, p in self.search_programs.items()},
+            "search_seconds": self.search_seconds,
             "candidates": {str(i): [candidate_to_json(c) for c in cands] for i, cands in self.candidates.items()},
             "view_predictions": {str(i): [None if g is None else grid_to_list(g) for g in preds]
                                  for i, preds in self.view_predictions.items()},
@@ -65,6 +70,7 @@ class TaskResult:
              for i, preds in obj["view_predictions"].items()},
             obj["error"], obj["seconds"], obj.get("programs_sampled", 0), obj.get("programs_valid", 0),
             {int(i): list(p) for i, p in obj.get("search_programs", {}).items()},
+            obj.get("search_seconds", 0.0),
         )
 
 

@@ -9,6 +9,12 @@ the run, fallbacks included), ranks each candidate list with ``--aggregation``, 
 ``submission.json`` to ``--output`` and, when the solutions are known, prints the Kaggle score next to
 the run's own. Ranking with the run's own aggregation reproduces its submission exactly.
 
+``--solver`` keeps part of the pool: ``model`` the candidates some view decoded (the run as it would have
+been without the program search, which adds to the pool and changes no other candidate's scores),
+``search`` only the program search's candidates, simplest program first (the search alone; the
+aggregation is not used). A run with ``--search-seconds`` thus measures the model, the search and
+both from one set of candidates.
+
 Aggregations that use scoring NLLs (product of experts, min and mean probability) need a run that
 scored its candidates (``--scoring-views`` above 0 and an aggregation other than vote or maximum
 generation probability); otherwise the error names the first task without them.
@@ -28,11 +34,14 @@ from .report import candidate_from_json
 from .selection import AGGREGATIONS, ScoredCandidate, rank_candidates
 from .submission import KaggleScore, build_submission, score_submission, write_verified_submission
 
+SOLVERS = ("all", "model", "search")  # which candidates of the pool are ranked
+
 
 @dataclass
 class Reranked:
     submission_path: Path
     aggregation: str
+    solver: str
     fell_back: list[tuple[str, int]]
     score: KaggleScore | None  # with solutions
     run_score: KaggleScore | None  # the run's own submission, same solutions
@@ -72,10 +81,23 @@ def solutions_for(report: dict, report_path: Path, solutions: str) -> dict | Non
     return read_json_file(Path(solutions), "solutions file")
 
 
-def rerank(report_path: str | Path, aggregation: str, output: str | Path, solutions: str = "auto") -> Reranked:
-    """The run's candidates ranked by ``aggregation``, written as a verified submission under ``output``."""
+def ranked_grids(cands: Sequence[ScoredCandidate], aggregation: str, search_attempt: bool, solver: str) -> list:
+    """The grids of the candidates ``solver`` keeps, best first."""
+    if solver == "search":
+        return [c.grid for c in sorted((c for c in cands if c.from_search), key=lambda c: c.search_rank or 0)]
+    if solver == "model":
+        cands, search_attempt = [c for c in cands if c.decoded], False
+    return [c.grid for c in rank_candidates(cands, aggregation, search_attempt)] if cands else []
+
+
+def rerank(report_path: str | Path, aggregation: str, output: str | Path, solutions: str = "auto",
+           solver: str = "all") -> Reranked:
+    """The run's candidates (those ``solver`` keeps) ranked by ``aggregation``, written as a verified submission
+    under ``output``."""
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {aggregation!r}; choose from {', '.join(AGGREGATIONS)}")
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown solver {solver!r}; choose from {', '.join(SOLVERS)}")
     report_path = Path(report_path)
     report = read_json_file(report_path, "report.json of an evaluation run")
     run_submission = read_json_file(report_path.with_name("submission.json"), "submission.json of the run")
@@ -84,8 +106,7 @@ def rerank(report_path: str | Path, aggregation: str, output: str | Path, soluti
     ranked = {}
     for (task_id, index), cands in candidates_of(report, report_path).items():
         try:
-            ranked[(task_id, index)] = [c.grid for c in rank_candidates(cands, aggregation, search_attempt)] \
-                if cands else []
+            ranked[(task_id, index)] = ranked_grids(cands, aggregation, search_attempt, solver)
         except ValueError as e:  # an aggregation that needs scoring NLLs, on a run that did not score
             raise ValueError(f"{report_path}: task {task_id}, test input {index}: {e} (the run used "
                              f"--aggregation {report.get('config', {}).get('aggregation')!r} with --scoring-views "
@@ -101,21 +122,26 @@ def rerank(report_path: str | Path, aggregation: str, output: str | Path, soluti
         truths = {t: s for t, s in truths.items() if t in test_counts}
         score = score_submission(build.submission, truths)
         run_score = score_submission(run_submission, truths)
-    return Reranked(path, aggregation, list(build.fell_back), score, run_score)
+    return Reranked(path, aggregation, solver, list(build.fell_back), score, run_score)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--report", required=True, help="report.json of a run_evaluation_* run")
     parser.add_argument("--aggregation", required=True, choices=list(AGGREGATIONS))
+    parser.add_argument("--solver", default="all", choices=list(SOLVERS),
+                        help="rank all candidates, only those the model decoded, or only the program search's "
+                             "(in the search's order)")
     parser.add_argument("--output", default="", help="folder for the new submission.json "
                                                      "(default: rerank-<aggregation> beside the report)")
     parser.add_argument("--solutions", default="auto",
                         help="solutions JSON to score with; 'auto': beside the run's challenges file; '' none")
     args = parser.parse_args(argv)
-    output = args.output or str(Path(args.report).parent / f"rerank-{args.aggregation}")
-    result = rerank(args.report, args.aggregation, output, args.solutions)
-    print(f"submission: {result.submission_path} (verified), attempts chosen by {result.aggregation}")
+    suffix = "" if args.solver == "all" else f"-{args.solver}"
+    output = args.output or str(Path(args.report).parent / f"rerank-{args.aggregation}{suffix}")
+    result = rerank(args.report, args.aggregation, output, args.solutions, args.solver)
+    chosen = "the search's order" if result.solver == "search" else result.aggregation
+    print(f"submission: {result.submission_path} (verified), {result.solver} candidates, attempts chosen by {chosen}")
     if result.score is not None:
         print(f"score: {result.score.points:.2f} of {result.score.tasks} tasks = {result.score.percentage:.1f}%"
               f" (the run's own choice: {result.run_score.percentage:.1f}%)")

@@ -36,6 +36,8 @@ class ScoredCandidate:
     scoring_nlls: list[float] = field(default_factory=list)  # one per scoring view
     from_program: bool = False  # a sampled program that reproduces the training pairs also gave it
     from_search: bool = False  # a program found by the program search also gave it
+    search_rank: int | None = None  # its place among the search's candidates (0: the simplest program's)
+    decoded: bool = True  # some view decoded it (False: only programs gave it)
 
     @property
     def votes(self) -> int:
@@ -55,17 +57,20 @@ def add_program_candidates(candidates: list[ScoredCandidate], grids: Sequence[Gr
                            searched: bool = False) -> list[ScoredCandidate]:
     """Mark the candidates that programs also produced (``from_program``, or ``from_search`` when
     ``searched``: the grids come from the program search) and append the others to ``candidates`` as
-    new ones, in the programs' order. Returns the new candidates: they have no generation NLL yet."""
+    new ones, in the programs' order (``decoded`` False). Returns the new candidates: they have no generation
+    NLL yet. The search's grids come simplest program first: each candidate keeps its ``search_rank``."""
     by_grid = {grid_key(c.grid): c for c in candidates}
     added = []
-    for grid in grids:
+    for rank, grid in enumerate(grids):
         key = grid_key(grid)
         if key not in by_grid:
-            by_grid[key] = ScoredCandidate(np.asarray(grid, dtype=np.uint8))
+            by_grid[key] = ScoredCandidate(np.asarray(grid, dtype=np.uint8), decoded=False)
             candidates.append(by_grid[key])
             added.append(by_grid[key])
         if searched:
             by_grid[key].from_search = True
+            if by_grid[key].search_rank is None:
+                by_grid[key].search_rank = rank
         else:
             by_grid[key].from_program = True
     return added

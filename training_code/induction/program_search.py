@@ -14,7 +14,15 @@ At each state the *fitters* ask whether a last move reproduces every training ou
   says which colour that is, so one step serves every colour;
 - a *shape step* built for this state's sizes (upscale or tile by the ratio of output to state sizes,
   mirrored tilings, downscaling, splitting into parts the size of the output and combining them with
-  and/or/xor/overlay, a 1x1 colour) gives the outputs, directly or through a colour map.
+  and/or/xor/overlay, a 1x1 colour) gives the outputs, directly or through a colour map;
+- on states up to ``cell_rule_depth`` (the inputs and one step from them), moves learned from the pairs
+  themselves: a local cell rule (``cell_rules``: each output cell from what its cell sees around it), or
+  the one object of each grid that a number picks (the largest, smallest or only value of its size,
+  height, symmetry, colours...) cropped out.
+
+When no program fits by the end, states that draw part of every output and nothing wrong (the *layers*)
+are laid over one another, greedily, until they cover every output cell that is not background: the
+candidate assembled from partial results (``Layers``).
 
 A program that fits gives its test outputs as candidates: at most ``max_candidates`` distinct ones per
 test input, simplest first (smaller depth, then the order of the steps). The search finishes the depth
@@ -42,13 +50,14 @@ import numpy as np
 
 from ..grids import MAX_SIDE, NUM_COLOURS
 from . import dsl
+from .cell_rules import fit_cell_rule
 
 log = logging.getLogger(__name__)
 
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 1
+SEARCH_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,10 @@ class SearchConfig:
     max_steps: int = 0  # step applications per task (0: no limit): a budget that is the same on any machine
     cpu_time: bool = False  # ``seconds`` of this process's CPU time, not of the wall clock: a busy machine
     # then slows the search down without making it find less
+    cell_rule_depth: int = 1  # states up to this depth try the learned last moves (a local cell rule, an
+    # object picked by a number and cropped): each costs about as much as ten steps, and deeper states rarely
+    # need one
+    max_layers: int = 2_000  # partial results kept for assembling a candidate when no program fits
 
 
 @dataclass(frozen=True)
@@ -453,6 +466,62 @@ def fill_boxes(grid: Grid, per: str) -> Grid:
     return out
 
 
+MAX_MOVING = 30  # objects moved one by one in Python: more is noise, not objects
+_LEADING_EDGE = {"down": lambda o: -o.bottom, "up": lambda o: o.top, "right": lambda o: -o.right,
+                 "left": lambda o: o.left}
+
+
+def _slide(grid: Grid, obj: Shape, dr: int, dc: int, out: Grid, resting: np.ndarray) -> None:
+    """Move the object step by step along (dr, dc) until its next step would leave the grid or land on a
+    cell at rest; draw it there in ``out`` and mark its cells at rest."""
+    h, w = grid.shape
+    rows, cols = np.nonzero(obj.mask)
+    ks = np.arange(1, max(h, w) + 1)
+    r, c = rows[:, None] + ks * dr, cols[:, None] + ks * dc  # every cell's path, one step after another
+    inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+    blocked = ~inside
+    blocked[inside] = resting[r[inside], c[inside]]
+    k = int(blocked.argmax(axis=1).min())  # steps taken before the first cell is blocked
+    out[rows + k * dr, cols + k * dc] = grid[rows, cols]
+    resting[rows + k * dr, cols + k * dc] = True
+
+
+def drop_objects(grid: Grid, direction: str) -> Grid:
+    """Whole objects (8-connected, any colours) slide towards ``direction`` until they touch the edge or
+    an object already at rest, the one nearest that edge first (gravity that keeps objects whole)."""
+    objs = shapes(grid, 8, True)
+    if not objs or len(objs) > MAX_MOVING:
+        raise ValueError("no objects, or too many to move")
+    dr, dc = dsl.DIRECTIONS[direction]
+    out = np.zeros_like(grid)
+    resting = np.zeros(grid.shape, dtype=bool)
+    for obj in sorted(objs, key=_LEADING_EDGE[direction]):
+        _slide(grid, obj, dr, dc, out, resting)
+    return out
+
+
+def move_to_anchor(grid: Grid, anchor: str) -> Grid:
+    """The object ``anchor`` picks (largest or smallest) stays; every other object slides straight
+    towards it (up, down, left or right: the side where their boxes face each other) until it touches it."""
+    objs = shapes(grid, 8, True)
+    if len(objs) < 2 or len(objs) > MAX_MOVING:
+        raise ValueError("fewer than two objects, or too many to move")
+    still = _select(objs, anchor, grid)
+    out = np.where(still.mask, grid, 0).astype(np.uint8)
+    resting = still.mask.copy()
+    for obj in objs:
+        if obj is still:
+            continue
+        if obj.right > still.left and obj.left < still.right:  # columns face each other: move vertically
+            dr, dc = (1, 0) if obj.bottom <= still.top else (-1, 0)
+        elif obj.bottom > still.top and obj.top < still.bottom:
+            dr, dc = (0, 1) if obj.right <= still.left else (0, -1)
+        else:
+            raise ValueError("an object that does not face the anchor")
+        _slide(grid, obj, dr, dc, out, resting)
+    return out
+
+
 def shift_by_one(grid: Grid, direction: str) -> Grid:
     dr, dc = dsl.DIRECTIONS[direction]
     return dsl.shift(grid, dr, dc)
@@ -781,6 +850,10 @@ def static_steps(facts: TaskFacts) -> list[Step]:
               Step("fill_most_common({})", "paint", fill_most_common),
               Step("connect_new({})", "lines", connect_new)]
     for direction in ("down", "up", "left", "right"):
+        steps.append(Step(f"drop_objects({{}}, {direction!r})", "move", lambda g, d=direction: drop_objects(g, d)))
+    for anchor in ("largest", "smallest"):
+        steps.append(Step(f"move_to_anchor({{}}, {anchor!r})", "move", lambda g, a=anchor: move_to_anchor(g, a)))
+    for direction in ("down", "up", "left", "right"):
         steps.append(Step(f"shift_by_one({{}}, {direction!r})", "shift", lambda g, d=direction: shift_by_one(g, d)))
     for which in ("outline", "interior", "halo", "halo4"):
         steps.append(Step(f"paint_mask({{}}, {which!r})", "paint", lambda g, w=which: paint_mask(g, w)))
@@ -797,7 +870,7 @@ def static_steps(facts: TaskFacts) -> list[Step]:
 
 # Kinds whose steps, one after another, add nothing a single one does not (D8 is a group, gravity and
 # dedupe are idempotent), or that only make sense as a first move.
-NO_REPEAT = {"d8", "gravity", "dedupe", "symmetry", "background"}
+NO_REPEAT = {"d8", "gravity", "dedupe", "symmetry", "background", "move"}
 
 
 def may_follow(previous: str | None, step: Step) -> bool:
@@ -899,9 +972,154 @@ def fit_object_colours(train: Sequence[Grid], outputs: Sequence[Grid], test: Seq
     return None
 
 
+def _crop_features(grid: Grid, obj: Shape) -> dict[str, int]:
+    """Numbers an object may be picked by: the most, the fewest, or the only one with its value."""
+    box = obj.mask[obj.top:obj.bottom, obj.left:obj.right]
+    patch = obj.patch(grid)
+    counts = np.bincount(patch[box], minlength=NUM_COLOURS + 1)
+    present = counts[counts > 0]
+    return {"size": obj.size, "height": box.shape[0], "width": box.shape[1], "area": box.size,
+            "colours": obj.colours, "holes": int(dsl.enclosed(~box).sum()), "empty": int(box.size - obj.size),
+            "minority": int(present.min()) if present.size > 1 else 0,
+            "symmetric": int(np.array_equal(patch, patch[:, ::-1])) + 2 * int(np.array_equal(patch, patch[::-1])),
+            "colour": int(np.argmax(counts))}
+
+
+def _pick(values: list[int], which: str) -> int | None:
+    """The index of the one object with the largest, smallest or a unique value; None on a tie."""
+    if which == "unique":
+        alone = [i for i, v in enumerate(values) if values.count(v) == 1]
+        return alone[0] if len(alone) == 1 and len(values) > 2 else None
+    best = max(values) if which == "max" else min(values)
+    chosen = [i for i, v in enumerate(values) if v == best]
+    return chosen[0] if len(chosen) == 1 else None
+
+
+def fit_object_crop(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
+                    ) -> tuple[str, tuple[Grid, ...]] | None:
+    """Each output is the box of one object of its grid (with what else lies in the box, or the object
+    alone): a rule that picks that object on every example by one of its numbers (the largest, the
+    smallest, the only one of its value), its text and the crops it gives for the test grids, or None."""
+    if any(o.shape[0] > g.shape[0] or o.shape[1] > g.shape[1] for g, o in zip(train, outputs)):
+        return None
+    for conn, multi in ((8, True), (4, False), (8, False), (4, True)):
+        for alone in (False, True):
+            def crop(g: Grid, o: Shape, a=alone) -> Grid:
+                return o.patch(g) if a else o.box_crop(g)
+            examples = []
+            for g, out in zip(train, outputs):
+                objs = shapes(g, conn, multi)
+                if len(objs) > MAX_MOVING:
+                    break
+                right = {i for i, o in enumerate(objs) if (o.bottom - o.top, o.right - o.left) == out.shape
+                         and np.array_equal(crop(g, o), out)}
+                if not right:
+                    break
+                examples.append(([_crop_features(g, o) for o in objs], right))
+            else:
+                tests = [(g, shapes(g, conn, multi)) for g in test]
+                tests = [(g, objs, [_crop_features(g, o) for o in objs]) for g, objs in tests]
+                for feature in _crop_features(train[0], shapes(train[0], conn, multi)[0]):
+                    for which in ("max", "min", "unique"):
+                        if all(_pick([f[feature] for f in feats], which) in right for feats, right in examples):
+                            picks = [_pick([f[feature] for f in feats], which) for _, _, feats in tests]
+                            if any(p is None for p in picks):
+                                continue
+                            made = tuple(crop(g, objs[p]) for (g, objs, _), p in zip(tests, picks))
+                            how = "patch" if alone else "box"
+                            return (f"crop_picked({{}}, {conn}, {multi}, {feature!r}, {which!r}, {how!r})", made)
+    return None
+
+
 def valid_grid(grid) -> bool:
     return (isinstance(grid, np.ndarray) and grid.ndim == 2 and 1 <= grid.shape[0] <= MAX_SIDE
             and 1 <= grid.shape[1] <= MAX_SIDE)
+
+
+# --------------------------------------------------------------------------------------------------
+# Candidates assembled from partial results
+
+
+class Layers:
+    """States that are right wherever they are not background: each draws part of every training
+    output and nothing wrong. When no program fits, a few of them laid over one another may cover every
+    cell of the outputs that is not background; their test grids laid over one another in the same
+    order are then a candidate.
+
+    A state that paints NEW is used with NEW read as the one output colour under its NEW cells (when
+    that colour is the same on every example), so that two steps painting two different colours can
+    each give one layer."""
+
+    MAX_PARTS = 4  # layers in one assembly: more would fit the examples by accident
+
+    def __init__(self, outputs: Sequence[Grid], limit: int):
+        self.outputs = outputs
+        self.limit = limit
+        self.target = np.concatenate([o.ravel() != 0 for o in outputs])
+        self.covers: list[np.ndarray] = []
+        self.seen: set[bytes] = set()
+        self.made: list[tuple[str, int, tuple[Grid, ...]]] = []
+
+    def offer(self, train: Sequence[Grid], test: Sequence[Grid], text: str, depth: int) -> None:
+        """Keep the state as a layer when it draws something right and nothing wrong on every example."""
+        if len(self.covers) >= self.limit or not self.target.any():
+            return
+        if any(g.shape != o.shape for g, o in zip(train, self.outputs)):
+            return
+        new_cells = [g == NEW for g in train]
+        if any(m.any() for m in new_cells):
+            under = np.unique(np.concatenate([o[m] for o, m in zip(self.outputs, new_cells)]))
+            if under.size != 1 or under[0] == 0:
+                return
+            colour = np.uint8(under[0])
+            train = [np.where(m, colour, g) for g, m in zip(train, new_cells)]
+            test = [np.where(g == NEW, colour, g).astype(np.uint8) for g in test]
+            text = f"recolour({text}, {{{NEW}: {int(colour)}}})"
+        if any((g.max() >= NEW) for g in test):
+            return
+        for g, o in zip(train, self.outputs):
+            if ((g != 0) & (g != o)).any():
+                return  # draws a wrong cell
+        cover = np.concatenate([g.ravel() != 0 for g in train])
+        if not cover.any() or cover.all() and self.target.all():
+            return
+        key = cover.tobytes()
+        if key in self.seen:
+            return  # a simpler layer draws the same cells
+        self.seen.add(key)
+        self.covers.append(cover)
+        self.made.append((text, depth, tuple(test)))
+
+    def assemble(self) -> Program | None:
+        """Greedily the layer that covers the most cells still uncovered (the simplest on a tie) until
+        every output cell that is not background is covered; None when the layers cannot cover them all
+        within MAX_PARTS, or when the chosen layers' test grids differ in shape."""
+        if not self.covers:
+            return None
+        covers = np.stack(self.covers)
+        covered = np.zeros_like(self.target)
+        chosen: list[int] = []
+        while len(chosen) < self.MAX_PARTS and not np.array_equal(covered, self.target):
+            gain = (covers & ~covered).sum(axis=1)
+            best = int(np.argmax(gain))
+            if gain[best] == 0:
+                return None
+            chosen.append(best)
+            covered |= covers[best]
+        if not np.array_equal(covered, self.target) or len(chosen) < 2:
+            return None
+        parts = [self.made[i] for i in chosen]
+        outputs = []
+        for index in range(len(parts[0][2])):
+            grids = [p[2][index] for p in parts]
+            if len({g.shape for g in grids}) != 1:
+                return None
+            out = np.zeros_like(grids[0])
+            for g in grids:
+                out = np.where(out == 0, g, out)
+            outputs.append(out.astype(np.uint8))
+        text = "assemble(" + ", ".join(p[0] for p in parts) + ")"
+        return Program(text, max(p[1] for p in parts) + len(parts), tuple(outputs))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -959,6 +1177,11 @@ class _Search:
     found: list[Program] = field(default_factory=list)
     steps_cut: int = 0
     applied: int = 0
+    layers: Layers = None  # type: ignore[assignment]  # made in __post_init__ from the outputs
+
+    def __post_init__(self) -> None:
+        if self.layers is None:
+            self.layers = Layers(self.outputs, self.config.max_layers)
 
     def apply(self, step: Step, grids: Sequence[Grid]) -> tuple[Grid, ...] | None:
         """The step on every grid of a state; None (and counted) when it fails on any."""
@@ -979,24 +1202,32 @@ class _Search:
             return None
         return tuple(np.ascontiguousarray(g, dtype=np.uint8) for g in out)
 
-    def fit(self, grids: Sequence[Grid], text: str, depth: int) -> None:
-        """Record a program when the state, or the state under a learned colour map or object recolouring,
-        gives the outputs; a fitter that fails is counted with the cut steps."""
+    def fit(self, grids: Sequence[Grid], text: str, depth: int, cell_rule: bool = True) -> None:
+        """Record a program when the state, or the state under a learned colour map, object recolouring
+        or local cell rule, gives the outputs; a fitter that fails is counted with the cut steps."""
         try:
-            self._fit(grids, text, depth)
+            self._fit(grids, text, depth, cell_rule and depth <= self.config.cell_rule_depth)
         except Exception:  # noqa: BLE001 - a fitter's bug on one state must not end the search
             self.steps_cut += 1
 
-    def _fit(self, grids: Sequence[Grid], text: str, depth: int) -> None:
+    def _fit(self, grids: Sequence[Grid], text: str, depth: int, cell_rule: bool) -> None:
         n = len(self.outputs)
         train, test = grids[:n], grids[n:]
         if all(g.shape == o.shape and np.array_equal(g, o) for g, o in zip(train, self.outputs)):
             if all(g.max() < NUM_COLOURS for g in test):
                 self.found.append(Program(text.format("grid"), depth, tuple(test)))
             return
+        self.layers.offer(train, test, text.format("grid"), depth)
+        if cell_rule and any(g.shape != o.shape for g, o in zip(train, self.outputs)):
+            fitted = fit_object_crop(train, self.outputs, test)
+            if fitted is not None:
+                self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
+                return
         mapping = learn_colour_map(train, self.outputs)
         if mapping is None:
             fitted = fit_object_colours(train, self.outputs, test)
+            if fitted is None and cell_rule:
+                fitted = fit_cell_rule(train, self.outputs, test)
             if fitted is not None:
                 self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
             return
@@ -1013,7 +1244,8 @@ class _Search:
         for step in shape_steps(node.grids, self.outputs):
             grids = self.apply(step, node.grids)
             if grids is not None:
-                self.fit(grids, step.text.format(node.text), node.depth + 1)
+                # a cell rule on a grid a shape step built would only relearn the shape step's output
+                self.fit(grids, step.text.format(node.text), node.depth + 1, cell_rule=False)
 
 
 def search_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid], config: SearchConfig = SearchConfig(),
@@ -1064,6 +1296,14 @@ def search_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid],
             log.warning("task %s: the search stopped early: %s: %s", task_id, type(e).__name__, e)
             result.error = f"{type(e).__name__}: {e}"
         result.states = len(seen)
+        if not search.found:
+            try:
+                assembled = search.layers.assemble()
+            except Exception as e:  # noqa: BLE001 - no assembly is no program; the search's result stands
+                log.warning("task %s: assembling partial results failed: %s: %s", task_id, type(e).__name__, e)
+                assembled = None
+            if assembled is not None:
+                search.found.append(assembled)
     result.steps_cut = search.steps_cut
     result.steps = search.applied
     _SHAPES_CACHE.clear()
