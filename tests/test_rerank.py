@@ -98,10 +98,14 @@ def test_the_model_the_search_and_both_from_one_run(tmp_path):
     model = rerank(run / "report.json", "product-of-experts", tmp_path / "model", solver="model")
     assert both.score.task_scores["flip"] == search.score.task_scores["flip"] == 1.0
     assert model.score.task_scores["flip"] == 0.0  # the search's grid is not among the model's own
-    assert ("rand", 0) in search.fell_back  # no program fits random pairs
     model_pool = read_submission(model.submission_path, {"flip": 1, "rand": 1})
+    search_pool = read_submission(search.submission_path, {"flip": 1, "rand": 1})
     decoded = [c.grid.tolist() for c in pools[("rand", 0)] if c.decoded]
     assert model_pool["rand"][0]["attempt_1"].tolist() in decoded
+    # the search's first attempt is its simplest program's grid, or the fallback when it found none
+    by_rank = sorted((c for c in pools[("rand", 0)] if c.from_search), key=lambda c: c.search_rank)
+    assert search_pool["rand"][0]["attempt_1"].tolist() == (by_rank[0].grid.tolist() if by_rank else [[0]])
+    assert (("rand", 0) in search.fell_back) == (not by_rank)
 
 
 def test_an_unknown_solver_is_refused(run, tmp_path):
