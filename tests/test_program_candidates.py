@@ -175,7 +175,7 @@ def test_sampled_programs_are_program_text_and_reproducible(flip_session):
     flip, session, cfg = flip_session
     texts = sampled_programs(flip, session, cfg, deadline=float("inf"))
     assert texts == sampled_programs(flip, session, cfg, deadline=float("inf"))
-    assert len(texts) <= cfg.program_samples and len(set(texts)) == len(texts)
+    assert len(texts) <= cfg.programs.samples and len(set(texts)) == len(texts)
     assert all(text and set(text) <= set(CODE_CHARACTERS) for text in texts)
 
 
@@ -192,10 +192,10 @@ def test_no_programs_are_sampled_after_the_deadline_or_without_room(flip_session
     # a context with room for about one example and the program: the other examples are dropped
     one_example = session.count_tokens(evaluation.render_code_from_examples(
         session.fmt, [(flip.train[0].input, flip.train[0].output)]).prompt)
-    session.max_tokens = one_example + cfg.program_max_tokens
+    session.max_tokens = one_example + cfg.programs.max_tokens
     sampled_programs(flip, session, cfg, deadline=float("inf"))
     assert "input 1:" in prompts[-1] and "input 2:" not in prompts[-1]
-    session.max_tokens = one_example + cfg.program_max_tokens - 1
+    session.max_tokens = one_example + cfg.programs.max_tokens - 1
     assert sampled_programs(flip, session, cfg, deadline=float("inf")) == [] and len(prompts) == 1
 
 
@@ -225,7 +225,7 @@ def test_the_search_grids_keep_their_order_in_the_search():
 
 def save_shrunk_adapter(path: Path, program_samples: int, with_tokenizer: bool = True) -> Path:
     """An (untrained) adapter on the vocabulary an evaluation with ``program_samples`` shrinks to."""
-    session = prepare_session(EvalConfig(program_samples=program_samples), tiny_code_model())
+    session = prepare_session(with_options(EvalConfig(), program_samples=program_samples), tiny_code_model())
     model = model_tools.add_lora(session.model, r=2, train_embeddings=True)
     return model_tools.save_adapter(model, path, session.tokenizer if with_tokenizer else None)
 
@@ -235,16 +235,17 @@ def test_an_adapter_on_another_vocabulary_is_refused_with_the_reason(tmp_path):
     grid_size, code_size = len(FMT.alphabet) + 3, len(code_alphabet(FMT)) + 3  # bos, eos, pad
     with pytest.raises(ValueError, match=rf"adapter .*grid .*{grid_size} tokens.*{code_size} tokens \(the code "
                                          r"alphabet.*--train-datasets 'code code-from-examples'"):
-        prepare_session(EvalConfig(adapter=str(grid_adapter), program_samples=2), tiny_code_model())
+        prepare_session(with_options(EvalConfig(), adapter=str(grid_adapter), program_samples=2), tiny_code_model())
     code_adapter = save_shrunk_adapter(tmp_path / "code", program_samples=2)
     with pytest.raises(ValueError, match=r"adapter .*code .*run with --program-samples N"):
-        prepare_session(EvalConfig(adapter=str(code_adapter), program_samples=0), tiny_code_model())
-    session = prepare_session(EvalConfig(adapter=str(code_adapter), program_samples=2), tiny_code_model())
+        prepare_session(with_options(EvalConfig(), adapter=str(code_adapter), program_samples=0), tiny_code_model())
+    session = prepare_session(with_options(EvalConfig(), adapter=str(code_adapter), program_samples=2),
+                              tiny_code_model())
     assert len(session.tokenizer) == code_size
     # no tokenizer beside it: the shapes of its trained embeddings tell
     bare = save_shrunk_adapter(tmp_path / "bare", program_samples=0, with_tokenizer=False)
     with pytest.raises(ValueError, match=r"adapter .*bare was trained on another vocabulary.*size mismatch"):
-        prepare_session(EvalConfig(adapter=str(bare), program_samples=2), tiny_code_model())
+        prepare_session(with_options(EvalConfig(), adapter=str(bare), program_samples=2), tiny_code_model())
 
 
 def test_the_code_source_gives_code_parts_and_the_code_alphabet():

@@ -74,6 +74,22 @@ class TestTimeTraining:
 
 
 @dataclass
+class ProgramSampling:
+    """Programs sampled from the model with the code-from-examples prompt (after test-time training) and run
+    in a sandbox; the outputs of those that reproduce the examples join the candidates."""
+
+    samples: int = field(default=0, metadata={
+        "help": "programs sampled per task with the code-from-examples prompt and run in a sandbox; the outputs "
+                "of those that reproduce the examples join the candidates (0: off); when on, the vocabulary "
+                "keeps the code alphabet, so an --adapter must be fine-tuned with a code source"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the programs"})
+    max_tokens: int = field(default=1024, metadata={
+        "help": "longest program in tokens (end token included); the prompt drops examples to leave this room"})
+    timeout: float = field(default=1.0, metadata={
+        "help": "seconds a program may run on one grid (the task's deadline stops it sooner)"})
+
+
+@dataclass
 class EvalConfig:
     """Everything an evaluation run depends on, a config per stage. Entry scripts are presets of this."""
 
@@ -96,15 +112,7 @@ class EvalConfig:
         "help": "bfloat16 (autocast) prompt passes of decoding and scoring passes: no keeps the model's own format "
                 "throughout; auto: yes on CUDA with bf16 and on CPUs with bf16 instructions",
         "choices": BF16_CHOICES})
-    program_samples: int = field(default=0, metadata={
-        "help": "programs sampled per task with the code-from-examples prompt and run in a sandbox; the outputs "
-                "of those that reproduce the examples join the candidates (0: off); when on, the vocabulary "
-                "keeps the code alphabet, so an --adapter must be fine-tuned with a code source"})
-    program_temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the programs"})
-    program_max_tokens: int = field(default=1024, metadata={
-        "help": "longest program in tokens (end token included); the prompt drops examples to leave this room"})
-    program_timeout: float = field(default=1.0, metadata={
-        "help": "seconds a program may run on one grid (the task's deadline stops it sooner)"})
+    programs: ProgramSampling = field(default_factory=ProgramSampling, metadata={"flags": "program_"})
     search_seconds: float = field(default=0.0, metadata={
         "help": "seconds of program search over the DSL per task (no model); the outputs of programs that "
                 "reproduce the examples join the candidates, scored and ranked with the model's (0: off)"})
@@ -193,20 +201,20 @@ def sampled_programs(task: Task, session: ModelSession, config: EvalConfig, dead
     prompt_ids: list[int] = []
     while examples:
         prompt_ids = session.ids(render_code_from_examples(session.fmt, examples).prompt)
-        if len(prompt_ids) + config.program_max_tokens <= session.max_tokens:
+        if len(prompt_ids) + config.programs.max_tokens <= session.max_tokens:
             break
         examples.pop()
     if not examples:
         log.info("task %s: no programs sampled: one example and %d tokens for the program exceed the %d-token "
-                 "context", task.task_id, config.program_max_tokens, session.max_tokens)
+                 "context", task.task_id, config.programs.max_tokens, session.max_tokens)
         return []
     # a generator of its own: decoding draws the same views whether programs are sampled or not
     rng = np.random.default_rng(stable_seed(config.seed, task.task_id, "programs"))
     generator = torch_generator(rng, next(session.model.parameters()).device)
     replies = sample_decode(session.model, prompt_ids, eos_id=session.eos_id, token_texts=session.token_texts,
-                            checker=ProgramChecker(session.tokenizer.all_special_tokens), n=config.program_samples,
-                            temperature=config.program_temperature, generator=generator,
-                            max_new_tokens=config.program_max_tokens, batch_size=PROGRAM_BATCH)
+                            checker=ProgramChecker(session.tokenizer.all_special_tokens), n=config.programs.samples,
+                            temperature=config.programs.temperature, generator=generator,
+                            max_new_tokens=config.programs.max_tokens, batch_size=PROGRAM_BATCH)
     return [program_from_reply(session.fmt, reply.text) for reply in replies]
 
 
@@ -230,14 +238,14 @@ def solve_task(dataset: ArcDataset, task_id: str, session: ModelSession, config:
     task = dataset.tasks[task_id]
     rng = np.random.default_rng(stable_seed(config.seed, task_id))
     result = TaskResult(task_id)
-    own_sandbox = sandbox is None and config.program_samples > 0
+    own_sandbox = sandbox is None and config.programs.samples > 0
     if own_sandbox:
-        sandbox = Sandbox(timeout=config.program_timeout)
+        sandbox = Sandbox(timeout=config.programs.timeout)
     try:
         if config.ttt.enabled:
             test_time_train(dataset, task_id, session, config, rng)
         program_grids: Sequence[Sequence[Grid]] = [() for _ in task.test]
-        if config.program_samples > 0:  # after test-time training: the model has learnt this task
+        if config.programs.samples > 0:  # after test-time training: the model has learnt this task
             try:
                 sources = sampled_programs(task, session, config, deadline)
             except (RuntimeError, ValueError, MemoryError) as e:
@@ -323,7 +331,7 @@ def task_cache_key(fingerprint: str, task: Task, config: EvalConfig) -> str:
     relevant = {k: v for k, v in options(config).items()
                 if k not in ("challenges", "solutions", "output", "tasks", "time_budget", "cache", "report",
                              "progress")}
-    if not config.program_samples:  # programs off: their settings change nothing (and earlier caches stay valid)
+    if not config.programs.samples:  # programs off: their settings change nothing (and earlier caches stay valid)
         relevant = {k: v for k, v in relevant.items() if not k.startswith("program_")}
     if config.search_seconds:  # a changed search finds other programs
         relevant["search_version"] = SEARCH_VERSION
@@ -378,7 +386,7 @@ def prepare_session(config: EvalConfig, loaded: model_tools.LoadedModel | None =
         loaded = model_tools.load_model(config.model, backend=config.backend, max_seq_length=config.max_tokens,
                                         load_in_4bit=four_bit_choice(config))
     fmt = format_from_spec(config.format, eos=loaded.tokenizer.eos_token)
-    alphabet = code_alphabet(fmt) if config.program_samples > 0 else fmt.alphabet
+    alphabet = code_alphabet(fmt) if config.programs.samples > 0 else fmt.alphabet
     loaded, _mapping = model_tools.shrink_for_format(loaded, fmt, alphabet)
     if config.adapter:  # trained on the shrunk vocabulary of this format: apply it after shrinking
         with_adapter = adapter_model(loaded, config)
@@ -409,9 +417,9 @@ def adapter_model(loaded: model_tools.LoadedModel, config: EvalConfig):
     """The shrunk model with ``config.adapter`` attached; a ValueError that says why, and what to do, when
     the adapter was trained on another vocabulary (its token ids would name other characters)."""
     adapter = config.adapter
-    which = ("the code alphabet, as --program-samples is on" if config.program_samples > 0
+    which = ("the code alphabet, as --program-samples is on" if config.programs.samples > 0
              else f"the alphabet of the format {config.format!r}")
-    if config.program_samples > 0:
+    if config.programs.samples > 0:
         hint = ("if it was not fine-tuned on code tasks, fine-tune it with a code source (--train-datasets "
                 "'code code-from-examples') or run with --program-samples 0")
     else:
@@ -445,8 +453,8 @@ def start_run(config: EvalConfig, loaded: model_tools.LoadedModel | None = None)
     selected_counts = {t: test_counts[t] for t in test_counts if not config.tasks or t in requested}
     log.info("model %s (%s backend), %d tasks, decoder %s, %d views, TTT %s, %d programs per task", loaded.source,
              loaded.backend, len(task_ids), config.decoding.decoder, config.decoding.views,
-             "on" if config.ttt.enabled else "off", config.program_samples)
-    sandbox = Sandbox(timeout=config.program_timeout) if config.program_samples > 0 else None
+             "on" if config.ttt.enabled else "off", config.programs.samples)
+    sandbox = Sandbox(timeout=config.programs.timeout) if config.programs.samples > 0 else None
     return EvalRun(config, dataset, session, task_ids, selected_counts, errors,
                    result_cache(config), began, deadline, sandbox)
 
