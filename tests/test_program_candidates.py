@@ -308,3 +308,17 @@ def test_the_search_settings_are_part_of_the_cache_key(tmp_path):
                                                                                         search_seconds=seconds))
            for seconds in (0.0, 1.0, 10.0)}
     assert len(set(key.values())) == 3
+
+
+def test_a_step_budget_makes_the_search_the_same_on_any_machine(tmp_path):
+    flip, _ = flip_task(6)
+    dataset = ArcDataset.from_json_objects({"flip": flip})
+    task = dataset.tasks["flip"]
+    cfg = config(tmp_path, tmp_path, search_seconds=60.0, search_max_steps=40)
+    results = [report.TaskResult("flip") for _ in range(2)]
+    found = [evaluation.searched_candidates(task, cfg, float("inf"), r) for r in results]
+    assert results[0].search_programs == results[1].search_programs and results[0].search_programs[0]
+    assert all(np.array_equal(a, b) for a, b in zip(found[0][0], found[1][0], strict=True))
+    keys = {steps: evaluation.task_cache_key("model", task, config(tmp_path, tmp_path, search_seconds=1.0,
+                                                                   search_max_steps=steps)) for steps in (0, 40)}
+    assert keys[0] != keys[40]

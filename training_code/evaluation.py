@@ -90,6 +90,17 @@ class ProgramSampling:
 
 
 @dataclass
+class ProgramSearchSettings:
+    """The program search over the DSL (no model), run on the CPU before decoding; the outputs of programs that
+    reproduce the examples join the candidates, scored and ranked with the model's."""
+
+    seconds: float = field(default=0.0, metadata={"help": "seconds of program search per task (0: off)"})
+    max_steps: int = field(default=0, metadata={
+        "help": "step applications per task (0: no limit): a budget the same on any machine, so that a search "
+                "that ends on it rather than on --search-seconds gives the same candidates everywhere"})
+
+
+@dataclass
 class EvalConfig:
     """Everything an evaluation run depends on, a config per stage. Entry scripts are presets of this."""
 
@@ -113,9 +124,7 @@ class EvalConfig:
                 "throughout; auto: yes on CUDA with bf16 and on CPUs with bf16 instructions",
         "choices": BF16_CHOICES})
     programs: ProgramSampling = field(default_factory=ProgramSampling, metadata={"flags": "program_"})
-    search_seconds: float = field(default=0.0, metadata={
-        "help": "seconds of program search over the DSL per task (no model); the outputs of programs that "
-                "reproduce the examples join the candidates, scored and ranked with the model's (0: off)"})
+    search: ProgramSearchSettings = field(default_factory=ProgramSearchSettings, metadata={"flags": "search_"})
     keep_background: bool = field(default=True, metadata={"help": "colour permutations keep colour 0"})
     seed: int = 0
     time_budget: float = field(default=0.0, metadata={"help": "seconds; stop starting new work in time (0: none)"})
@@ -274,15 +283,15 @@ def solve_task(dataset: ArcDataset, task_id: str, session: ModelSession, config:
 
 
 def searched_candidates(task: Task, config: EvalConfig, deadline: float, result: TaskResult) -> list[list[Grid]]:
-    """Per test input, the outputs of the programs the program search finds in ``search_seconds`` (none when
-    off); their texts go to ``result.search_programs``. The search runs before decoding, on the CPU."""
-    if config.search_seconds <= 0:
+    """Per test input, the outputs of the programs the program search finds within its seconds and steps (none
+    when off); their texts go to ``result.search_programs``. The search runs before decoding, on the CPU."""
+    if config.search.seconds <= 0:
         return [[] for _ in task.test]
-    seconds = min(config.search_seconds, deadline - time.monotonic())
+    seconds = min(config.search.seconds, deadline - time.monotonic())
     if seconds <= 0:
         return [[] for _ in task.test]
     found = search_task([(e.input, e.output) for e in task.train], [e.input for e in task.test],
-                        SearchConfig(seconds=seconds), task.task_id)
+                        SearchConfig(seconds=seconds, max_steps=config.search.max_steps), task.task_id)
     result.search_programs = dict(enumerate(found.programs))
     result.search_seconds = found.seconds
     log.info("task %s: the program search reached depth %d in %.1f s, %d programs", task.task_id, found.depth,
@@ -333,11 +342,10 @@ def task_cache_key(fingerprint: str, task: Task, config: EvalConfig) -> str:
                              "progress")}
     if not config.programs.samples:  # programs off: their settings change nothing (and earlier caches stay valid)
         relevant = {k: v for k, v in relevant.items() if not k.startswith("program_")}
-    if config.search_seconds:  # a changed search finds other programs
+    if config.search.seconds:  # a changed search finds other programs
         relevant["search_version"] = SEARCH_VERSION
     else:  # search off: earlier caches stay valid
-        relevant.pop("search_seconds")
-        relevant.pop("search_attempt")
+        relevant = {k: v for k, v in relevant.items() if not k.startswith("search_")}
     # test outputs are left out: knowing the solutions must not change what the model is asked
     content = ([[grid_to_list(e.input), grid_to_list(e.output)] for e in task.train]
                + [[grid_to_list(e.input)] for e in task.test])

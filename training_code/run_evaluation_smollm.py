@@ -9,7 +9,7 @@ output/smollm2/submission.json, and with solutions a score, arc24's metrics and 
 
 from .arc_loader import RunFiles
 from .candidates import DecodingConfig, ScoringConfig
-from .evaluation import EvalConfig, TestTimeTraining, main
+from .evaluation import EvalConfig, ProgramSearchSettings, TestTimeTraining, main
 from .finetune import adapter_folder
 from .run_finetune_smollm import PRESET as FINETUNE_PRESET
 
@@ -23,7 +23,8 @@ PRESET = EvalConfig(
     ttt=TestTimeTraining(steps=12, batch_size=2, learning_rate=3e-4, lora_r=16, lora_alpha=16),
     decoding=DecodingConfig(views=8),
     scoring=ScoringConfig(views=8),
-    search_seconds=10.0,  # the program search answers tasks the small model cannot; its candidates join the pool
+    # the program search answers tasks the small model cannot; its candidates join the pool
+    search=ProgramSearchSettings(seconds=10.0),
 )
 
 
