@@ -197,3 +197,35 @@ def test_torchrun_that_fails_in_time_runs_again_here_with_the_time_left(tmp_path
     assert ran == [last] and last.time_budget <= config.time_budget
     with pytest.raises(ValueError, match="unknown evaluation preset 'nope'; choose one of .*smollm"):
         kaggle.run_config(settings_for(tmp_path, preset="nope"), smoke=False)
+
+
+def test_the_program_search_runs_beside_the_model_and_stops_with_it(tmp_path, monkeypatch):
+    from training_code.induction.run_search import RESULTS_FILE, read_results, wait_for_result
+
+    settings = settings_for(tmp_path, time_budget=3600.0, time_margin=60.0, search_seconds=1.0, search_workers="1")
+    config = kaggle.run_config(settings, smoke=False)
+    assert config.search.seconds == 0 and config.search.wait == 2.0  # the evaluation searches nothing itself
+    assert config.search.results == str(settings.search_dir / RESULTS_FILE)
+    seen = []
+
+    def model(cfg):  # stands in for the model's run: it reads the search's file as the evaluation does
+        seen.append(wait_for_result(Path(cfg.search.results), "bbb", seconds=60.0, poll=0.1))
+
+    monkeypatch.setattr(kaggle, "run_here", model)
+    problems, _ = kaggle.run(config, 1, settings, source=Path.cwd())
+    assert problems == [] and seen[0] is not None and len(seen[0]["candidates"]) == 1
+    assert set(read_results(settings.search_dir / RESULTS_FILE)) == {"aaa", "bbb"}
+
+
+def test_the_search_takes_the_cores_the_model_leaves(tmp_path, monkeypatch):
+    settings = settings_for(tmp_path)
+    assert kaggle.search_workers(settings, processes=2, cores=4) == 2
+    assert kaggle.search_workers(settings, processes=2, cores=2) == 1
+    assert kaggle.search_workers(replace(settings, search_workers="3"), processes=2, cores=4) == 3
+    off = replace(settings, search_seconds=0.0)
+    assert kaggle.run_config(off, smoke=False).search.results == ""
+    assert kaggle.start_search(kaggle.run_config(off, smoke=False), off, 1) is None
+    monkeypatch.setenv("ARC_SEARCH_SECONDS", "0")
+    monkeypatch.setenv("ARC_SEARCH_WORKERS", "5")
+    from_env = KaggleSettings.from_environment()
+    assert (from_env.search_seconds, from_env.search_workers) == (0.0, "5")

@@ -322,3 +322,24 @@ def test_a_step_budget_makes_the_search_the_same_on_any_machine(tmp_path):
     keys = {steps: evaluation.task_cache_key("model", task, config(tmp_path, tmp_path, search_seconds=1.0,
                                                                    search_max_steps=steps)) for steps in (0, 40)}
     assert keys[0] != keys[40]
+
+
+def test_the_candidates_of_a_search_running_beside_the_run_are_read_from_its_file(tmp_path, caplog):
+    flip, solutions = flip_task(7)
+    other, _ = flip_task(8)
+    challenges = write_set(tmp_path, {"flip": (flip, solutions), "other": (other, [[[0]]])})
+    results = tmp_path / "search" / "search_results.jsonl"
+    results.parent.mkdir()
+    results.write_text(json.dumps({"task_id": "flip", "programs": [["flip_h(grid)"]], "candidates": [solutions]})
+                       + "\n" + json.dumps({"task_id": "other", "programs": [[], []], "candidates": [[], []]}) + "\n")
+    out = tmp_path / "out"
+    cfg = config(challenges, out, decoder="dfs", min_prob=0.99, program_samples=0, search_results=str(results),
+                 search_wait=0.1)
+    assert cfg.search.seconds == 0  # nothing is searched here
+    run_evaluation(cfg, tiny())
+    sub = read_submission(out / "submission.json", {"flip": 1, "other": 1})
+    assert sub["flip"][0]["attempt_1"].tolist() == solutions[0]
+    entry = report_of(out)["tasks"]["flip"]
+    assert entry["search_programs"] == {"0": ["flip_h(grid)"]} and entry["candidates"]["0"][0]["from_search"]
+    assert "answers 2 test inputs, the task has 1" in caplog.text  # a result that does not fit the task is left out
+    assert report_of(out)["tasks"]["other"]["search_programs"] == {}

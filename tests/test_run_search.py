@@ -4,13 +4,15 @@ and bad options named, and the same submission with one process or several."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pipeline_data import write_set
 
-from training_code.induction.run_search import main
+from training_code.induction.run_search import RESULTS_FILE, main, read_results, wait_for_result
 from training_code.submission import read_submission
 
 
@@ -95,3 +97,39 @@ def test_help_lists_the_options(capsys):
     assert stop.value.code == 0
     text = capsys.readouterr().out
     assert all(flag in text for flag in ("--challenges", "--output", "--seconds", "--workers", "--max-steps"))
+
+
+def test_each_task_is_a_line_of_the_results_file_as_soon_as_it_is_searched(tmp_path):
+    challenges = write_set(tmp_path, {"flip": flip_task(1, n_test=2), "none": unfit_task(2)})
+    out = tmp_path / "out"
+    assert run(challenges, out, "--workers", "2") == 0
+    lines = (out / RESULTS_FILE).read_text().splitlines()
+    assert [json.loads(line)["task_id"] for line in lines] == ["flip", "none"]
+    found = read_results(out / RESULTS_FILE)
+    assert found["flip"]["candidates"][1][0] == flip_task(1, n_test=2)[1][1]
+    assert found["flip"]["programs"][0][0] == "flip_h(grid)" and found["none"]["candidates"] == [[]]
+
+
+def test_a_half_written_or_malformed_line_is_not_a_result(tmp_path, caplog):
+    path = tmp_path / RESULTS_FILE
+    good = {"task_id": "aaa", "programs": [["p"]], "candidates": [[[[1]]]]}
+    path.write_text(json.dumps(good) + "\n" + "{not json\n" + json.dumps({**good, "task_id": "bbb"})[:-3])
+    assert list(read_results(path)) == ["aaa"]
+    assert "line 2: not a search result" in caplog.text
+    assert read_results(tmp_path / "absent.jsonl") == {}
+
+
+def test_waiting_for_a_task_sees_the_line_a_search_beside_it_appends(tmp_path):
+    path = tmp_path / RESULTS_FILE
+    path.write_text("")
+
+    def finish_later():
+        time.sleep(0.3)
+        with open(path, "a") as f:
+            f.write(json.dumps({"task_id": "late", "programs": [[]], "candidates": [[]]}) + "\n")
+
+    writer = threading.Thread(target=finish_later)
+    writer.start()
+    assert wait_for_result(path, "never", seconds=0.2, poll=0.05) is None
+    assert wait_for_result(path, "late", seconds=10.0, poll=0.05) == {"programs": [[]], "candidates": [[]]}
+    writer.join()

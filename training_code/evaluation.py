@@ -35,9 +35,10 @@ from .arc_loader import ArcDataset, AugmentOptions, RunFiles, Task, submission_c
 from .candidates import DecodingConfig, ScoringConfig, candidates_for
 from .cli import OptionError, options, save_config
 from .formats import FormatParseError, format_from_spec
-from .grids import ArcDataError, Grid, grid_to_list
+from .grids import ArcDataError, Grid, checked_grid, grid_to_list
 from .induction.code_tasks import ProgramChecker, code_alphabet, program_from_reply, render_code_from_examples
 from .induction.program_search import SEARCH_VERSION, SearchConfig, search_task
+from .induction.run_search import wait_for_result
 from .induction.sandbox import ProgramOutputs, Sandbox, program_outputs
 from .inference_tools import BF16_CHOICES, sample_decode, stage_formats, torch_generator
 from .metrics import evaluate
@@ -98,6 +99,15 @@ class ProgramSearchSettings:
     max_steps: int = field(default=0, metadata={
         "help": "step applications per task (0: no limit): a budget the same on any machine, so that a search "
                 "that ends on it rather than on --search-seconds gives the same candidates everywhere"})
+    results: str = field(default="", metadata={
+        "help": "the search_results.jsonl of a run_search running beside this run (the search on the CPU cores "
+                "while the model has the GPUs): each task's candidates are read from it, not searched here"})
+    wait: float = field(default=0.0, metadata={
+        "help": "with --search-results: seconds to wait for a task the search has not finished yet"})
+
+    @property
+    def on(self) -> bool:
+        return self.seconds > 0 or bool(self.results)
 
 
 @dataclass
@@ -285,6 +295,8 @@ def solve_task(dataset: ArcDataset, task_id: str, session: ModelSession, config:
 def searched_candidates(task: Task, config: EvalConfig, deadline: float, result: TaskResult) -> list[list[Grid]]:
     """Per test input, the outputs of the programs the program search finds within its seconds and steps (none
     when off); their texts go to ``result.search_programs``. The search runs before decoding, on the CPU."""
+    if config.search.results:
+        return read_search_results(task, config, deadline, result)
     if config.search.seconds <= 0:
         return [[] for _ in task.test]
     seconds = min(config.search.seconds, deadline - time.monotonic())
@@ -297,6 +309,28 @@ def searched_candidates(task: Task, config: EvalConfig, deadline: float, result:
     log.info("task %s: the program search reached depth %d in %.1f s, %d programs", task.task_id, found.depth,
              found.seconds, len({p for ps in found.programs for p in ps}))
     return found.candidates
+
+
+def read_search_results(task: Task, config: EvalConfig, deadline: float, result: TaskResult) -> list[list[Grid]]:
+    """Per test input, the candidates a search running beside this run wrote for the task (waiting up to
+    ``search.wait`` for them); none when they did not come or do not fit the task."""
+    path = Path(config.search.results)
+    found = wait_for_result(path, task.task_id, min(config.search.wait, deadline - time.monotonic()))
+    if found is None:
+        log.info("task %s: no result of the program search in %s (yet); no search candidates", task.task_id, path)
+        return [[] for _ in task.test]
+    try:
+        candidates = [[checked_grid(g) for g in per_input] for per_input in found["candidates"]]
+    except ArcDataError as e:
+        log.warning("task %s: %s holds a candidate that is not a grid (%s); no search candidates", task.task_id,
+                    path, e)
+        return [[] for _ in task.test]
+    if len(candidates) != len(task.test) or len(found["programs"]) != len(task.test):
+        log.warning("task %s: %s answers %d test inputs, the task has %d; no search candidates", task.task_id, path,
+                    len(candidates), len(task.test))
+        return [[] for _ in task.test]
+    result.search_programs = {i: list(p) for i, p in enumerate(found["programs"])}
+    return candidates
 
 
 def test_time_train(dataset: ArcDataset, task_id: str, session: ModelSession, config: EvalConfig,
@@ -342,7 +376,7 @@ def task_cache_key(fingerprint: str, task: Task, config: EvalConfig) -> str:
                              "progress")}
     if not config.programs.samples:  # programs off: their settings change nothing (and earlier caches stay valid)
         relevant = {k: v for k, v in relevant.items() if not k.startswith("program_")}
-    if config.search.seconds:  # a changed search finds other programs
+    if config.search.on:  # a changed search finds other programs
         relevant["search_version"] = SEARCH_VERSION
     else:  # search off: earlier caches stay valid
         relevant = {k: v for k, v in relevant.items() if not k.startswith("search_")}

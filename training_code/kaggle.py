@@ -64,6 +64,10 @@ class KaggleSettings:
     smoke: str = "auto"  # auto: a smoke run on Kaggle's placeholder tasks; "1" or "0" forces it
     smoke_budget: float = 15 * 60
     nproc: str = "auto"  # processes, one per GPU; auto: every GPU there is
+    # the program search on the CPU cores beside the model: seconds per task (0: off) and processes
+    # (auto: every core but one per model process, at least one)
+    search_seconds: float = 10.0
+    search_workers: str = "auto"
     torchrun: list[str] = field(default_factory=lambda: [sys.executable, "-m", "torch.distributed.run"])
     started: float = field(default_factory=time.time)
 
@@ -86,6 +90,8 @@ class KaggleSettings:
             smoke=setting("ARC_SMOKE", defaults.smoke),
             smoke_budget=float(setting("ARC_SMOKE_BUDGET", str(defaults.smoke_budget))),
             nproc=setting("ARC_NPROC", defaults.nproc),
+            search_seconds=float(setting("ARC_SEARCH_SECONDS", str(defaults.search_seconds))),
+            search_workers=setting("ARC_SEARCH_WORKERS", defaults.search_workers),
             # the launcher of the processes (the tests put stand-ins here)
             torchrun=shlex.split(setting("ARC_TORCHRUN", "")) or defaults.torchrun,
             started=time.time() if started is None else started,
@@ -95,6 +101,11 @@ class KaggleSettings:
     def run_dir(self) -> Path:
         """The run's cache, per-rank results, report and pictures."""
         return self.output / "arc-run"
+
+    @property
+    def search_dir(self) -> Path:
+        """Where the program search beside the model writes its results."""
+        return self.run_dir / "search"
 
     @property
     def barrier_slack(self) -> float:
@@ -150,6 +161,13 @@ def run_config(settings: KaggleSettings, smoke: bool) -> Any:
     if smoke:
         config = with_options(config, time_budget=min(config.time_budget, settings.smoke_budget),
                               ttt_steps=min(config.ttt.steps, 4), views=2, scoring_views=2)
+    if settings.search_seconds > 0:
+        # the search runs in its own processes (start_search); each task reads its candidates from their file,
+        # waiting for a task the search has not reached yet at most twice its time
+        from .induction.run_search import RESULTS_FILE
+
+        config = with_options(config, search_seconds=0.0, search_results=str(settings.search_dir / RESULTS_FILE),
+                              search_wait=2 * settings.search_seconds)
     return config
 
 
@@ -210,6 +228,31 @@ def stop(process: subprocess.Popen, grace: float) -> None:
     process.wait()
 
 
+def search_workers(settings: KaggleSettings, processes: int, cores: int | None = None) -> int:
+    """Processes for the program search: ``ARC_SEARCH_WORKERS``, or every CPU core but one per model process."""
+    if settings.search_workers != "auto":
+        return max(1, int(settings.search_workers))
+    return max(1, (cores or os.cpu_count() or 1) - processes)
+
+
+def start_search(config: Any, settings: KaggleSettings, processes: int, source: Path | None = None
+                 ) -> subprocess.Popen | None:
+    """The program search over every task, in processes of its own on the CPU cores while the model runs
+    (``training_code.run_search``): it writes each task's candidates to ``config.search.results`` as it
+    goes, which the evaluation reads. None when the search is off."""
+    if not config.search.results:
+        return None
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(source), env.get("PYTHONPATH")) if p)
+    command = [sys.executable, "-m", "training_code.run_search", "--challenges", config.files.challenges,
+               "--solutions", "", "--output", str(Path(config.search.results).parent),
+               "--seconds", f"{settings.search_seconds:g}", "--workers", str(search_workers(settings, processes)),
+               "--progress", "no"]
+    print(f"$ {shlex.join(command)} &  # the program search beside the model", flush=True)
+    return subprocess.Popen(command, env=env, start_new_session=True)
+
+
 def run_on_every_gpu(config: Any, processes: int, settings: KaggleSettings, source: Path | None = None) -> str:
     """One process per GPU (``training_code.distributed``): "done" when torchrun exits cleanly, "failed"
     when it does not, "timed out" when it still runs at its deadline (it is stopped): the run's budget and
@@ -243,7 +286,9 @@ def run(config: Any, processes: int, settings: KaggleSettings, source: Path | No
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     (settings.run_dir / "submission.json").unlink(missing_ok=True)  # never hand in an old run's answers
     problems = []
+    search = None
     try:
+        search = start_search(config, settings, processes, source)
         outcome = run_on_every_gpu(config, processes, settings, source) if processes > 1 else "one process"
         if outcome == "failed" and settings.time_left() <= 0:
             outcome = "failed too late"
@@ -260,6 +305,9 @@ def run(config: Any, processes: int, settings: KaggleSettings, source: Path | No
     except Exception as error:  # broad on purpose: whatever happened, Kaggle must get a valid submission
         problems.append(f"{type(error).__name__}: {error}")
         log.exception("the run failed; test inputs without answers get the fallback")
+    finally:
+        if search is not None and search.poll() is None:  # the model is done: the search's answers are of no use
+            stop(search, 5.0)
     return problems, config
 
 

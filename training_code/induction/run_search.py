@@ -8,7 +8,8 @@ the outputs of the simplest programs that reproduce its training pairs are the a
 input no program answers gets the fallback grid. A task that cannot be read is named with its file
 and answered with the fallback too. With solutions (``--solutions auto`` finds the ``_solutions`` file
 beside the challenges) the submission is scored. ``search_report.json`` beside the submission holds
-each task's programs, depth, time and peak memory.
+each task's programs, depth, time and peak memory; ``search_results.jsonl`` gets each task's programs and
+candidates as soon as its search ends, for an evaluation that runs beside the search (``--search-results``).
 
 Exit status: 0 when the submission was written (test inputs that fell back included), 1 when the
 challenges file cannot be read, 2 for a bad option.
@@ -37,6 +38,10 @@ from ..submission import build_submission, score_submission, write_verified_subm
 from .program_search import SEARCH_VERSION, SearchConfig, search_task
 
 log = logging.getLogger(__name__)
+
+# One line per task as soon as its search ends (its programs and candidates): an evaluation running beside
+# the search (the model on the GPUs, the search on the CPU cores) reads it while the file grows.
+RESULTS_FILE = "search_results.jsonl"
 
 
 @dataclass
@@ -74,6 +79,34 @@ def search_one(job: tuple[Task, SearchConfig]) -> dict:
     return {**result.to_json(), "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
+def read_results(path: Path) -> dict[str, dict]:
+    """The tasks finished so far in a ``search_results.jsonl``, by task id: complete lines only (the last one
+    may be half written); a malformed line is skipped with a warning."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    found = {}
+    for number, line in enumerate(text.split("\n")[:-1], 1):  # the part after the last newline is unfinished
+        try:
+            record = json.loads(line)
+            found[str(record["task_id"])] = {"programs": list(record["programs"]),
+                                             "candidates": list(record["candidates"])}
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            log.warning("%s, line %d: not a search result (%s: %s); skipped", path, number, type(e).__name__, e)
+    return found
+
+
+def wait_for_result(path: Path, task_id: str, seconds: float, poll: float = 0.5) -> dict | None:
+    """The search's result for ``task_id`` from ``path``, waiting up to ``seconds`` for it; None if it never came."""
+    give_up = time.monotonic() + max(0.0, seconds)
+    while True:
+        found = read_results(path).get(task_id)
+        if found is not None or time.monotonic() >= give_up:
+            return found
+        time.sleep(min(poll, max(0.0, give_up - time.monotonic())))
+
+
 def selected(ids: Sequence[str], spec: str) -> list[str]:
     spec = spec.strip()
     if not spec:
@@ -102,17 +135,22 @@ def run_search(config: SearchRunConfig) -> dict:
 
     results: dict[str, dict] = {}
     bar = tqdm(total=len(jobs), desc="search", disable=not config.progress, dynamic_ncols=True)
-    if config.workers > 1 and len(jobs) > 1:
-        # ordered results: the submission and report do not depend on which worker finished first
-        with multiprocessing.get_context("fork").Pool(config.workers, maxtasksperchild=50) as pool:
-            for record in pool.imap(search_one, jobs):
-                results[record["task_id"]] = record
-                bar.update()
-    else:
-        for job in jobs:
-            record = search_one(job)
+    with open(out / RESULTS_FILE, "w", encoding="utf-8") as lines:
+
+        def keep(record: dict) -> None:
             results[record["task_id"]] = record
+            lines.write(json.dumps({k: record[k] for k in ("task_id", "programs", "candidates")}) + "\n")
+            lines.flush()  # a reader beside this run sees each task as soon as it is done
             bar.update()
+
+        if config.workers > 1 and len(jobs) > 1:
+            # ordered results: the submission and report do not depend on which worker finished first
+            with multiprocessing.get_context("fork").Pool(config.workers, maxtasksperchild=50) as pool:
+                for record in pool.imap(search_one, jobs):
+                    keep(record)
+        else:
+            for job in jobs:
+                keep(search_one(job))
     bar.close()
 
     ranked = {(t, i): [np.asarray(g, dtype=np.uint8) for g in cands]
