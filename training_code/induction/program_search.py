@@ -50,6 +50,7 @@ import numpy as np
 
 from ..grids import MAX_SIDE, NUM_COLOURS
 from . import dsl
+from .dsl import label
 from .cell_rules import fit_cell_rule
 
 log = logging.getLogger(__name__)
@@ -134,41 +135,6 @@ class _Deadline(Exception):  # noqa: N818 - the name says what happened
 # Grid helpers the steps share
 
 
-_HALF_STEPS4 = ((0, 1), (1, 0))
-_HALF_STEPS8 = ((0, 1), (1, 0), (1, 1), (1, -1))
-
-
-def label(grid: Grid, connectivity: int = 4, multicolour: bool = False, background: int = 0) -> np.ndarray:
-    """Each cell's object: the flat index of the object's first cell in reading order, -1 on background.
-    Label propagation with pointer jumping (numpy, no Python loop over cells)."""
-    g = np.asarray(grid)
-    h, w = g.shape
-    fg = g != background
-    n = h * w
-    lab = np.where(fg, np.arange(n).reshape(h, w), n)
-    links = []
-    for dr, dc in (_HALF_STEPS4 if connectivity == 4 else _HALF_STEPS8):
-        a = (slice(0, h - dr), slice(max(-dc, 0), w - max(dc, 0)))
-        b = (slice(dr, h), slice(max(dc, 0), w + min(dc, 0)))
-        link = fg[a] & fg[b]
-        if not multicolour:
-            link &= g[a] == g[b]
-        if link.any():
-            links.append((a, b, link))
-    while True:
-        before = lab.copy()
-        for a, b, link in links:
-            low = np.minimum(lab[a], lab[b])
-            # a and b overlap: each side only ever goes down, or one write would undo the other
-            lab[a] = np.where(link, np.minimum(low, lab[a]), lab[a])
-            lab[b] = np.where(link, np.minimum(low, lab[b]), lab[b])
-        flat = np.append(lab.ravel(), n)
-        lab = flat[flat[:n]].reshape(h, w)  # pointer jumping: a label's own label
-        if np.array_equal(before, lab):
-            break
-    return np.where(fg, lab, -1)
-
-
 @dataclass(frozen=True)
 class Shape:
     """One object of a grid: its mask, box, size and colours."""
@@ -206,20 +172,48 @@ def shapes(grid: Grid, connectivity: int, multicolour: bool, background: int = 0
 
 def _shapes(grid: Grid, connectivity: int, multicolour: bool, background: int) -> list[Shape]:
     lab = label(grid, connectivity, multicolour, background)
-    found = []
-    for value in np.unique(lab[lab >= 0]):
-        mask = lab == value
-        rows = np.flatnonzero(mask.any(axis=1))
-        cols = np.flatnonzero(mask.any(axis=0))
-        found.append(Shape(mask, int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1, int(mask.sum()),
-                           int(np.unique(grid[mask]).size)))
-    return found
+    fg = lab >= 0
+    firsts, index = np.unique(lab[fg], return_inverse=True)  # label values sort in reading order
+    if not firsts.size:
+        return []
+    count = firsts.size
+    rows, cols = np.nonzero(fg)  # the cells in the order of lab[fg]
+    top, left = np.full(count, MAX_SIDE), np.full(count, MAX_SIDE)
+    bottom, right = np.zeros(count, dtype=int), np.zeros(count, dtype=int)
+    np.minimum.at(top, index, rows)
+    np.minimum.at(left, index, cols)
+    np.maximum.at(bottom, index, rows)
+    np.maximum.at(right, index, cols)
+    sizes = np.bincount(index, minlength=count)
+    colour_pairs = np.unique(index * (NUM_COLOURS + 1) + grid[fg])
+    colours = np.bincount(colour_pairs // (NUM_COLOURS + 1), minlength=count)
+    ids = np.full(grid.shape, -1)
+    ids[fg] = index
+    masks = ids[None] == np.arange(count)[:, None, None]  # one boolean layer per object, all at once
+    return [Shape(masks[i], int(top[i]), int(left[i]), int(bottom[i]) + 1, int(right[i]) + 1, int(sizes[i]),
+                  int(colours[i])) for i in range(count)]
 
 
 def _only(items: list, what: str):
     if len(items) != 1:
         raise ValueError(f"{len(items)} objects are {what}")
     return items[0]
+
+
+_SHAPE_KEYS_CACHE: dict[int, tuple[list[Shape], list[tuple]]] = {}
+
+
+def _shape_keys(objs: list[Shape], grid: Grid) -> list[tuple]:
+    """Each object's size and cells with their colours (remembered for the object lists ``shapes`` keeps:
+    several steps compare the same objects' shapes)."""
+    found = _SHAPE_KEYS_CACHE.get(id(objs))
+    if found is not None and found[0] is objs:
+        return found[1]
+    if len(_SHAPE_KEYS_CACHE) >= _SHAPES_CACHE_SIZE:
+        _SHAPE_KEYS_CACHE.clear()
+    keys = [(o.bottom - o.top, o.right - o.left, o.patch(grid).tobytes()) for o in objs]
+    _SHAPE_KEYS_CACHE[id(objs)] = (objs, keys)  # the list kept with its keys: its id cannot be reused
+    return keys
 
 
 def _select(objs: list[Shape], rule: str, grid: Grid) -> Shape:
@@ -242,10 +236,10 @@ def _select(objs: list[Shape], rule: str, grid: Grid) -> Shape:
         keys = [int(grid[o.mask][0]) for o in objs]
         return _only([o for o, k in zip(objs, keys) if keys.count(k) == 1], "alone in their colour")
     if rule == "unique-shape":  # the only object of its shape (cells and colours)
-        keys = [(o.bottom - o.top, o.right - o.left, o.patch(grid).tobytes()) for o in objs]
+        keys = _shape_keys(objs, grid)
         return _only([o for o, k in zip(objs, keys) if keys.count(k) == 1], "alone in their shape")
     if rule == "common-shape":  # the shape that occurs most often (a tie is no answer)
-        keys = [(o.bottom - o.top, o.right - o.left, o.patch(grid).tobytes()) for o in objs]
+        keys = _shape_keys(objs, grid)
         counts = [keys.count(k) for k in keys]
         top = [k for k, c in zip(keys, counts) if c == max(counts)]
         if len(set(top)) != 1 or max(counts) < 2:
@@ -407,11 +401,22 @@ def symmetrize(grid: Grid, how: str) -> Grid:
     return out.astype(np.uint8)
 
 
+_COMPLETED_CACHE: dict[tuple, Grid] = {}  # complete_hidden asks again for what complete_with just made
+
+
 def complete_with(grid: Grid, unknown: int, how: str) -> Grid:
-    out = dsl.complete_symmetry(grid, unknown) if how == "symmetry" else dsl.complete_period(grid, unknown)
+    if not (grid == unknown).any():
+        return grid.copy()  # nothing to fill: what either completion gives back unchanged
+    key = (grid.shape, grid.tobytes(), unknown, how)
+    out = _COMPLETED_CACHE.get(key)
+    if out is None:
+        if len(_COMPLETED_CACHE) >= _SHAPES_CACHE_SIZE:
+            _COMPLETED_CACHE.clear()
+        out = dsl.complete_symmetry(grid, unknown) if how == "symmetry" else dsl.complete_period(grid, unknown)
+        _COMPLETED_CACHE[key] = out
     if (out == unknown).any():
         raise ValueError("cells left unknown")
-    return out
+    return out.copy()
 
 
 def most_common_1x1(grid: Grid, which: str) -> Grid:
@@ -1307,6 +1312,8 @@ def search_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid],
     result.steps_cut = search.steps_cut
     result.steps = search.applied
     _SHAPES_CACHE.clear()
+    _SHAPE_KEYS_CACHE.clear()
+    _COMPLETED_CACHE.clear()
     _collect(result, search.found, config.max_candidates)
     result.seconds = time.monotonic() - began
     return result
