@@ -328,3 +328,50 @@ def test_the_object_picked_by_a_number_is_cropped():
     fixed = search_task(examples[:3], [examples[3][0]],
                         SearchConfig(seconds=30, max_depth=1, cpu_time=True, cell_rule_depth=-1))
     assert not any(np.array_equal(c, examples[3][1]) for c in fixed.candidates[0][:2])
+
+
+def test_the_search_draws_rays_from_one_colours_cells_only():
+    # red cells send lines along their row and column to the next cell or the edge; blue and green cells
+    # block them and send none (rays from every cell, with two colours erased, would take three steps)
+    rng = np.random.default_rng(3)
+    examples = []
+    for _ in range(4):
+        grid = np.zeros((10, 10), np.uint8)
+        for colour, count in ((2, 2), (1, 4), (3, 4)):
+            for _ in range(count):
+                grid[rng.integers(0, 10), rng.integers(0, 10)] = colour
+        examples.append((grid, program_search.draw_rays_from(grid, 2, "cross")))
+    right, result = solves(examples[:3], examples[3], SearchConfig(seconds=20, max_depth=2, cpu_time=True))
+    assert right and "draw_rays_from" in result.programs[0][0]
+    assert not (examples[3][1] == program_search.draw_rays(examples[3][0], "cross")).all()
+
+
+def quarter_turn_shape(rng) -> tuple[np.ndarray, np.ndarray]:
+    """A grid with a shape that four quarter turns leave unchanged, away from the grid's centre, one
+    quarter of it cut away; and the grid with that quarter drawn back in red."""
+    quarter = (rng.random((3, 3)) < 0.6).astype(np.uint8)
+    quarter[2, 2] = 1
+    shape = np.block([[quarter, np.rot90(quarter, -1)], [np.rot90(quarter, 1), np.rot90(quarter, 2)]])
+    full = np.zeros((12, 12), np.uint8)
+    top, left = int(rng.integers(0, 7)), int(rng.integers(0, 7))
+    full[top:top + 6, left:left + 6] = shape
+    grid = full.copy()
+    grid[top:top + 3, left:left + 3] = 0
+    return grid, np.where((full != 0) & (grid == 0), np.uint8(2), full).astype(np.uint8)
+
+
+def test_the_search_completes_a_symmetry_whose_centre_is_not_the_grids():
+    rng = np.random.default_rng(4)
+    examples = [quarter_turn_shape(rng) for _ in range(4)]
+    right, result = solves(examples[:3], examples[3], SearchConfig(seconds=20, max_depth=2, cpu_time=True))
+    assert right and "complete_symmetric" in result.programs[0][0]
+
+
+def test_complete_symmetric_finds_a_mirror_line_off_the_middle():
+    grid = np.array([[0, 3, 4, 0, 0, 0],
+                     [0, 3, 4, 4, 3, 0]], np.uint8)  # mirror line between columns 2 and 3
+    assert program_search.complete_symmetric(grid, "h", paint=False).tolist() == [[0, 3, 4, 4, 3, 0],
+                                                                                  [0, 3, 4, 4, 3, 0]]
+    assert (program_search.complete_symmetric(grid, "h", paint=True) == NEW).sum() == 2
+    with pytest.raises(ValueError):  # no mirror that most cells keep
+        program_search.complete_symmetric(np.array([[1, 2, 3, 4]], np.uint8), "h", paint=False)

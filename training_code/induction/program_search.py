@@ -50,15 +50,15 @@ import numpy as np
 
 from ..grids import MAX_SIDE, NUM_COLOURS
 from . import dsl
-from .dsl import label
 from .cell_rules import fit_cell_rule
+from .dsl import label
 
 log = logging.getLogger(__name__)
 
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 2
+SEARCH_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -358,6 +358,18 @@ def draw_rays(grid: Grid, rays: str) -> Grid:
     return out
 
 
+def draw_rays_from(grid: Grid, colour: int, rays: str) -> Grid:
+    """Rays as ``draw_rays`` draws them, but only from the cells of ``colour``: the other cells stop rays
+    and send none."""
+    if not (grid == colour).any():
+        raise ValueError(f"no cell of colour {colour}")
+    out = grid
+    for axis, reverse in _RAYS[rays]:
+        ray = _fill_forward(grid, axis, reverse)
+        out = np.where((out == 0) & (ray == colour), ray, out).astype(np.uint8)
+    return out
+
+
 def draw_diagonals(grid: Grid) -> Grid:
     """From every non-background cell, the four diagonal rays of its colour to the edge (over background)."""
     out = grid.copy()
@@ -385,6 +397,70 @@ def connect_same(grid: Grid, axis: int) -> Grid:
         between = np.logical_or.accumulate(mask, axis=1) & np.logical_or.accumulate(mask[:, ::-1], axis=1)[:, ::-1]
         out[between & (out == 0)] = colour
     return np.ascontiguousarray(out if axis == 1 else out.T)
+
+
+def _pair_counts(grid: Grid, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """For every doubled centre of a point mirror (``axes`` (0, 1)) or of a mirror line across ``axes``
+    ((1,): a left-right mirror, (0,): top-bottom): how many ordered pairs of non-background cells meet
+    there, and the sum of their squared colour differences (0: all agree). Counted for all centres at
+    once as convolutions (FFT): sum (a - b)^2 = sum a^2 + b^2 - 2ab over the pairs."""
+    shape = [2 * grid.shape[a] - 1 for a in axes]
+    fg = (grid != 0).astype(float)
+    value = grid.astype(float)
+    spectra = np.fft.rfftn(np.stack([fg, value, value * value]), shape, [a + 1 for a in axes])
+    products = np.stack([spectra[0] * spectra[0], spectra[1] * spectra[1], spectra[2] * spectra[0]])
+    pairs, cross, squares = np.fft.irfftn(products, shape, [a + 1 for a in axes])
+    if len(axes) == 1:  # the pairs of every row (column) together
+        pairs, cross, squares = (x.sum(axis=1 - axes[0]) for x in (pairs, cross, squares))
+    return np.rint(pairs).astype(int), np.rint(2 * squares - 2 * cross).astype(int)
+
+
+_CENTRE_CACHE: dict[tuple, np.ndarray | None] = {}  # the variants of complete_symmetric share a grid's centres
+
+
+def _best_centre(grid: Grid, axes: tuple[int, ...]) -> np.ndarray:
+    """The doubled centre where the most non-background cells meet a partner, all of their colour (the
+    first such on a tie); ValueError when fewer than half of the cells would find a partner."""
+    key = (grid.shape, grid.tobytes(), axes)
+    if key not in _CENTRE_CACHE:
+        if len(_CENTRE_CACHE) >= _SHAPES_CACHE_SIZE:
+            _CENTRE_CACHE.clear()
+        pairs, clash = _pair_counts(grid, axes)
+        pairs = np.where(clash == 0, pairs, -1)
+        best = np.unravel_index(int(np.argmax(pairs)), pairs.shape)
+        _CENTRE_CACHE[key] = np.array(best) if pairs[best] * 2 >= (grid != 0).sum() > 0 else None
+    found = _CENTRE_CACHE[key]
+    if found is None:
+        raise ValueError("no symmetry that most of the cells keep")
+    return found
+
+
+def complete_symmetric(grid: Grid, how: str, paint: bool) -> Grid:
+    """Background cells whose image under a symmetry of the grid's content is not background take the
+    image's colour (NEW with ``paint``): the symmetry's centre is found, not assumed to be the grid's
+    (a mirror line ``h`` left-right or ``v`` top-bottom, both ``hv``, a half turn ``r2`` or the quarter
+    turns ``r4``)."""
+    h, w = grid.shape
+    rows, cols = np.indices((h, w))
+    if how in ("h", "v", "hv"):
+        tc = int(_best_centre(grid, (1,))[0]) if "h" in how else 0
+        tr = int(_best_centre(grid, (0,))[0]) if "v" in how else 0
+    else:
+        tr, tc = (int(x) for x in _best_centre(grid, (0, 1)))
+    images = {"h": [(rows, tc - cols)], "v": [(tr - rows, cols)], "r2": [(tr - rows, tc - cols)]}
+    images["hv"] = images["h"] + images["v"] + images["r2"]
+    if how == "r4":
+        if (tr + tc) % 2:
+            raise ValueError("no cell-centred quarter turn")
+        images["r4"] = images["r2"] + [(cols + (tr - tc) // 2, (tr + tc) // 2 - rows),
+                                       ((tr + tc) // 2 - cols, rows + (tc - tr) // 2)]
+    out = grid.copy()
+    for r, c in images[how]:
+        inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+        seen = np.where(inside, grid[np.where(inside, r, 0), np.where(inside, c, 0)], 0)
+        take = (out == 0) & (seen != 0)
+        out[take] = NEW if paint else seen[take]
+    return out
 
 
 def symmetrize(grid: Grid, how: str) -> Grid:
@@ -864,8 +940,17 @@ def static_steps(facts: TaskFacts) -> list[Step]:
         steps.append(Step(f"paint_mask({{}}, {which!r})", "paint", lambda g, w=which: paint_mask(g, w)))
     for how in ("h", "v", "hv", "d", "r4"):
         steps.append(Step(f"symmetrize({{}}, {how!r})", "symmetry", lambda g, m=how: symmetrize(g, m)))
+    for how in ("h", "v", "hv", "r2", "r4"):
+        for paint in (False, True):
+            steps.append(Step(f"complete_symmetric({{}}, {how!r}, paint={paint})", "symmetry",
+                              lambda g, m=how, p=paint: complete_symmetric(g, m, p)))
     for rays in _RAYS:
         steps.append(Step(f"draw_rays({{}}, {rays!r})", "lines", lambda g, r=rays: draw_rays(g, r)))
+    if len(facts.common) > 1:  # with one colour, rays from it are draw_rays
+        for colour in facts.common:
+            for rays in _RAYS:
+                steps.append(Step(f"draw_rays_from({{}}, {colour}, {rays!r})", "lines",
+                                  lambda g, c=colour, r=rays: draw_rays_from(g, c, r)))
     steps += [Step("draw_diagonals({})", "lines", draw_diagonals),
               Step("connect_same({}, 1)", "lines", lambda g: connect_same(g, 1)),
               Step("connect_same({}, 0)", "lines", lambda g: connect_same(g, 0)),
@@ -1314,6 +1399,7 @@ def search_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid],
     _SHAPES_CACHE.clear()
     _SHAPE_KEYS_CACHE.clear()
     _COMPLETED_CACHE.clear()
+    _CENTRE_CACHE.clear()
     _collect(result, search.found, config.max_candidates)
     result.seconds = time.monotonic() - began
     return result
