@@ -375,3 +375,32 @@ def test_complete_symmetric_finds_a_mirror_line_off_the_middle():
     assert (program_search.complete_symmetric(grid, "h", paint=True) == NEW).sum() == 2
     with pytest.raises(ValueError):  # no mirror that most cells keep
         program_search.complete_symmetric(np.array([[1, 2, 3, 4]], np.uint8), "h", paint=False)
+
+
+def test_the_search_draws_an_output_from_the_number_of_objects():
+    # n separate grey squares: an n x n grid with a grey diagonal (the test's number is new to the examples)
+    rng = np.random.default_rng(6)
+    examples = []
+    for n in (2, 3, 4, 5):
+        grid = np.zeros((12, 12), np.uint8)
+        for place in rng.choice(16, size=n, replace=False):
+            row, col = divmod(int(place), 4)
+            grid[3 * row:3 * row + 2, 3 * col:3 * col + 2] = 8
+        examples.append((grid, np.eye(n, dtype=np.uint8) * 8))
+    right, result = solves(examples[:3], examples[3], SearchConfig(seconds=20, max_depth=2, cpu_time=True))
+    assert right and "counted" in result.programs[0][0]
+
+
+def test_a_count_table_needs_a_number_met_twice():
+    def dots(n: int) -> np.ndarray:
+        grid = np.zeros((1, 7), np.uint8)
+        grid[0, :2 * n:2] = 1
+        return grid
+
+    grids = [dots(1), dots(2), dots(3)]
+    outputs = [np.array([[c]], np.uint8) for c in (4, 5, 6)]
+    # every example its own number: a table would fit any outputs
+    assert program_search.fit_count(grids, outputs, [dots(3)]) is None
+    fitted = program_search.fit_count(grids + [dots(1)], outputs + [outputs[0]], [dots(3)])
+    assert fitted is not None and "count_table" in fitted[0] and fitted[1][0].tolist() == [[6]]
+    assert program_search.fit_count(grids + [dots(1)], outputs + [outputs[0]], [dots(4)]) is None  # unseen

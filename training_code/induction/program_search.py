@@ -18,7 +18,9 @@ At each state the *fitters* ask whether a last move reproduces every training ou
 - on states up to ``cell_rule_depth`` (the inputs and one step from them), moves learned from the pairs
   themselves: a local cell rule (``cell_rules``: each output cell from what its cell sees around it), or
   the one object of each grid that a number picks (the largest, smallest or only value of its size,
-  height, symmetry, colours...) cropped out.
+  height, symmetry, colours...) cropped out;
+- on the inputs alone, an output drawn from a number of its grid (objects, colours, cells): a row, a
+  column or a diagonal that long, that many cells in reading order, or a table from number to output.
 
 When no program fits by the end, states that draw part of every output and nothing wrong (the *layers*)
 are laid over one another, greedily, until they cover every output cell that is not background: the
@@ -42,6 +44,7 @@ import logging
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -1085,6 +1088,87 @@ def _pick(values: list[int], which: str) -> int | None:
     return chosen[0] if len(chosen) == 1 else None
 
 
+def _counts(grid: Grid) -> dict[str, int]:
+    """Numbers of a grid an output may be drawn from: its objects (by connectivity and colours), colours,
+    cells that are not background, cells of its least common colour, and objects and cells of each colour."""
+    found = {f"objects-{conn}-{'any' if multi else 'one'}-colour": len(shapes(grid, conn, multi))
+             for conn, multi in ((4, False), (8, False), (8, True), (4, True))}
+    counts = dsl.colour_counts(grid, exclude=[0])
+    found["colours"] = len(counts)
+    found["cells"] = int((grid != 0).sum())
+    found["rarest-cells"] = min(counts.values()) if counts else 0
+    objects_of = Counter(int(grid[o.top:o.bottom, o.left:o.right][o.mask[o.top:o.bottom, o.left:o.right]][0])
+                         for o in shapes(grid, 4, False))
+    for colour in range(1, NUM_COLOURS):
+        found[f"objects-of-{colour}"] = objects_of[colour]
+        found[f"cells-of-{colour}"] = counts.get(colour, 0)
+    return found
+
+
+def _counted(n: int, layout: str, colour: int, shape: tuple[int, int]) -> Grid | None:
+    """The grid ``layout`` draws for the number ``n`` in ``colour`` (None when it cannot): a row or a column
+    of n cells, the diagonal of an n x n square, or the first n cells in reading order of a grid of
+    ``shape`` (the rest background)."""
+    if n < 1 or n > MAX_SIDE * MAX_SIDE:
+        return None
+    if layout == "row":
+        return np.full((1, n), colour, np.uint8) if n <= MAX_SIDE else None
+    if layout == "column":
+        return np.full((n, 1), colour, np.uint8) if n <= MAX_SIDE else None
+    if layout == "diagonal":
+        return (np.eye(n, dtype=np.uint8) * np.uint8(colour)) if n <= MAX_SIDE else None
+    if n > shape[0] * shape[1]:
+        return None
+    out = np.zeros(shape[0] * shape[1], np.uint8)
+    out[:n] = colour
+    return out.reshape(shape)
+
+
+def fit_count(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
+              ) -> tuple[str, tuple[Grid, ...]] | None:
+    """Each output drawn from one number of its grid (``_counts``): a row, a column or a
+    diagonal that long, or that many cells of an output-sized grid in reading order, in the one colour
+    of every output (or the grid's most common colour); else a table from the number to the output grid
+    when two numbers give different outputs, one number is met on two examples with the same output and
+    the examples show the test's numbers. Its text and the test grids it gives, or None."""
+    colours = []
+    for o in outputs:
+        present = dsl.colours(o, exclude=[0])
+        colours.append(present[0] if len(present) == 1 else 0 if not present else None)
+    if any(c is None for c in colours):
+        colours = None
+    sizes = {o.shape for o in outputs}
+    train_counts = [_counts(g) for g in train]
+    test_counts = [_counts(g) for g in test]
+    colour_rules = []
+    if colours is not None and len(set(colours)) == 1:
+        colour_rules.append(("constant", [colours[0]] * len(train), [colours[0]] * len(test)))
+    if colours is not None:
+        major = [dsl.most_common_colour(g, exclude=[0]) if (g != 0).any() else 0 for g in (*train, *test)]
+        colour_rules.append(("most-common", major[:len(train)], major[len(train):]))
+    for feature in train_counts[0]:
+        numbers = [c[feature] for c in train_counts]
+        tests = [c[feature] for c in test_counts]
+        for layout in ("row", "column", "diagonal", "reading") if len(sizes) > 1 else ("reading",):
+            for rule, made_colours, test_colours in colour_rules:
+                shape = outputs[0].shape
+                if all((m := _counted(n, layout, c, shape)) is not None and m.shape == o.shape
+                       and np.array_equal(m, o) for n, c, o in zip(numbers, made_colours, outputs)):
+                    made = [_counted(n, layout, c, shape) for n, c in zip(tests, test_colours)]
+                    if all(m is not None for m in made):
+                        return f"counted({{}}, {feature!r}, layout={layout!r}, colour={rule!r})", tuple(made)
+        table: dict[int, bytes] = {}
+        if any(table.setdefault(n, o.tobytes() + bytes(o.shape)) != o.tobytes() + bytes(o.shape)
+               for n, o in zip(numbers, outputs)):
+            continue
+        # a number met twice with the same output is evidence; distinct numbers alone would fit any task
+        if len(table) < len(numbers) and len(set(table.values())) > 1 and all(n in table for n in tests):
+            by_number = {n: o for n, o in zip(numbers, outputs)}
+            return (f"count_table({{}}, {feature!r}, <{len(table)} outputs>)",
+                    tuple(by_number[n].copy() for n in tests))
+    return None
+
+
 def fit_object_crop(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
                     ) -> tuple[str, tuple[Grid, ...]] | None:
     """Each output is the box of one object of its grid (with what else lies in the box, or the object
@@ -1310,6 +1394,8 @@ class _Search:
         self.layers.offer(train, test, text.format("grid"), depth)
         if cell_rule and any(g.shape != o.shape for g, o in zip(train, self.outputs)):
             fitted = fit_object_crop(train, self.outputs, test)
+            if fitted is None and depth == 0:  # numbers of the inputs themselves: a few ms, so once per task
+                fitted = fit_count(train, self.outputs, test)
             if fitted is not None:
                 self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
                 return
