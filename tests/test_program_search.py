@@ -404,3 +404,19 @@ def test_a_count_table_needs_a_number_met_twice():
     fitted = program_search.fit_count(grids + [dots(1)], outputs + [outputs[0]], [dots(3)])
     assert fitted is not None and "count_table" in fitted[0] and fitted[1][0].tolist() == [[6]]
     assert program_search.fit_count(grids + [dots(1)], outputs + [outputs[0]], [dots(4)]) is None  # unseen
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+@pytest.mark.parametrize("multicolour", [False, True])
+def test_shapes_agree_with_the_dsls_objects(connectivity, multicolour):
+    rng = np.random.default_rng(10 * connectivity + multicolour)
+    for _ in range(20):
+        grid = rng.integers(0, 4, size=(rng.integers(1, 10), rng.integers(1, 10))).astype(np.uint8)
+        ours = program_search.shapes(grid, connectivity, multicolour)
+        theirs = dsl.objects(grid, connectivity, multicolour=multicolour)
+        assert len(ours) == len(theirs)
+        for shape, obj in zip(ours, theirs):  # both in reading order of the first cell
+            assert np.array_equal(shape.mask, obj.mask)
+            assert (shape.top, shape.left, shape.bottom, shape.right) == obj.box
+            assert shape.size == int(obj.mask.sum())
+            assert shape.colours == len(np.unique(grid[obj.mask]))
