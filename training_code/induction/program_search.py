@@ -945,14 +945,14 @@ def static_steps(facts: TaskFacts) -> list[Step]:
         steps.append(Step(f"symmetrize({{}}, {how!r})", "symmetry", lambda g, m=how: symmetrize(g, m)))
     for how in ("h", "v", "hv", "r2", "r4"):
         for paint in (False, True):
-            steps.append(Step(f"complete_symmetric({{}}, {how!r}, paint={paint})", "symmetry",
+            steps.append(Step(f"complete_symmetric({{}}, {how!r}, paint={paint})", "symmetry-centre",
                               lambda g, m=how, p=paint: complete_symmetric(g, m, p)))
     for rays in _RAYS:
         steps.append(Step(f"draw_rays({{}}, {rays!r})", "lines", lambda g, r=rays: draw_rays(g, r)))
     if len(facts.common) > 1:  # with one colour, rays from it are draw_rays
         for colour in facts.common:
             for rays in _RAYS:
-                steps.append(Step(f"draw_rays_from({{}}, {colour}, {rays!r})", "lines",
+                steps.append(Step(f"draw_rays_from({{}}, {colour}, {rays!r})", "lines-from",
                                   lambda g, c=colour, r=rays: draw_rays_from(g, c, r)))
     steps += [Step("draw_diagonals({})", "lines", draw_diagonals),
               Step("connect_same({}, 1)", "lines", lambda g: connect_same(g, 1)),
@@ -964,12 +964,17 @@ def static_steps(facts: TaskFacts) -> list[Step]:
 # Kinds whose steps, one after another, add nothing a single one does not (D8 is a group, gravity and
 # dedupe are idempotent), or that only make sense as a first move.
 NO_REPEAT = {"d8", "gravity", "dedupe", "symmetry", "background", "move"}
+# Kinds with many variants or a costly centre search: tried on the inputs and on crops of them only, so
+# that they do not multiply the states of every depth.
+FIRST_OR_AFTER_CROP = {"lines-from", "symmetry-centre"}
 
 
 def may_follow(previous: str | None, step: Step) -> bool:
     """The typing of chains: which step may come after a step of kind ``previous``."""
     if previous is None:
         return True
+    if step.kind in FIRST_OR_AFTER_CROP and previous != "crop":
+        return False
     if previous == step.kind and step.kind in NO_REPEAT:
         return False
     return step.kind != "background"  # a first move only
