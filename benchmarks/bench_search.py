@@ -5,6 +5,7 @@ busy machine makes a run slower but does not change what it finds.
     python -m benchmarks.bench_search --split evaluation --seconds 1 --out benchmarks/results/search_eval_1s.json
     python -m benchmarks.bench_search --split evaluation --seconds 10 --tasks 50 --out .../search_eval_10s_50.json
     python -m benchmarks.bench_search --plot benchmarks/results/search_*.json --png benchmarks/results/search.png
+    python -m benchmarks.bench_search --seconds 1000 --max-steps 2000 --tasks 60 --out .../search_speed.json
 
 A task counts as solved when, for every test input, one of the first two candidates is the right
 output (Kaggle's rule with two attempts). ``--tasks N`` takes the N tasks with the shortest rendering
@@ -18,7 +19,9 @@ finds on its own.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
 import resource
 import statistics
 import time
@@ -42,7 +45,8 @@ def shortest(dataset: ArcDataset, n: int) -> list[str]:
     return sorted(sorted(lengths, key=lambda t: (lengths[t], t))[:n])
 
 
-def measure(split: str, seconds: float, tasks: str, max_depth: int, out: Path, sample: int = 0) -> dict:
+def measure(split: str, seconds: float, tasks: str, max_depth: int, out: Path, sample: int = 0,
+            max_steps: int = 0) -> dict:
     challenges = Path(f"input/arc-agi_{split}_challenges.json")
     dataset = ArcDataset.from_kaggle(challenges, challenges.with_name(f"arc-agi_{split}_solutions.json"))
     task_ids = shortest(dataset, int(tasks)) if tasks.strip().isdigit() else sorted(dataset.tasks)
@@ -52,7 +56,7 @@ def measure(split: str, seconds: float, tasks: str, max_depth: int, out: Path, s
         rest = sorted(set(dataset.tasks) - set(shortest(dataset, int(tasks) if tasks.isdigit() else 0)))
         task_ids = sorted(np.random.default_rng(0).choice(rest, size=min(sample, len(rest)), replace=False).tolist())
         tasks = f"random {len(task_ids)} of the tasks not among the {tasks or 0} shortest (seed 0)"
-    config = SearchConfig(seconds=seconds, max_depth=max_depth, cpu_time=True)
+    config = SearchConfig(seconds=seconds, max_depth=max_depth, cpu_time=True, max_steps=max_steps)
     records = []
     began = time.monotonic()
     for task_id in task_ids:
@@ -64,11 +68,12 @@ def measure(split: str, seconds: float, tasks: str, max_depth: int, out: Path, s
         records.append({"task_id": task_id, "solved": solved, "answered": any(result.candidates),
                         "found_depth": result.found_depth, "depth": result.depth, "seconds": round(result.seconds, 3),
                         "cpu_seconds": round(time.process_time() - cpu, 3),
-                        "states": result.states, "steps_cut": result.steps_cut,
+                        "states": result.states, "steps": result.steps, "steps_cut": result.steps_cut,
                         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                         "program": result.programs[0][0] if result.programs[0] else None,
                         "verified_program": task_id in PROGRAMS if split == "training" else None})
         summary = summarise(records, split, seconds, tasks, time.monotonic() - began)
+        summary["max_steps"] = max_steps
         out.write_text(json.dumps({"summary": summary, "tasks": records}, indent=1) + "\n", encoding="utf-8")
     return summary
 
@@ -86,6 +91,8 @@ def summarise(records: list[dict], split: str, seconds: float, tasks: str, wall:
         # the budget is wall time: on a busy machine a task gets less CPU than its seconds
         "cpu_seconds_per_task_median": statistics.median(r["cpu_seconds"] for r in records),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in records), "wall_seconds": round(wall, 1),
+        "cpu_seconds_total": round(sum(r["cpu_seconds"] for r in records), 2),
+        "steps_total": sum(r.get("steps", 0) for r in records),
     }
     verified = [r for r in records if r["verified_program"]]
     if verified:
@@ -140,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=0,
                         help="N > 0: instead, N tasks drawn (seed 0) from those not among the --tasks shortest")
     parser.add_argument("--max-depth", type=int, default=SearchConfig().max_depth)
+    parser.add_argument("--max-steps", type=int, default=0,
+                        help="N > 0: stop each task after N step applications as well (a budget that is the same "
+                        "on any machine: with --seconds large, the CPU seconds measure the search's speed)")
+    parser.add_argument("--profile", type=int, default=0,
+                        help="N > 0: profile the run and print the N functions with the most own time")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/search.json"))
     parser.add_argument("--plot", type=Path, nargs="+", help="result files to plot instead of measuring")
     parser.add_argument("--png", type=Path, default=Path("benchmarks/results/search.png"))
@@ -154,8 +166,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--seconds must be > 0, got {args.seconds}")
     if args.tasks.strip() and not args.tasks.strip().isdigit() and args.tasks.strip() != "verified":
         parser.error(f"--tasks must be a count N, 'verified' or '', got {args.tasks!r}")
+    if args.max_steps < 0:
+        parser.error(f"--max-steps must be >= 0, got {args.max_steps}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    print(json.dumps(measure(args.split, args.seconds, args.tasks, args.max_depth, args.out, args.sample), indent=1))
+    profile = cProfile.Profile() if args.profile > 0 else None
+    if profile:
+        profile.enable()
+    summary = measure(args.split, args.seconds, args.tasks, args.max_depth, args.out, args.sample, args.max_steps)
+    if profile:
+        profile.disable()
+        pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
+    print(json.dumps(summary, indent=1))
     return 0
 
 

@@ -258,3 +258,15 @@ def test_search_benchmark_writes_a_record_per_task_and_plots_them(tmp_path):
     png = tmp_path / "search.png"
     assert bench_search.main(["--plot", str(out), "--png", str(png)]) == 0
     assert png.stat().st_size > 0
+
+
+def test_search_benchmark_stops_each_task_at_its_step_budget(tmp_path):
+    out = tmp_path / "steps.json"
+    assert bench_search.main(["--split", "evaluation", "--tasks", "2", "--seconds", "1000", "--max-steps", "50",
+                              "--out", str(out)]) == 0
+    run = json.loads(out.read_text())
+    assert run["summary"]["max_steps"] == 50
+    assert all(r["steps"] <= 51 for r in run["tasks"])  # the step past the budget is where the search stops
+    assert run["summary"]["steps_total"] == sum(r["steps"] for r in run["tasks"])
+    with pytest.raises(SystemExit):
+        bench_search.main(["--max-steps", "-1", "--out", str(out)])

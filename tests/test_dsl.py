@@ -399,3 +399,15 @@ def test_every_public_name_is_documented():
             assert inspect.getdoc(value), name
     for name, prop in inspect.getmembers(Object, lambda v: isinstance(v, property)):
         assert prop.__doc__, f"Object.{name}"
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_enclosed_agrees_with_the_parts_that_miss_the_edge(connectivity):
+    rng = np.random.default_rng(connectivity)
+    for _ in range(50):
+        mask = rng.random((rng.integers(1, 12), rng.integers(1, 12))) < 0.5
+        expected = np.zeros_like(mask)
+        for part in dsl.components(mask, connectivity):
+            if not dsl.touches_border(part):
+                expected |= part
+        assert np.array_equal(enclosed(mask, connectivity), expected)

@@ -328,3 +328,95 @@ def test_the_object_picked_by_a_number_is_cropped():
     fixed = search_task(examples[:3], [examples[3][0]],
                         SearchConfig(seconds=30, max_depth=1, cpu_time=True, cell_rule_depth=-1))
     assert not any(np.array_equal(c, examples[3][1]) for c in fixed.candidates[0][:2])
+
+
+def test_the_search_draws_rays_from_one_colours_cells_only():
+    # red cells send lines along their row and column to the next cell or the edge; blue and green cells
+    # block them and send none (rays from every cell, with two colours erased, would take three steps)
+    rng = np.random.default_rng(3)
+    examples = []
+    for _ in range(4):
+        grid = np.zeros((10, 10), np.uint8)
+        for colour, count in ((2, 2), (1, 4), (3, 4)):
+            for _ in range(count):
+                grid[rng.integers(0, 10), rng.integers(0, 10)] = colour
+        examples.append((grid, program_search.draw_rays_from(grid, 2, "cross")))
+    right, result = solves(examples[:3], examples[3], SearchConfig(seconds=20, max_depth=2, cpu_time=True))
+    assert right and "draw_rays_from" in result.programs[0][0]
+    assert not (examples[3][1] == program_search.draw_rays(examples[3][0], "cross")).all()
+
+
+def quarter_turn_shape(rng) -> tuple[np.ndarray, np.ndarray]:
+    """A grid with a shape that four quarter turns leave unchanged, away from the grid's centre, one
+    quarter of it cut away; and the grid with that quarter drawn back in red."""
+    quarter = (rng.random((3, 3)) < 0.6).astype(np.uint8)
+    quarter[2, 2] = 1
+    shape = np.block([[quarter, np.rot90(quarter, -1)], [np.rot90(quarter, 1), np.rot90(quarter, 2)]])
+    full = np.zeros((12, 12), np.uint8)
+    top, left = int(rng.integers(0, 7)), int(rng.integers(0, 7))
+    full[top:top + 6, left:left + 6] = shape
+    grid = full.copy()
+    grid[top:top + 3, left:left + 3] = 0
+    return grid, np.where((full != 0) & (grid == 0), np.uint8(2), full).astype(np.uint8)
+
+
+def test_the_search_completes_a_symmetry_whose_centre_is_not_the_grids():
+    rng = np.random.default_rng(4)
+    examples = [quarter_turn_shape(rng) for _ in range(4)]
+    right, result = solves(examples[:3], examples[3], SearchConfig(seconds=20, max_depth=2, cpu_time=True))
+    assert right and "complete_symmetric" in result.programs[0][0]
+
+
+def test_complete_symmetric_finds_a_mirror_line_off_the_middle():
+    grid = np.array([[0, 3, 4, 0, 0, 0],
+                     [0, 3, 4, 4, 3, 0]], np.uint8)  # mirror line between columns 2 and 3
+    assert program_search.complete_symmetric(grid, "h", paint=False).tolist() == [[0, 3, 4, 4, 3, 0],
+                                                                                  [0, 3, 4, 4, 3, 0]]
+    assert (program_search.complete_symmetric(grid, "h", paint=True) == NEW).sum() == 2
+    with pytest.raises(ValueError):  # no mirror that most cells keep
+        program_search.complete_symmetric(np.array([[1, 2, 3, 4]], np.uint8), "h", paint=False)
+
+
+def test_the_search_draws_an_output_from_the_number_of_objects():
+    # n separate grey squares: an n x n grid with a grey diagonal (the test's number is new to the examples)
+    rng = np.random.default_rng(6)
+    examples = []
+    for n in (2, 3, 4, 5):
+        grid = np.zeros((12, 12), np.uint8)
+        for place in rng.choice(16, size=n, replace=False):
+            row, col = divmod(int(place), 4)
+            grid[3 * row:3 * row + 2, 3 * col:3 * col + 2] = 8
+        examples.append((grid, np.eye(n, dtype=np.uint8) * 8))
+    right, result = solves(examples[:3], examples[3], SearchConfig(seconds=20, max_depth=2, cpu_time=True))
+    assert right and "counted" in result.programs[0][0]
+
+
+def test_a_count_table_needs_a_number_met_twice():
+    def dots(n: int) -> np.ndarray:
+        grid = np.zeros((1, 7), np.uint8)
+        grid[0, :2 * n:2] = 1
+        return grid
+
+    grids = [dots(1), dots(2), dots(3)]
+    outputs = [np.array([[c]], np.uint8) for c in (4, 5, 6)]
+    # every example its own number: a table would fit any outputs
+    assert program_search.fit_count(grids, outputs, [dots(3)]) is None
+    fitted = program_search.fit_count(grids + [dots(1)], outputs + [outputs[0]], [dots(3)])
+    assert fitted is not None and "count_table" in fitted[0] and fitted[1][0].tolist() == [[6]]
+    assert program_search.fit_count(grids + [dots(1)], outputs + [outputs[0]], [dots(4)]) is None  # unseen
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+@pytest.mark.parametrize("multicolour", [False, True])
+def test_shapes_agree_with_the_dsls_objects(connectivity, multicolour):
+    rng = np.random.default_rng(10 * connectivity + multicolour)
+    for _ in range(20):
+        grid = rng.integers(0, 4, size=(rng.integers(1, 10), rng.integers(1, 10))).astype(np.uint8)
+        ours = program_search.shapes(grid, connectivity, multicolour)
+        theirs = dsl.objects(grid, connectivity, multicolour=multicolour)
+        assert len(ours) == len(theirs)
+        for shape, obj in zip(ours, theirs):  # both in reading order of the first cell
+            assert np.array_equal(shape.mask, obj.mask)
+            assert (shape.top, shape.left, shape.bottom, shape.right) == obj.box
+            assert shape.size == int(obj.mask.sum())
+            assert shape.colours == len(np.unique(grid[obj.mask]))

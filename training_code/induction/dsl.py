@@ -372,6 +372,64 @@ def components(mask: Mask, connectivity: int = 4) -> list[Mask]:
     return parts
 
 
+def label(grid: Grid, connectivity: int = 4, multicolour: bool = False, background: int = 0) -> np.ndarray:
+    """Each cell's object: the flat index of the object's first cell in reading order, -1 on background.
+
+    Label propagation with pointer jumping, numpy only: each round gives every run of linked cells in a
+    row, then in a column, the smallest label on the run (one ``minimum.reduceat``), then each diagonal
+    link its smaller label, until nothing changes; a label can only fall to a smaller index of its own
+    object, so the end is the object's first cell."""
+    g = np.asarray(grid)
+    h, w = g.shape
+    fg = g != background
+    n = h * w
+    lab = np.where(fg, np.arange(n).reshape(h, w), n).ravel()
+    if not fg.any():
+        return np.full((h, w), -1)
+    same = None if multicolour else g
+    row_cells, row_starts, row_lengths = _runs(fg, same)
+    col_cells, col_starts, col_lengths = _runs(fg.T, None if same is None else same.T)
+    col_cells = (col_cells % h) * w + col_cells // h  # back to row-major indices
+    diagonals = []
+    if connectivity == 8:
+        for dc in (1, -1):
+            a = (slice(0, h - 1), slice(max(-dc, 0), w - max(dc, 0)))
+            b = (slice(1, h), slice(max(dc, 0), w + min(dc, 0)))
+            link = fg[a] & fg[b]
+            if same is not None:
+                link &= g[a] == g[b]
+            if link.any():
+                index = np.arange(n).reshape(h, w)
+                diagonals.append((index[a][link], index[b][link]))
+    lab = np.append(lab, n)
+    while True:
+        before = lab.copy()
+        lab[row_cells] = np.repeat(np.minimum.reduceat(lab[row_cells], row_starts), row_lengths)
+        lab[col_cells] = np.repeat(np.minimum.reduceat(lab[col_cells], col_starts), col_lengths)
+        for a, b in diagonals:
+            low = np.minimum(lab[a], lab[b])
+            lab[a] = np.minimum(lab[a], low)  # each cell has one link per direction: no repeated index
+            lab[b] = np.minimum(lab[b], low)
+        lab = lab[lab]  # pointer jumping: a label's own label
+        if np.array_equal(before, lab):
+            break
+    lab = lab[:n].reshape(h, w)
+    return np.where(fg, lab, -1)
+
+
+def _runs(fg: np.ndarray, same: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The foreground cells in reading order (flat indices), where each run of linked cells along a row
+    starts among them, and each run's length."""
+    cells = np.flatnonzero(fg)
+    joined = np.zeros(fg.shape, dtype=bool)
+    joined[:, 1:] = fg[:, 1:] & fg[:, :-1]
+    if same is not None:
+        joined[:, 1:] &= same[:, 1:] == same[:, :-1]
+    starts = np.flatnonzero(~joined.ravel()[cells])
+    lengths = np.diff(np.append(starts, cells.size))
+    return cells, starts, lengths
+
+
 def dilate(mask: Mask, connectivity: int = 8) -> Mask:
     """The mask grown by one cell in every direction of the connectivity."""
     m = np.asarray(mask, dtype=bool)
@@ -412,11 +470,11 @@ def enclosed(mask: Mask, connectivity: int = 4) -> Mask:
     """The cells of ``mask`` that cannot reach the grid's edge through cells of ``mask`` (e.g. the
     holes of shapes when ``mask`` is the background)."""
     m = np.asarray(mask, dtype=bool)
-    out = np.zeros_like(m)
-    for part in components(m, connectivity):
-        if not touches_border(part):
-            out |= part
-    return out
+    if not m[1:-1, 1:-1].any():  # every cell of the mask lies on the edge
+        return np.zeros_like(m)
+    lab = label(m.view(np.uint8), connectivity, multicolour=True)
+    edge = np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])
+    return m & ~np.isin(lab, edge[edge >= 0])
 
 
 def fill_enclosed(grid: Grid, colour: int, background: int = 0, connectivity: int = 4) -> Grid:

@@ -18,7 +18,9 @@ At each state the *fitters* ask whether a last move reproduces every training ou
 - on states up to ``cell_rule_depth`` (the inputs and one step from them), moves learned from the pairs
   themselves: a local cell rule (``cell_rules``: each output cell from what its cell sees around it), or
   the one object of each grid that a number picks (the largest, smallest or only value of its size,
-  height, symmetry, colours...) cropped out.
+  height, symmetry, colours...) cropped out;
+- on the inputs alone, an output drawn from a number of its grid (objects, colours, cells): a row, a
+  column or a diagonal that long, that many cells in reading order, or a table from number to output.
 
 When no program fits by the end, states that draw part of every output and nothing wrong (the *layers*)
 are laid over one another, greedily, until they cover every output cell that is not background: the
@@ -42,6 +44,7 @@ import logging
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,13 +54,14 @@ import numpy as np
 from ..grids import MAX_SIDE, NUM_COLOURS
 from . import dsl
 from .cell_rules import fit_cell_rule
+from .dsl import label
 
 log = logging.getLogger(__name__)
 
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 2
+SEARCH_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -134,41 +138,6 @@ class _Deadline(Exception):  # noqa: N818 - the name says what happened
 # Grid helpers the steps share
 
 
-_HALF_STEPS4 = ((0, 1), (1, 0))
-_HALF_STEPS8 = ((0, 1), (1, 0), (1, 1), (1, -1))
-
-
-def label(grid: Grid, connectivity: int = 4, multicolour: bool = False, background: int = 0) -> np.ndarray:
-    """Each cell's object: the flat index of the object's first cell in reading order, -1 on background.
-    Label propagation with pointer jumping (numpy, no Python loop over cells)."""
-    g = np.asarray(grid)
-    h, w = g.shape
-    fg = g != background
-    n = h * w
-    lab = np.where(fg, np.arange(n).reshape(h, w), n)
-    links = []
-    for dr, dc in (_HALF_STEPS4 if connectivity == 4 else _HALF_STEPS8):
-        a = (slice(0, h - dr), slice(max(-dc, 0), w - max(dc, 0)))
-        b = (slice(dr, h), slice(max(dc, 0), w + min(dc, 0)))
-        link = fg[a] & fg[b]
-        if not multicolour:
-            link &= g[a] == g[b]
-        if link.any():
-            links.append((a, b, link))
-    while True:
-        before = lab.copy()
-        for a, b, link in links:
-            low = np.minimum(lab[a], lab[b])
-            # a and b overlap: each side only ever goes down, or one write would undo the other
-            lab[a] = np.where(link, np.minimum(low, lab[a]), lab[a])
-            lab[b] = np.where(link, np.minimum(low, lab[b]), lab[b])
-        flat = np.append(lab.ravel(), n)
-        lab = flat[flat[:n]].reshape(h, w)  # pointer jumping: a label's own label
-        if np.array_equal(before, lab):
-            break
-    return np.where(fg, lab, -1)
-
-
 @dataclass(frozen=True)
 class Shape:
     """One object of a grid: its mask, box, size and colours."""
@@ -206,20 +175,48 @@ def shapes(grid: Grid, connectivity: int, multicolour: bool, background: int = 0
 
 def _shapes(grid: Grid, connectivity: int, multicolour: bool, background: int) -> list[Shape]:
     lab = label(grid, connectivity, multicolour, background)
-    found = []
-    for value in np.unique(lab[lab >= 0]):
-        mask = lab == value
-        rows = np.flatnonzero(mask.any(axis=1))
-        cols = np.flatnonzero(mask.any(axis=0))
-        found.append(Shape(mask, int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1, int(mask.sum()),
-                           int(np.unique(grid[mask]).size)))
-    return found
+    fg = lab >= 0
+    firsts, index = np.unique(lab[fg], return_inverse=True)  # label values sort in reading order
+    if not firsts.size:
+        return []
+    count = firsts.size
+    rows, cols = np.nonzero(fg)  # the cells in the order of lab[fg]
+    top, left = np.full(count, MAX_SIDE), np.full(count, MAX_SIDE)
+    bottom, right = np.zeros(count, dtype=int), np.zeros(count, dtype=int)
+    np.minimum.at(top, index, rows)
+    np.minimum.at(left, index, cols)
+    np.maximum.at(bottom, index, rows)
+    np.maximum.at(right, index, cols)
+    sizes = np.bincount(index, minlength=count)
+    colour_pairs = np.unique(index * (NUM_COLOURS + 1) + grid[fg])
+    colours = np.bincount(colour_pairs // (NUM_COLOURS + 1), minlength=count)
+    ids = np.full(grid.shape, -1)
+    ids[fg] = index
+    masks = ids[None] == np.arange(count)[:, None, None]  # one boolean layer per object, all at once
+    return [Shape(masks[i], int(top[i]), int(left[i]), int(bottom[i]) + 1, int(right[i]) + 1, int(sizes[i]),
+                  int(colours[i])) for i in range(count)]
 
 
 def _only(items: list, what: str):
     if len(items) != 1:
         raise ValueError(f"{len(items)} objects are {what}")
     return items[0]
+
+
+_SHAPE_KEYS_CACHE: dict[int, tuple[list[Shape], list[tuple]]] = {}
+
+
+def _shape_keys(objs: list[Shape], grid: Grid) -> list[tuple]:
+    """Each object's size and cells with their colours (remembered for the object lists ``shapes`` keeps:
+    several steps compare the same objects' shapes)."""
+    found = _SHAPE_KEYS_CACHE.get(id(objs))
+    if found is not None and found[0] is objs:
+        return found[1]
+    if len(_SHAPE_KEYS_CACHE) >= _SHAPES_CACHE_SIZE:
+        _SHAPE_KEYS_CACHE.clear()
+    keys = [(o.bottom - o.top, o.right - o.left, o.patch(grid).tobytes()) for o in objs]
+    _SHAPE_KEYS_CACHE[id(objs)] = (objs, keys)  # the list kept with its keys: its id cannot be reused
+    return keys
 
 
 def _select(objs: list[Shape], rule: str, grid: Grid) -> Shape:
@@ -242,10 +239,10 @@ def _select(objs: list[Shape], rule: str, grid: Grid) -> Shape:
         keys = [int(grid[o.mask][0]) for o in objs]
         return _only([o for o, k in zip(objs, keys) if keys.count(k) == 1], "alone in their colour")
     if rule == "unique-shape":  # the only object of its shape (cells and colours)
-        keys = [(o.bottom - o.top, o.right - o.left, o.patch(grid).tobytes()) for o in objs]
+        keys = _shape_keys(objs, grid)
         return _only([o for o, k in zip(objs, keys) if keys.count(k) == 1], "alone in their shape")
     if rule == "common-shape":  # the shape that occurs most often (a tie is no answer)
-        keys = [(o.bottom - o.top, o.right - o.left, o.patch(grid).tobytes()) for o in objs]
+        keys = _shape_keys(objs, grid)
         counts = [keys.count(k) for k in keys]
         top = [k for k, c in zip(keys, counts) if c == max(counts)]
         if len(set(top)) != 1 or max(counts) < 2:
@@ -364,6 +361,18 @@ def draw_rays(grid: Grid, rays: str) -> Grid:
     return out
 
 
+def draw_rays_from(grid: Grid, colour: int, rays: str) -> Grid:
+    """Rays as ``draw_rays`` draws them, but only from the cells of ``colour``: the other cells stop rays
+    and send none."""
+    if not (grid == colour).any():
+        raise ValueError(f"no cell of colour {colour}")
+    out = grid
+    for axis, reverse in _RAYS[rays]:
+        ray = _fill_forward(grid, axis, reverse)
+        out = np.where((out == 0) & (ray == colour), ray, out).astype(np.uint8)
+    return out
+
+
 def draw_diagonals(grid: Grid) -> Grid:
     """From every non-background cell, the four diagonal rays of its colour to the edge (over background)."""
     out = grid.copy()
@@ -393,6 +402,70 @@ def connect_same(grid: Grid, axis: int) -> Grid:
     return np.ascontiguousarray(out if axis == 1 else out.T)
 
 
+def _pair_counts(grid: Grid, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """For every doubled centre of a point mirror (``axes`` (0, 1)) or of a mirror line across ``axes``
+    ((1,): a left-right mirror, (0,): top-bottom): how many ordered pairs of non-background cells meet
+    there, and the sum of their squared colour differences (0: all agree). Counted for all centres at
+    once as convolutions (FFT): sum (a - b)^2 = sum a^2 + b^2 - 2ab over the pairs."""
+    shape = [2 * grid.shape[a] - 1 for a in axes]
+    fg = (grid != 0).astype(float)
+    value = grid.astype(float)
+    spectra = np.fft.rfftn(np.stack([fg, value, value * value]), shape, [a + 1 for a in axes])
+    products = np.stack([spectra[0] * spectra[0], spectra[1] * spectra[1], spectra[2] * spectra[0]])
+    pairs, cross, squares = np.fft.irfftn(products, shape, [a + 1 for a in axes])
+    if len(axes) == 1:  # the pairs of every row (column) together
+        pairs, cross, squares = (x.sum(axis=1 - axes[0]) for x in (pairs, cross, squares))
+    return np.rint(pairs).astype(int), np.rint(2 * squares - 2 * cross).astype(int)
+
+
+_CENTRE_CACHE: dict[tuple, np.ndarray | None] = {}  # the variants of complete_symmetric share a grid's centres
+
+
+def _best_centre(grid: Grid, axes: tuple[int, ...]) -> np.ndarray:
+    """The doubled centre where the most non-background cells meet a partner, all of their colour (the
+    first such on a tie); ValueError when fewer than half of the cells would find a partner."""
+    key = (grid.shape, grid.tobytes(), axes)
+    if key not in _CENTRE_CACHE:
+        if len(_CENTRE_CACHE) >= _SHAPES_CACHE_SIZE:
+            _CENTRE_CACHE.clear()
+        pairs, clash = _pair_counts(grid, axes)
+        pairs = np.where(clash == 0, pairs, -1)
+        best = np.unravel_index(int(np.argmax(pairs)), pairs.shape)
+        _CENTRE_CACHE[key] = np.array(best) if pairs[best] * 2 >= (grid != 0).sum() > 0 else None
+    found = _CENTRE_CACHE[key]
+    if found is None:
+        raise ValueError("no symmetry that most of the cells keep")
+    return found
+
+
+def complete_symmetric(grid: Grid, how: str, paint: bool) -> Grid:
+    """Background cells whose image under a symmetry of the grid's content is not background take the
+    image's colour (NEW with ``paint``): the symmetry's centre is found, not assumed to be the grid's
+    (a mirror line ``h`` left-right or ``v`` top-bottom, both ``hv``, a half turn ``r2`` or the quarter
+    turns ``r4``)."""
+    h, w = grid.shape
+    rows, cols = np.indices((h, w))
+    if how in ("h", "v", "hv"):
+        tc = int(_best_centre(grid, (1,))[0]) if "h" in how else 0
+        tr = int(_best_centre(grid, (0,))[0]) if "v" in how else 0
+    else:
+        tr, tc = (int(x) for x in _best_centre(grid, (0, 1)))
+    images = {"h": [(rows, tc - cols)], "v": [(tr - rows, cols)], "r2": [(tr - rows, tc - cols)]}
+    images["hv"] = images["h"] + images["v"] + images["r2"]
+    if how == "r4":
+        if (tr + tc) % 2:
+            raise ValueError("no cell-centred quarter turn")
+        images["r4"] = images["r2"] + [(cols + (tr - tc) // 2, (tr + tc) // 2 - rows),
+                                       ((tr + tc) // 2 - cols, rows + (tc - tr) // 2)]
+    out = grid.copy()
+    for r, c in images[how]:
+        inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+        seen = np.where(inside, grid[np.where(inside, r, 0), np.where(inside, c, 0)], 0)
+        take = (out == 0) & (seen != 0)
+        out[take] = NEW if paint else seen[take]
+    return out
+
+
 def symmetrize(grid: Grid, how: str) -> Grid:
     """The grid drawn over its mirror image(s): background cells take the mirror's colour."""
     mirrors = {"h": [dsl.flip_h], "v": [dsl.flip_v], "hv": [dsl.flip_h, dsl.flip_v, lambda g: dsl.rotate(g, 2)],
@@ -407,11 +480,22 @@ def symmetrize(grid: Grid, how: str) -> Grid:
     return out.astype(np.uint8)
 
 
+_COMPLETED_CACHE: dict[tuple, Grid] = {}  # complete_hidden asks again for what complete_with just made
+
+
 def complete_with(grid: Grid, unknown: int, how: str) -> Grid:
-    out = dsl.complete_symmetry(grid, unknown) if how == "symmetry" else dsl.complete_period(grid, unknown)
+    if not (grid == unknown).any():
+        return grid.copy()  # nothing to fill: what either completion gives back unchanged
+    key = (grid.shape, grid.tobytes(), unknown, how)
+    out = _COMPLETED_CACHE.get(key)
+    if out is None:
+        if len(_COMPLETED_CACHE) >= _SHAPES_CACHE_SIZE:
+            _COMPLETED_CACHE.clear()
+        out = dsl.complete_symmetry(grid, unknown) if how == "symmetry" else dsl.complete_period(grid, unknown)
+        _COMPLETED_CACHE[key] = out
     if (out == unknown).any():
         raise ValueError("cells left unknown")
-    return out
+    return out.copy()
 
 
 def most_common_1x1(grid: Grid, which: str) -> Grid:
@@ -859,8 +943,17 @@ def static_steps(facts: TaskFacts) -> list[Step]:
         steps.append(Step(f"paint_mask({{}}, {which!r})", "paint", lambda g, w=which: paint_mask(g, w)))
     for how in ("h", "v", "hv", "d", "r4"):
         steps.append(Step(f"symmetrize({{}}, {how!r})", "symmetry", lambda g, m=how: symmetrize(g, m)))
+    for how in ("h", "v", "hv", "r2", "r4"):
+        for paint in (False, True):
+            steps.append(Step(f"complete_symmetric({{}}, {how!r}, paint={paint})", "symmetry-centre",
+                              lambda g, m=how, p=paint: complete_symmetric(g, m, p)))
     for rays in _RAYS:
         steps.append(Step(f"draw_rays({{}}, {rays!r})", "lines", lambda g, r=rays: draw_rays(g, r)))
+    if len(facts.common) > 1:  # with one colour, rays from it are draw_rays
+        for colour in facts.common:
+            for rays in _RAYS:
+                steps.append(Step(f"draw_rays_from({{}}, {colour}, {rays!r})", "lines-from",
+                                  lambda g, c=colour, r=rays: draw_rays_from(g, c, r)))
     steps += [Step("draw_diagonals({})", "lines", draw_diagonals),
               Step("connect_same({}, 1)", "lines", lambda g: connect_same(g, 1)),
               Step("connect_same({}, 0)", "lines", lambda g: connect_same(g, 0)),
@@ -871,12 +964,17 @@ def static_steps(facts: TaskFacts) -> list[Step]:
 # Kinds whose steps, one after another, add nothing a single one does not (D8 is a group, gravity and
 # dedupe are idempotent), or that only make sense as a first move.
 NO_REPEAT = {"d8", "gravity", "dedupe", "symmetry", "background", "move"}
+# Kinds with many variants or a costly centre search: tried on the inputs and on crops of them only, so
+# that they do not multiply the states of every depth.
+FIRST_OR_AFTER_CROP = {"lines-from", "symmetry-centre"}
 
 
 def may_follow(previous: str | None, step: Step) -> bool:
     """The typing of chains: which step may come after a step of kind ``previous``."""
     if previous is None:
         return True
+    if step.kind in FIRST_OR_AFTER_CROP and previous != "crop":
+        return False
     if previous == step.kind and step.kind in NO_REPEAT:
         return False
     return step.kind != "background"  # a first move only
@@ -993,6 +1091,87 @@ def _pick(values: list[int], which: str) -> int | None:
     best = max(values) if which == "max" else min(values)
     chosen = [i for i, v in enumerate(values) if v == best]
     return chosen[0] if len(chosen) == 1 else None
+
+
+def _counts(grid: Grid) -> dict[str, int]:
+    """Numbers of a grid an output may be drawn from: its objects (by connectivity and colours), colours,
+    cells that are not background, cells of its least common colour, and objects and cells of each colour."""
+    found = {f"objects-{conn}-{'any' if multi else 'one'}-colour": len(shapes(grid, conn, multi))
+             for conn, multi in ((4, False), (8, False), (8, True), (4, True))}
+    counts = dsl.colour_counts(grid, exclude=[0])
+    found["colours"] = len(counts)
+    found["cells"] = int((grid != 0).sum())
+    found["rarest-cells"] = min(counts.values()) if counts else 0
+    objects_of = Counter(int(grid[o.top:o.bottom, o.left:o.right][o.mask[o.top:o.bottom, o.left:o.right]][0])
+                         for o in shapes(grid, 4, False))
+    for colour in range(1, NUM_COLOURS):
+        found[f"objects-of-{colour}"] = objects_of[colour]
+        found[f"cells-of-{colour}"] = counts.get(colour, 0)
+    return found
+
+
+def _counted(n: int, layout: str, colour: int, shape: tuple[int, int]) -> Grid | None:
+    """The grid ``layout`` draws for the number ``n`` in ``colour`` (None when it cannot): a row or a column
+    of n cells, the diagonal of an n x n square, or the first n cells in reading order of a grid of
+    ``shape`` (the rest background)."""
+    if n < 1 or n > MAX_SIDE * MAX_SIDE:
+        return None
+    if layout == "row":
+        return np.full((1, n), colour, np.uint8) if n <= MAX_SIDE else None
+    if layout == "column":
+        return np.full((n, 1), colour, np.uint8) if n <= MAX_SIDE else None
+    if layout == "diagonal":
+        return (np.eye(n, dtype=np.uint8) * np.uint8(colour)) if n <= MAX_SIDE else None
+    if n > shape[0] * shape[1]:
+        return None
+    out = np.zeros(shape[0] * shape[1], np.uint8)
+    out[:n] = colour
+    return out.reshape(shape)
+
+
+def fit_count(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
+              ) -> tuple[str, tuple[Grid, ...]] | None:
+    """Each output drawn from one number of its grid (``_counts``): a row, a column or a
+    diagonal that long, or that many cells of an output-sized grid in reading order, in the one colour
+    of every output (or the grid's most common colour); else a table from the number to the output grid
+    when two numbers give different outputs, one number is met on two examples with the same output and
+    the examples show the test's numbers. Its text and the test grids it gives, or None."""
+    colours = []
+    for o in outputs:
+        present = dsl.colours(o, exclude=[0])
+        colours.append(present[0] if len(present) == 1 else 0 if not present else None)
+    if any(c is None for c in colours):
+        colours = None
+    sizes = {o.shape for o in outputs}
+    train_counts = [_counts(g) for g in train]
+    test_counts = [_counts(g) for g in test]
+    colour_rules = []
+    if colours is not None and len(set(colours)) == 1:
+        colour_rules.append(("constant", [colours[0]] * len(train), [colours[0]] * len(test)))
+    if colours is not None:
+        major = [dsl.most_common_colour(g, exclude=[0]) if (g != 0).any() else 0 for g in (*train, *test)]
+        colour_rules.append(("most-common", major[:len(train)], major[len(train):]))
+    for feature in train_counts[0]:
+        numbers = [c[feature] for c in train_counts]
+        tests = [c[feature] for c in test_counts]
+        for layout in ("row", "column", "diagonal", "reading") if len(sizes) > 1 else ("reading",):
+            for rule, made_colours, test_colours in colour_rules:
+                shape = outputs[0].shape
+                if all((m := _counted(n, layout, c, shape)) is not None and m.shape == o.shape
+                       and np.array_equal(m, o) for n, c, o in zip(numbers, made_colours, outputs)):
+                    made = [_counted(n, layout, c, shape) for n, c in zip(tests, test_colours)]
+                    if all(m is not None for m in made):
+                        return f"counted({{}}, {feature!r}, layout={layout!r}, colour={rule!r})", tuple(made)
+        table: dict[int, bytes] = {}
+        if any(table.setdefault(n, o.tobytes() + bytes(o.shape)) != o.tobytes() + bytes(o.shape)
+               for n, o in zip(numbers, outputs)):
+            continue
+        # a number met twice with the same output is evidence; distinct numbers alone would fit any task
+        if len(table) < len(numbers) and len(set(table.values())) > 1 and all(n in table for n in tests):
+            by_number = {n: o for n, o in zip(numbers, outputs)}
+            return (f"count_table({{}}, {feature!r}, <{len(table)} outputs>)",
+                    tuple(by_number[n].copy() for n in tests))
+    return None
 
 
 def fit_object_crop(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
@@ -1220,6 +1399,8 @@ class _Search:
         self.layers.offer(train, test, text.format("grid"), depth)
         if cell_rule and any(g.shape != o.shape for g, o in zip(train, self.outputs)):
             fitted = fit_object_crop(train, self.outputs, test)
+            if fitted is None and depth == 0:  # numbers of the inputs themselves: a few ms, so once per task
+                fitted = fit_count(train, self.outputs, test)
             if fitted is not None:
                 self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
                 return
@@ -1307,6 +1488,9 @@ def search_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid],
     result.steps_cut = search.steps_cut
     result.steps = search.applied
     _SHAPES_CACHE.clear()
+    _SHAPE_KEYS_CACHE.clear()
+    _COMPLETED_CACHE.clear()
+    _CENTRE_CACHE.clear()
     _collect(result, search.found, config.max_candidates)
     result.seconds = time.monotonic() - began
     return result
