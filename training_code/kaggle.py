@@ -228,6 +228,15 @@ def stop(process: subprocess.Popen, grace: float) -> None:
     process.wait()
 
 
+def child_environment(source: Path | None) -> dict[str, str]:
+    """This process's environment for a child process, with ``source`` (the checkout the child imports the
+    project from when it is not installed) first on its PYTHONPATH."""
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(source), env.get("PYTHONPATH")) if p)
+    return env
+
+
 def search_workers(settings: KaggleSettings, processes: int, cores: int | None = None) -> int:
     """Processes for the program search: ``ARC_SEARCH_WORKERS``, or every CPU core but one per model process."""
     if settings.search_workers != "auto":
@@ -242,9 +251,7 @@ def start_search(config: Any, settings: KaggleSettings, processes: int, source: 
     goes, which the evaluation reads. None when the search is off."""
     if not config.search.results:
         return None
-    env = dict(os.environ)
-    if source is not None:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(source), env.get("PYTHONPATH")) if p)
+    env = child_environment(source)
     command = [sys.executable, "-m", "training_code.run_search", "--challenges", config.files.challenges,
                "--solutions", "", "--output", str(Path(config.search.results).parent),
                "--seconds", f"{settings.search_seconds:g}", "--workers", str(search_workers(settings, processes)),
@@ -260,9 +267,7 @@ def run_on_every_gpu(config: Any, processes: int, settings: KaggleSettings, sour
     the checkout the processes import the project from when it is not installed."""
     config_file = settings.run_dir / "run_config.json"
     save_config(config, config_file)
-    env = dict(os.environ)
-    if source is not None:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(source), env.get("PYTHONPATH")) if p)
+    env = child_environment(source)
     command = settings.torchrun + ["--standalone", f"--nproc_per_node={processes}", "-m", "training_code.distributed",
                                    "--config", str(config_file), "--barrier-slack", f"{settings.barrier_slack:g}"]
     timeout = max(min(settings.time_to_deadline(), config.time_budget + settings.time_margin - settings.write_reserve),
