@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from training_code.induction import cell_rules
 from training_code.induction.cell_rules import apply_rule, fit_cell_rule, learn_rule
 from training_code.induction.program_search import SearchConfig, search_task
 
@@ -64,3 +65,24 @@ def test_the_search_solves_a_task_only_a_cell_rule_explains():
     # without the rule (depth -1: no state tries one) nothing at depth 1 fits
     without = search_task(pairs, [test[0]], SearchConfig(seconds=20, max_depth=1, cpu_time=True, cell_rule_depth=-1))
     assert not any(np.array_equal(c, test[1]) for c in without.candidates[0][:2])
+
+
+def test_a_rule_by_depth_paints_rectangles_ring_by_ring():
+    def rings(grid):
+        out = grid.copy()
+        depth = (cell_rules.VIEWS["depth"](grid) % cell_rules.BASE).reshape(grid.shape)
+        out[depth == 2] = 2
+        out[depth == 3] = 3
+        return out
+
+    def rectangles(first, second):
+        grid = np.zeros((12, 12), np.uint8)
+        grid[1:1 + first[0], 1:1 + first[1]] = 1
+        grid[6:6 + second[0], 5:5 + second[1]] = 1
+        return grid
+
+    grids = [rectangles((3, 4), (5, 6)), rectangles((4, 4), (3, 7)), rectangles((5, 3), (4, 4))]
+    test = rectangles((4, 5), (6, 5))
+    text, made = fit_cell_rule(grids, [rings(g) for g in grids], [test])
+    assert "'depth'" in text and np.array_equal(made[0], rings(test))
+    assert (made[0] == 3).any()  # the test's larger rectangle has a third ring

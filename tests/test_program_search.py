@@ -420,3 +420,126 @@ def test_shapes_agree_with_the_dsls_objects(connectivity, multicolour):
             assert (shape.top, shape.left, shape.bottom, shape.right) == obj.box
             assert shape.size == int(obj.mask.sum())
             assert shape.colours == len(np.unique(grid[obj.mask]))
+
+
+# --------------------------------------------------------------------------------------------------
+# Tiles, blocks and negatives
+
+
+def one_colour_pattern(rng, shape=(3, 3), colour=None) -> np.ndarray:
+    grid = np.zeros(shape, np.uint8)
+    while grid.all() or not grid.any():
+        grid = np.where(rng.random(shape) < 0.5, colour or int(rng.integers(1, 10)), 0).astype(np.uint8)
+    return grid
+
+
+def test_the_negative_of_a_one_colour_grid_swaps_it_with_the_background():
+    grid = np.array([[0, 7], [7, 7]], np.uint8)
+    assert program_search.invert(grid).tolist() == [[7, 0], [0, 0]]
+    with pytest.raises(ValueError):
+        program_search.invert(np.array([[1, 2]], np.uint8))
+
+
+def test_the_search_places_the_negative_where_the_grid_is_coloured():
+    rng = np.random.default_rng(0)
+    grids = [one_colour_pattern(rng) for _ in range(4)]
+    examples = [(g, np.kron(g != 0, program_search.invert(g)).astype(np.uint8)) for g in grids]
+    right, result = solves(examples[:3], examples[3])
+    assert right and "invert(grid)" in result.programs[0][0] and result.found_depth == 2
+
+
+def test_tiles_turned_each_their_own_way_are_fitted():
+    def arrange(g):  # top row as given, bottom row mirrored left to right, right column empty
+        return np.block([[g, g, np.zeros_like(g)], [g[:, ::-1], g[:, ::-1], np.zeros_like(g)]])
+
+    rng = np.random.default_rng(1)
+    grids = [rng.integers(0, 5, size=(2, 3)).astype(np.uint8) for _ in range(3)]
+    test = rng.integers(0, 5, size=(4, 2)).astype(np.uint8)
+    fitted = program_search.fit_tile_transforms(grids, [arrange(g) for g in grids], [test])
+    assert fitted is not None and fitted[0].count("flip_h") == 2 and fitted[0].count("empty") == 2
+    assert np.array_equal(fitted[1][0], arrange(test))
+    # one example that breaks the arrangement: no fit
+    broken = arrange(grids[0])
+    broken[0, 0] = (broken[0, 0] + 1) % 5
+    assert program_search.fit_tile_transforms(grids, [broken] + [arrange(g) for g in grids[1:]], [test]) is None
+
+
+def test_each_colour_becomes_the_block_the_examples_show():
+    blocks = {0: np.zeros((2, 2), np.uint8), 5: np.array([[1, 2], [2, 1]], np.uint8)}
+
+    def blow_up(g):
+        return np.block([[blocks[int(c)] for c in row] for row in g]).astype(np.uint8)
+
+    rng = np.random.default_rng(2)
+    grids = [one_colour_pattern(rng, colour=5) for _ in range(3)]
+    test = one_colour_pattern(rng, (4, 2), colour=5)
+    fitted = program_search.fit_colour_blocks(grids, [blow_up(g) for g in grids], [test])
+    assert fitted is not None and np.array_equal(fitted[1][0], blow_up(test))
+    # a colour the examples never show gets no block
+    assert program_search.fit_colour_blocks(grids, [blow_up(g) for g in grids], [np.full((2, 2), 3, np.uint8)]) is None
+    # the same colour asking for two blocks: no fit
+    other = blow_up(grids[1])
+    other[0:2, 0:2] = 9 - other[0:2, 0:2] if grids[1][0, 0] else other[0:2, 0:2] + 3
+    assert program_search.fit_colour_blocks(grids, [blow_up(grids[0]), other, blow_up(grids[2])], [test]) is None
+
+
+def test_grids_of_different_sizes_are_shrunk_to_the_one_output_size():
+    rng = np.random.default_rng(3)
+    examples = []
+    for k in (2, 3, 2, 3):
+        small = rng.integers(1, 10, size=(3, 3)).astype(np.uint8)
+        big = np.zeros((3 * k, 3 * k), np.uint8)
+        for r in range(3):
+            for c in range(3):  # one coloured cell somewhere in each k x k block
+                big[r * k + int(rng.integers(0, k)), c * k + int(rng.integers(0, k))] = small[r, c]
+        examples.append((big, small))
+    right, result = solves(examples[:3], examples[3])
+    assert right and "downscale_to(grid, 3, 3)" in result.programs[0][0]
+
+
+def test_the_grid_is_placed_in_the_cells_of_one_colour_whatever_is_most_common():
+    def nest(g):  # the grid in the cells of colour 5, nothing elsewhere
+        return np.kron(g == 5, g).astype(np.uint8)
+
+    grids = [np.array([[5, 0, 1], [5, 2, 0], [5, 5, 5]], np.uint8), np.array([[2, 5], [1, 0]], np.uint8),
+             np.array([[0, 5, 0, 3], [5, 5, 2, 0], [0, 2, 5, 5], [3, 0, 5, 0]], np.uint8)]
+    test = np.array([[1, 2, 5], [2, 2, 2], [5, 2, 1]], np.uint8)  # 2 is the most common colour here
+    fitted = program_search.fit_colour_blocks(grids, [nest(g) for g in grids], [test])
+    assert fitted is not None and "[5]" in fitted[0] and np.array_equal(fitted[1][0], nest(test))
+
+
+def test_objects_are_recoloured_by_their_number_of_holes():
+    one = np.array([[8, 8, 8], [8, 0, 8], [8, 8, 8]], np.uint8)
+    two = np.array([[8, 8, 8, 8, 8], [8, 0, 8, 0, 8], [8, 8, 8, 8, 8]], np.uint8)
+    three = np.array([[8, 8, 8], [8, 0, 8], [8, 8, 8], [8, 0, 8], [8, 8, 8], [8, 0, 8], [8, 8, 8]], np.uint8)
+    wide = np.array([[8, 8, 8, 8], [8, 0, 0, 8], [8, 8, 8, 8]], np.uint8)  # one hole, a size no example shows
+    colour_for = {1: 1, 2: 3, 3: 2, "wide": 1}
+
+    def scene(objects):
+        grid, out = np.zeros((9, 16), np.uint8), np.zeros((9, 16), np.uint8)
+        left = 0
+        for holes in objects:
+            obj = {1: one, 2: two, 3: three, "wide": wide}[holes]
+            h, w = obj.shape
+            grid[1:1 + h, left:left + w] = obj
+            out[1:1 + h, left:left + w] = np.where(obj == 8, colour_for[holes], 0)
+            left += w + 1
+        return grid, out
+
+    train = [scene(objs) for objs in ((1, 2), (3, 1), (2, 3, 1))]
+    test = scene((2, "wide", 3))
+    fitted = program_search.fit_object_colours([g for g, _ in train], [o for _, o in train], [test[0]])
+    assert fitted is not None and "'hole-count'" in fitted[0] and np.array_equal(fitted[1][0], test[1])
+
+
+def test_the_plan_of_rectangles_ignores_the_specks_around_them():
+    rng = np.random.default_rng(4)
+    grid = np.where(rng.random((14, 16)) < 0.15, 5, 0).astype(np.uint8)  # specks
+    grid[1:4, 1:5] = 3
+    grid[2:5, 9:14] = 4  # the same row band as the first, the next column
+    grid[8:12, 2:6] = 6
+    grid[9:13, 10:13] = 7
+    grid[0, 15] = grid[1, 15] = 5
+    assert program_search.block_layout(grid).tolist() == [[3, 4], [6, 7]]
+    with pytest.raises(ValueError):
+        program_search.block_layout(np.zeros((5, 5), np.uint8))

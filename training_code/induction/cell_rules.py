@@ -2,10 +2,10 @@
 
 A *view* of a cell is a short tuple of numbers: the cell's colour and some of its surroundings (the
 colours of its 4 or 8 neighbours, how many of its 8 neighbours are not background, the nearest colour
-met in each of the four directions, which colours its row and column hold). A rule is the table from
-views to output colours that the training pairs spell out. It is kept only when it is *consistent*
-(one view never asks for two colours) and *complete* (every view of every test input is in the
-table): no guessing for a view no example shows.
+met in each of the four directions, which colours its row and column hold, how deep it lies inside
+its object). A rule is the table from views to output colours that the training pairs spell out. It
+is kept only when it is *consistent* (one view never asks for two colours) and *complete* (every view
+of every test input is in the table): no guessing for a view no example shows.
 
 The views go from coarse to fine, and the first that gives a consistent, complete rule wins, so the
 simplest explanation is the one used. Every view is computed with numpy over the whole grid at once
@@ -75,6 +75,22 @@ def _neighbour_count(grid: Grid) -> np.ndarray:
     return _pack([grid.astype(np.int64), count])
 
 
+def _depth(grid: Grid) -> np.ndarray:
+    """The cell, and how deep it lies in the cells that are not background: 1 on the rim (a background
+    cell or the edge among its 8 neighbours), 2 one ring in, and so on (background cells 0, capped at 10)."""
+    h, w = grid.shape
+    inside = grid != 0
+    depth = np.zeros(grid.shape, dtype=np.int64)
+    for _ in range(10):
+        if not inside.any():
+            break
+        depth += inside
+        padded = np.pad(inside, 1, constant_values=False)
+        for dr, dc in _SQUARE:
+            inside = inside & padded[1 + dr:1 + dr + h, 1 + dc:1 + dc + w]
+    return _pack([grid.astype(np.int64), depth])
+
+
 VIEWS: dict[str, Callable[[Grid], np.ndarray]] = {
     # coarse to fine: the first consistent, complete rule is the one used
     "neighbour-count": _neighbour_count,
@@ -83,6 +99,7 @@ VIEWS: dict[str, Callable[[Grid], np.ndarray]] = {
     "row-column": _row_column_colours,
     "square": lambda g: _pack([g.astype(np.int64)] + _padded_shifts(g, _SQUARE)),
     "nearest-cross": lambda g: _pack([g.astype(np.int64)] + _nearest(g) + _padded_shifts(g, _CROSS)),
+    "depth": _depth,
 }
 
 

@@ -14,11 +14,13 @@ At each state the *fitters* ask whether a last move reproduces every training ou
   says which colour that is, so one step serves every colour;
 - a *shape step* built for this state's sizes (upscale or tile by the ratio of output to state sizes,
   mirrored tilings, downscaling, splitting into parts the size of the output and combining them with
-  and/or/xor/overlay, a 1x1 colour) gives the outputs, directly or through a colour map;
+  and/or/xor/overlay, the plan of the grid's rectangles, a 1x1 colour) gives the outputs, directly or
+  through a colour map;
 - on states up to ``cell_rule_depth`` (the inputs and one step from them), moves learned from the pairs
-  themselves: a local cell rule (``cell_rules``: each output cell from what its cell sees around it), or
+  themselves: a local cell rule (``cell_rules``: each output cell from what its cell sees around it),
   the one object of each grid that a number picks (the largest, smallest or only value of its size,
-  height, symmetry, colours...) cropped out;
+  height, symmetry, colours...) cropped out, copies of the grid each turned its own way in the blocks of
+  the output, or each cell blown up to a block its colour decides;
 - on the inputs alone, an output drawn from a number of its grid (objects, colours, cells): a row, a
   column or a diagonal that long, that many cells in reading order, or a table from number to output.
 
@@ -61,7 +63,7 @@ log = logging.getLogger(__name__)
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 3
+SEARCH_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -531,6 +533,14 @@ def swap_background(grid: Grid) -> Grid:
     return dsl.recolour(grid, {bg: 0, 0: bg})
 
 
+def invert(grid: Grid) -> Grid:
+    """A grid of one colour on the background with the two swapped: the pattern's negative."""
+    present = dsl.colours(grid, exclude=[0])
+    if len(present) != 1:
+        raise ValueError("not one colour on the background")
+    return dsl.recolour(grid, {present[0]: 0, 0: present[0]})
+
+
 def fill_boxes(grid: Grid, per: str) -> Grid:
     """Background cells inside boxes painted: the box of all content, of each object or of each colour
     (NEW, or the colour's own for ``colour``)."""
@@ -666,10 +676,12 @@ def rotation_tile(grid: Grid) -> Grid:
 
 
 def fractal(grid: Grid, where: str) -> Grid:
-    """The grid placed in the blocks of cells that are (or are not) background, or of the most or least
-    common colour (a Kronecker product)."""
+    """The grid placed in the blocks of cells that are (or are not) background, of the most or least
+    common colour, or of the most common colour other than the background (a Kronecker product)."""
     _check_side(grid.shape[0] ** 2, grid.shape[1] ** 2)
-    if where in ("most", "least"):
+    if where == "most-coloured":
+        mask = grid == dsl.most_common_colour(grid, exclude=[0])
+    elif where in ("most", "least"):
         mask = grid == (dsl.most_common_colour(grid) if where == "most" else dsl.least_common_colour(grid))
     else:
         mask = (grid != 0) if where == "on" else (grid == 0)
@@ -744,6 +756,13 @@ def upscale_by_colours(grid: Grid) -> Grid:
     k = dsl.count_colours(grid, exclude=[0])
     _check_side(grid.shape[0] * k, grid.shape[1] * k)
     return dsl.upscale(grid, k)
+
+
+def tile_by_colours(grid: Grid) -> Grid:
+    """The grid repeated k x k times, k the number of its colours other than the background."""
+    k = dsl.count_colours(grid, exclude=[0])
+    _check_side(grid.shape[0] * k, grid.shape[1] * k)
+    return dsl.tile(grid, k, k)
 
 
 def crop_corner(grid: Grid, height: int, width: int, corner: str) -> Grid:
@@ -835,7 +854,7 @@ def _sized_steps(sizes: tuple[tuple[int, int], ...], outs: tuple[tuple[int, int]
             steps.append(Step("rotation_tile({})", "shape", rotation_tile))
         if all(o == (h * h, w * w) for (h, w), o in zip(sizes, outs)):
             steps += [Step(f"fractal({{}}, {where!r})", "shape", lambda g, x=where: fractal(g, x))
-                      for where in ("on", "off", "most", "least")]
+                      for where in ("on", "off", "most", "least", "most-coloured")]
     if ratio and ratio[0] == "down":
         _, kr, kc = ratio
         steps += [Step(f"downscale({{}}, {kr}, {kc})", "shape", lambda g, a=kr, b=kc: dsl.downscale(g, a, b)),
@@ -846,9 +865,14 @@ def _sized_steps(sizes: tuple[tuple[int, int], ...], outs: tuple[tuple[int, int]
             if (kr, kc) != (1, 1) and all(h in (kr * oh, kr * oh + kr - 1) and w in (kc * ow, kc * ow + kc - 1)
                                           for (h, w), (oh, ow) in zip(sizes, outs)):
                 steps += _combined_steps(f"parts_equal({{}}, {kr}, {kc})", lambda g, a=kr, b=kc: parts_equal(g, a, b))
+    if ratio is None and len(set(outs)) == 1 and all(h % outs[0][0] == 0 and w % outs[0][1] == 0 for h, w in sizes):
+        oh, ow = outs[0]
+        steps.append(Step(f"downscale_to({{}}, {oh}, {ow})", "shape",
+                          lambda g, a=oh, b=ow: downscale_any(g, g.shape[0] // a, g.shape[1] // b)))
     if ratio is None and all(oh % h == 0 and ow % w == 0 and oh // h == ow // w
                              for (h, w), (oh, ow) in zip(sizes, outs)):
         steps.append(Step("upscale_by_colours({})", "shape", upscale_by_colours))
+        steps.append(Step("tile_by_colours({})", "shape", tile_by_colours))
     if len(set(outs)) == 1 and all(oh <= h and ow <= w for (h, w), (oh, ow) in zip(sizes, outs)):
         oh, ow = outs[0]
         for corner in ("top-left", "top-right", "bottom-left", "bottom-right", "centre"):
@@ -859,6 +883,8 @@ def _sized_steps(sizes: tuple[tuple[int, int], ...], outs: tuple[tuple[int, int]
         for rule in ("most", "least", "largest-object", "largest-box"):
             steps.append(Step(f"solid({{}}, {oh}, {ow}, {rule!r})", "shape",
                               lambda g, a=oh, b=ow, r=rule: solid(g, a, b, r)))
+    if all(oh * 3 <= h and ow * 3 <= w for (h, w), (oh, ow) in zip(sizes, outs)):
+        steps.append(Step("block_layout({})", "shape", block_layout))
     if all(oh == 1 for oh, _ in outs):
         steps.append(Step("count_row({})", "shape", count_row))
     if all(o == (1, 1) for o in outs):
@@ -893,6 +919,7 @@ def static_steps(facts: TaskFacts) -> list[Step]:
         Step("crop_colour_rule({}, 'least')", "crop", lambda g: crop_colour_rule(g, "least")),
         Step("crop_colour_rule({}, 'most')", "crop", lambda g: crop_colour_rule(g, "most")),
         Step("swap_background({})", "background", swap_background),
+        Step("invert({})", "background", invert),
     ]
     for conn, multi in ((8, True), (4, False), (4, True), (8, False)):
         rules = ["largest", "smallest", "largest-box", "unique-shape", "common-shape"]
@@ -1012,22 +1039,24 @@ def apply_colour_map(grid: Grid, mapping: dict[int, int]) -> Grid:
     return out
 
 
-OBJECT_FEATURES = ("size", "size-rank", "shape", "holes", "border", "colour", "height", "width")
+OBJECT_FEATURES = ("size", "size-rank", "shape", "holes", "border", "colour", "height", "width", "hole-count")
 
 
 def object_features(grid: Grid, objs: list[Shape]) -> list[dict[str, object]]:
     """What a rule may recolour objects by: size, rank of size (largest, smallest, between), shape,
-    whether it has holes or touches the border, its colour, its height and width."""
+    whether it has holes (and how many) or touches the border, its colour, its height and width."""
     sizes = [o.size for o in objs]
     h, w = grid.shape
     found = []
     for o in objs:
         box = o.mask[o.top:o.bottom, o.left:o.right]
         rank = "largest" if o.size == max(sizes) else "smallest" if o.size == min(sizes) else "between"
+        holes = dsl.enclosed(~box)
+        count = len(np.unique(label(holes.view(np.uint8), 4))) - 1 if holes.any() else 0
         found.append({"size": o.size, "size-rank": rank, "shape": (box.shape, box.tobytes()),
-                      "holes": bool(dsl.enclosed(~box).any()), "border": o.top == 0 or o.left == 0 or o.bottom == h
+                      "holes": count > 0, "border": o.top == 0 or o.left == 0 or o.bottom == h
                       or o.right == w, "colour": int(grid[o.mask][0]), "height": o.bottom - o.top,
-                      "width": o.right - o.left})
+                      "width": o.right - o.left, "hole-count": count})
     return found
 
 
@@ -1208,6 +1237,138 @@ def fit_object_crop(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequen
                             how = "patch" if alone else "box"
                             return (f"crop_picked({{}}, {conn}, {multi}, {feature!r}, {which!r}, {how!r})", made)
     return None
+
+
+_TILE_MOVES: tuple[tuple[str, Callable[[Grid], Grid]], ...] = (
+    ("grid", lambda g: g), ("flip_h", dsl.flip_h), ("flip_v", dsl.flip_v), ("rotate2", lambda g: dsl.rotate(g, 2)),
+    ("transpose", dsl.transpose), ("anti_transpose", dsl.anti_transpose), ("rotate1", lambda g: dsl.rotate(g, 1)),
+    ("rotate3", lambda g: dsl.rotate(g, 3)), ("empty", np.zeros_like))
+
+
+def _blocks(grid: Grid, kr: int, kc: int) -> np.ndarray:
+    """The kr x kc blocks of a grid, one row each, in reading order."""
+    h, w = grid.shape[0] // kr, grid.shape[1] // kc
+    return grid.reshape(h, kr, w, kc).transpose(0, 2, 1, 3).reshape(h * w, kr * kc)
+
+
+def _block_at(grid: Grid, size: tuple[int, int], i: int, j: int) -> Grid:
+    """Block (i, j) of a grid cut into blocks of ``size``."""
+    return grid[i * size[0]:(i + 1) * size[0], j * size[1]:(j + 1) * size[1]]
+
+
+def fit_tile_transforms(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
+                        ) -> tuple[str, tuple[Grid, ...]] | None:
+    """Each output a kr x kc arrangement of copies of its grid, each block turned or flipped its own way
+    (or left empty), the same way on every example: its text and the test grids, or None."""
+    ratio = _fitting_ratio([g.shape for g in train], [o.shape for o in outputs])
+    if ratio is None or ratio[0] != "up":
+        return None
+    _, kr, kc = ratio
+    chosen: list[tuple[str, Callable[[Grid], Grid]]] = []
+    for i in range(kr):
+        for j in range(kc):
+            for name, move in _TILE_MOVES:
+                if all((m := move(g)).shape == g.shape
+                       and np.array_equal(_block_at(o, g.shape, i, j), m) for g, o in zip(train, outputs)):
+                    chosen.append((name, move))
+                    break
+            else:
+                return None
+    made = []
+    for g in test:
+        _check_side(g.shape[0] * kr, g.shape[1] * kc)
+        blocks = [move(g) for _, move in chosen]
+        if any(b.shape != g.shape for b in blocks):
+            return None
+        made.append(np.block([blocks[i * kc:(i + 1) * kc] for i in range(kr)]).astype(np.uint8))
+    names = [name for name, _ in chosen]
+    return f"tile_transforms({{}}, {kr}, {kc}, {names})", tuple(made)
+
+
+def fit_colour_blocks(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
+                      ) -> tuple[str, tuple[Grid, ...]] | None:
+    """Each cell of the grid blown up to a block that its colour decides, by a table the examples spell
+    out and that covers the test grids' colours: a fixed kr x kc block, or (when every output is its
+    grid's size squared) the grid itself or an empty block. Its text and the test grids, or None. Grids
+    of one cell are left out: for them the table would only be a lookup from each example to its output."""
+    if any(g.size < 2 for g in train):
+        return None
+    ratio = _fitting_ratio([g.shape for g in train], [o.shape for o in outputs])
+    squared = all(o.shape == (g.shape[0] ** 2, g.shape[1] ** 2) for g, o in zip(train, outputs))
+    if not squared and (ratio is None or ratio[0] != "up"):
+        return None
+    table: dict[int, object] = {}  # colour -> "grid", "empty" or a fixed block (one row of kr * kc cells)
+    for g, o in zip(train, outputs):
+        kr, kc = g.shape if squared else ratio[1:]
+        blocks = _blocks(o, kr, kc)
+        for colour in np.unique(g).tolist():
+            rows = blocks[g.ravel() == colour]
+            if (rows != rows[0]).any():
+                return None
+            if squared:
+                kind = "grid" if np.array_equal(rows[0], g.ravel()) else "empty" if not rows[0].any() else None
+                if kind is None or table.setdefault(colour, kind) != kind:
+                    return None
+            elif not np.array_equal(table.setdefault(colour, rows[0]), rows[0]):
+                return None
+    made = []
+    for g in test:
+        if any(c not in table for c in np.unique(g).tolist()):
+            return None
+        kr, kc = g.shape if squared else ratio[1:]
+        _check_side(g.shape[0] * kr, g.shape[1] * kc)
+        fixed = {c: (g.ravel() if b == "grid" else np.zeros(g.size, np.uint8)) if isinstance(b, str) else b
+                 for c, b in table.items()}
+        cells = np.stack([fixed[c] for c in g.ravel().tolist()]).reshape(g.shape[0], g.shape[1], kr, kc)
+        made.append(np.ascontiguousarray(cells.transpose(0, 2, 1, 3).reshape(g.shape[0] * kr, g.shape[1] * kc)))
+    if squared:
+        shown = {c: b for c, b in sorted(table.items()) if b == "grid"}
+        return f"blocks_by_colour({{}}, 'the grid where', {sorted(shown)})", tuple(made)
+    return f"blocks_by_colour({{}}, {ratio[1]}, {ratio[2]}, <{len(table)} blocks>)", tuple(made)
+
+
+def _bands(spans: list[tuple[int, int]]) -> list[int]:
+    """Each span's band when spans that overlap (by start order) share a band: the rows or columns of a
+    layout."""
+    order = sorted(range(len(spans)), key=lambda i: spans[i])
+    bands, band, end = [0] * len(spans), -1, -1
+    for i in order:
+        start, stop = spans[i]
+        if start >= end:
+            band += 1
+        end = max(end, stop)
+        bands[i] = band
+    return bands
+
+
+def _in_squares(grid: Grid) -> Grid:
+    """The grid with only the cells that lie in some 2 x 2 square of one colour (specks and lines gone)."""
+    same = (grid[:-1, :-1] == grid[1:, :-1]) & (grid[:-1, :-1] == grid[:-1, 1:]) & (grid[:-1, :-1] == grid[1:, 1:])
+    keep = np.zeros(grid.shape, dtype=bool)
+    for dr in (0, 1):
+        for dc in (0, 1):
+            keep[dr:dr + same.shape[0], dc:dc + same.shape[1]] |= same
+    return np.where(keep, grid, 0).astype(np.uint8)
+
+
+def block_layout(grid: Grid) -> Grid:
+    """The rectangles of one colour (at least 2 x 2, specks around them ignored) as one cell each, laid out
+    by the rows and columns they share: the picture's plan."""
+    blocks = _in_squares(grid)
+    objs = [o for o in shapes(blocks, 4, False)
+            if o.size >= 0.9 * (o.bottom - o.top) * (o.right - o.left)]
+    if any(min(o.bottom - o.top, o.right - o.left) >= 3 for o in objs):  # 2 x 2 specks beside larger blocks
+        objs = [o for o in objs if min(o.bottom - o.top, o.right - o.left) >= 3]
+    if not objs:
+        raise ValueError("no solid rectangles")
+    rows = _bands([(o.top, o.bottom) for o in objs])
+    cols = _bands([(o.left, o.right) for o in objs])
+    out = np.zeros((max(rows) + 1, max(cols) + 1), dtype=np.uint8)
+    for o, r, c in zip(objs, rows, cols):
+        if out[r, c]:
+            raise ValueError("two rectangles in one place of the plan")
+        out[r, c] = blocks[o.mask][0]
+    return out
 
 
 def valid_grid(grid) -> bool:
@@ -1399,6 +1560,8 @@ class _Search:
         self.layers.offer(train, test, text.format("grid"), depth)
         if cell_rule and any(g.shape != o.shape for g, o in zip(train, self.outputs)):
             fitted = fit_object_crop(train, self.outputs, test)
+            for fitter in (fit_tile_transforms, fit_colour_blocks):
+                fitted = fitted or fitter(train, self.outputs, test)
             if fitted is None and depth == 0:  # numbers of the inputs themselves: a few ms, so once per task
                 fitted = fit_count(train, self.outputs, test)
             if fitted is not None:
