@@ -274,7 +274,7 @@ def combine(args: argparse.Namespace) -> None:
                 raise SystemExit(f"{f}: its {field_name} differs from {args.combine[0]}'s; shards must be runs of "
                                  "one command that differ only in --shard")
     configs = {n: config_from_dict(EvalConfig(), c) for n, c in first["configs"].items()}
-    dataset, _counts = load_challenges(configs["baseline"])
+    dataset, _counts = load_challenges(next(iter(configs.values())))
     solutions = dataset.solutions()
     ran = {t for p in parts for t in p["tasks"]}
     task_ids = [t for t in first.get("all_tasks", first["tasks"]) if t in ran]  # the unsharded order

@@ -180,6 +180,19 @@ def test_tuning_smoke_trains_once_per_ttt_setting_and_plots_the_trade(tmp_path):
     assert out.with_suffix(".png").stat().st_size > 0
 
 
+
+@pytest.mark.slow
+def test_tuning_runs_split_over_tasks_combine_into_one_table(tmp_path):
+    a, b, pooled = (tmp_path / f"{name}.json" for name in ("a", "b", "pooled"))
+    bench_ablation.main(["--smoke", "--preset", "tuning", "--seeds", "1", "--shard", "0/2", "--out", str(a)])
+    bench_ablation.main(["--smoke", "--preset", "tuning", "--seeds", "1", "--shard", "1/2", "--out", str(b)])
+    bench_ablation.main(["--combine", str(a), str(b), "--out", str(pooled)])
+    result = json.loads(pooled.read_text())
+    shards = [json.loads(p.read_text()) for p in (a, b)]
+    assert sorted(result["tasks"]) == sorted(shards[0]["tasks"] + shards[1]["tasks"])
+    assert result["study"] == "tuning" and list(result["summary"])[0] == "preset"
+    assert len(result["records"]) == len(result["tasks"])
+
 def test_selection_ranks_the_same_pool_every_way():
     def cand(value: int, generation: list[float], scoring: list[float], correct: bool) -> dict:
         return {"grid": [[value]], "generation_nlls": generation, "scoring_nlls": scoring, "correct": correct}
