@@ -1251,9 +1251,10 @@ def _blocks(grid: Grid, kr: int, kc: int) -> np.ndarray:
     return grid.reshape(h, kr, w, kc).transpose(0, 2, 1, 3).reshape(h * w, kr * kc)
 
 
-def _block_at(grid: Grid, size: tuple[int, int], i: int, j: int) -> Grid:
-    """Block (i, j) of a grid cut into blocks of ``size``."""
-    return grid[i * size[0]:(i + 1) * size[0], j * size[1]:(j + 1) * size[1]]
+def _joined(blocks: np.ndarray, rows: int, cols: int, kr: int, kc: int) -> Grid:
+    """The inverse of ``_blocks``: rows x cols blocks of kr x kc cells (one row each, reading order) as a grid."""
+    return np.ascontiguousarray(blocks.reshape(rows, cols, kr, kc).transpose(0, 2, 1, 3).reshape(rows * kr, cols * kc),
+                                dtype=np.uint8)
 
 
 def fit_tile_transforms(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
@@ -1264,24 +1265,24 @@ def fit_tile_transforms(train: Sequence[Grid], outputs: Sequence[Grid], test: Se
     if ratio is None or ratio[0] != "up":
         return None
     _, kr, kc = ratio
-    chosen: list[tuple[str, Callable[[Grid], Grid]]] = []
-    for i in range(kr):
-        for j in range(kc):
-            for name, move in _TILE_MOVES:
-                if all((m := move(g)).shape == g.shape
-                       and np.array_equal(_block_at(o, g.shape, i, j), m) for g, o in zip(train, outputs)):
-                    chosen.append((name, move))
-                    break
-            else:
-                return None
+    moved = [[move(g) for _, move in _TILE_MOVES] for g in train]  # each example's grid under every move
+    cut = [_blocks(o, *g.shape) for g, o in zip(train, outputs)]
+    chosen = []  # per block of the output, the first move that gives it on every example
+    for block in range(kr * kc):
+        fits = (k for k in range(len(_TILE_MOVES)) if all(
+            m[k].shape == g.shape and np.array_equal(c[block], m[k].ravel()) for g, m, c in zip(train, moved, cut)))
+        k = next(fits, None)
+        if k is None:
+            return None
+        chosen.append(k)
     made = []
     for g in test:
         _check_side(g.shape[0] * kr, g.shape[1] * kc)
-        blocks = [move(g) for _, move in chosen]
+        blocks = [_TILE_MOVES[k][1](g) for k in chosen]
         if any(b.shape != g.shape for b in blocks):
             return None
-        made.append(np.block([blocks[i * kc:(i + 1) * kc] for i in range(kr)]).astype(np.uint8))
-    names = [name for name, _ in chosen]
+        made.append(_joined(np.stack([b.ravel() for b in blocks]), kr, kc, *g.shape))
+    names = [_TILE_MOVES[k][0] for k in chosen]
     return f"tile_transforms({{}}, {kr}, {kc}, {names})", tuple(made)
 
 
@@ -1319,8 +1320,7 @@ def fit_colour_blocks(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequ
         _check_side(g.shape[0] * kr, g.shape[1] * kc)
         fixed = {c: (g.ravel() if b == "grid" else np.zeros(g.size, np.uint8)) if isinstance(b, str) else b
                  for c, b in table.items()}
-        cells = np.stack([fixed[c] for c in g.ravel().tolist()]).reshape(g.shape[0], g.shape[1], kr, kc)
-        made.append(np.ascontiguousarray(cells.transpose(0, 2, 1, 3).reshape(g.shape[0] * kr, g.shape[1] * kc)))
+        made.append(_joined(np.stack([fixed[c] for c in g.ravel().tolist()]), g.shape[0], g.shape[1], kr, kc))
     if squared:
         shown = {c: b for c, b in sorted(table.items()) if b == "grid"}
         return f"blocks_by_colour({{}}, 'the grid where', {sorted(shown)})", tuple(made)
