@@ -25,7 +25,8 @@ would cost run alone.
 
 Presets: "cpu" (50 tasks, 4 TTT steps, 2 views, 2 scoring views, 3 seeds: small enough for a
 2-core machine to get through, slowly) and "gpu" (all 400 tasks, 32 TTT steps, 8 views, 8 scoring views, 3 seeds);
-any flag given overrides the preset. --resume continues a killed run from its JSON file.
+"tuning" runs the SmolLM2 evaluation preset as it stands (run_evaluation_smollm.PRESET: its TTT steps, views
+and DFS threshold) beside variants that spend more time; any flag given overrides the preset. --resume continues a killed run from its JSON file.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ from training_code.evaluation import (
     test_time_train,
 )
 from training_code.formats import FormatParseError
+from training_code.inference_tools import DEFAULT_MIN_PROB
+from training_code.run_evaluation_smollm import PRESET as SMOLLM_PRESET
 from training_code.grids import ArcDataError, grid_to_list
 from training_code.metrics import summarize_runs
 from training_code.submission import build_submission, score_submission
@@ -59,11 +62,17 @@ from training_code.submission import build_submission, score_submission
 RESULTS = Path("benchmarks/results")
 
 PRESETS = {
-    "cpu": dict(tasks="50", seeds=3, ttt_steps=4, views=2, scoring_views=2, max_tokens=4096),
-    "gpu": dict(tasks="", seeds=3, ttt_steps=32, views=8, scoring_views=8, max_tokens=8192),
-    "smoke": dict(tasks="2", seeds=2, ttt_steps=2, views=2, scoring_views=2, max_tokens=1024),
-    # the SmolLM2 evaluation preset's settings (run_evaluation_smollm), varied one at a time by tuning_steps
-    "tuning": dict(tasks="50", seeds=1, ttt_steps=12, views=8, scoring_views=8, max_tokens=4096),
+    "cpu": dict(tasks="50", seeds=3, ttt_steps=4, views=2, scoring_views=2, max_tokens=4096,
+                min_prob=DEFAULT_MIN_PROB),
+    "gpu": dict(tasks="", seeds=3, ttt_steps=32, views=8, scoring_views=8, max_tokens=8192,
+                min_prob=DEFAULT_MIN_PROB),
+    "smoke": dict(tasks="2", seeds=2, ttt_steps=2, views=2, scoring_views=2, max_tokens=1024,
+                  min_prob=DEFAULT_MIN_PROB),
+    # the SmolLM2 evaluation preset's settings as they stand (run_evaluation_smollm.PRESET), varied one at a
+    # time by tuning_steps
+    "tuning": dict(tasks="50", seeds=1, ttt_steps=SMOLLM_PRESET.ttt.steps, views=SMOLLM_PRESET.decoding.views,
+                   scoring_views=SMOLLM_PRESET.scoring.views, max_tokens=SMOLLM_PRESET.max_tokens,
+                   min_prob=SMOLLM_PRESET.decoding.min_prob),
 }
 
 # Kaggle 2024's budget: 2 T4 GPUs for 12 hours over about 100 tasks = 14.4 T4-minutes per task.
@@ -300,7 +309,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--views", type=int, default=None, help="decoding views of the last two steps")
     parser.add_argument("--scoring-views", type=int, default=None)
     parser.add_argument("--max-tokens", type=int, default=None)
-    parser.add_argument("--min-prob", type=float, default=0.1, help="the DFS threshold of the +DFS step")
+    parser.add_argument("--min-prob", type=float, default=None,
+                        help="the DFS threshold of the +DFS step (tuning: of the preset row); default: the preset's")
     parser.add_argument("--challenges", default="input/arc-agi_evaluation_challenges.json")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--adapter", default="auto", help="'auto': models/smollm2-arc/adapter when present; '' none")

@@ -166,6 +166,16 @@ def test_tuning_varies_the_preset_one_setting_at_a_time():
     assert len(groups) == 2
 
 
+def test_tuning_study_starts_from_the_evaluation_preset_as_it_stands():
+    from training_code.run_evaluation_smollm import PRESET
+
+    args = bench_ablation.parse_args(["--preset", "tuning"])
+    assert (args.min_prob, args.ttt_steps, args.views, args.scoring_views, args.max_tokens) == (
+        PRESET.decoding.min_prob, PRESET.ttt.steps, PRESET.decoding.views, PRESET.scoring.views, PRESET.max_tokens)
+    assert bench_ablation.parse_args(["--preset", "cpu"]).min_prob == bench_ablation.DEFAULT_MIN_PROB
+    assert bench_ablation.parse_args(["--preset", "tuning", "--min-prob", "0.2"]).min_prob == 0.2
+
+
 @pytest.mark.slow
 def test_tuning_smoke_trains_once_per_ttt_setting_and_plots_the_trade(tmp_path):
     out = tmp_path / "tuning.json"
@@ -192,6 +202,7 @@ def test_tuning_runs_split_over_tasks_combine_into_one_table(tmp_path):
     assert sorted(result["tasks"]) == sorted(shards[0]["tasks"] + shards[1]["tasks"])
     assert result["study"] == "tuning" and list(result["summary"])[0] == "preset"
     assert len(result["records"]) == len(result["tasks"])
+
 
 def test_selection_ranks_the_same_pool_every_way():
     def cand(value: int, generation: list[float], scoring: list[float], correct: bool) -> dict:
