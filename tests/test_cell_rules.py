@@ -86,3 +86,83 @@ def test_a_rule_by_depth_paints_rectangles_ring_by_ring():
     text, made = fit_cell_rule(grids, [rings(g) for g in grids], [test])
     assert "'depth'" in text and np.array_equal(made[0], rings(test))
     assert (made[0] == 3).any()  # the test's larger rectangle has a third ring
+
+
+# Stamps: red cells ring themselves with blue, green cells put yellow above and below and turn grey
+STAMPS = {2: {(dr, dc): 1 for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0)},
+          3: {(-1, 0): 4, (1, 0): 4, (0, 0): 5}}
+
+
+def scattered(seed: int, colours=(2, 3, 8), shape=(9, 9)) -> np.ndarray:
+    """A few cells of ``colours`` on background, apart from one another and from the edge by 3 or more."""
+    rng = np.random.default_rng(seed)
+    grid = np.zeros(shape, np.uint8)
+    spots = [(r, c) for r in range(1, shape[0] - 1, 3) for c in range(1, shape[1] - 1, 3)]
+    for i in rng.permutation(len(spots))[:4]:
+        grid[spots[i]] = rng.choice(colours)
+    return grid
+
+
+def stamped(grid: np.ndarray) -> np.ndarray:
+    made = cell_rules.apply_stamps(grid, STAMPS)
+    assert made is not None
+    return made
+
+
+def stamp_examples(n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    grids = [scattered(seed) for seed in range(n)]
+    for colour in STAMPS:  # every stamped colour shows up
+        grids[0][1, 1] = colour
+        grids[1][4, 4] = colour
+    grids[0][7, 7] = 8
+    return grids, [stamped(g) for g in grids]
+
+
+def test_stamps_are_learned_from_the_examples_and_paint_a_new_arrangement():
+    grids, outputs = stamp_examples(4)
+    test = np.zeros((8, 11), np.uint8)
+    test[1, 1], test[5, 8], test[6, 2], test[3, 5] = 2, 3, 3, 8
+    text, made = cell_rules.fit_stamps(grids, outputs, [test])
+    assert text.startswith("stamp({}, {2: {(-1, -1): 1")
+    expected = test.copy()
+    expected[0:3, 0:3] = 1
+    expected[1, 1] = 2
+    expected[4, 8] = expected[6, 8] = expected[5, 2] = expected[7, 2] = 4
+    expected[5, 8] = expected[6, 2] = 5
+    assert np.array_equal(made[0], expected)
+
+
+def test_a_colour_that_only_sits_beside_a_pattern_learns_no_stamp_of_its_own():
+    grids, outputs = stamp_examples(3)
+    # one magenta cell, once, next to a red cell: every background cell near it is painted blue by the red
+    grids[2] = np.zeros((9, 9), np.uint8)
+    grids[2][4, 4], grids[2][3, 5] = 2, 6
+    outputs[2] = stamped(grids[2])
+    test = np.zeros((9, 9), np.uint8)
+    test[6, 6], test[1, 1] = 6, 3
+    text, made = cell_rules.fit_stamps(grids, outputs, [test])
+    assert "6:" not in text and np.array_equal(made[0], stamped(test))
+    assert (made[0][5:8, 5:8] == 0).sum() == 8  # the magenta cell paints nothing
+
+
+def test_stamps_refuse_clashes_unseen_colours_and_examples_they_do_not_explain():
+    grids, outputs = stamp_examples(4)
+    clash = np.zeros((5, 5), np.uint8)
+    clash[1, 2], clash[3, 2] = 2, 3  # the cell between them: blue from the red, yellow from the green
+    assert cell_rules.apply_stamps(clash, STAMPS) is None
+    assert cell_rules.fit_stamps(grids, outputs, [clash]) is None
+    unseen = np.zeros((5, 5), np.uint8)
+    unseen[2, 2] = 7
+    assert cell_rules.fit_stamps(grids, outputs, [unseen]) is None
+    broken = [o.copy() for o in outputs]
+    broken[1][4, 3] = 6  # one painted cell of one example breaks the pattern
+    assert cell_rules.fit_stamps(grids, broken, [grids[0]]) is None
+
+
+def test_the_search_solves_a_task_only_stamps_explain():
+    grids, outputs = stamp_examples(4)
+    test = scattered(11)
+    test[4, 4] = 3
+    result = search_task(list(zip(grids, outputs)), [test], SearchConfig(seconds=20, max_depth=1, cpu_time=True))
+    assert result.programs[0][0].startswith("stamp(grid, {2: ")
+    assert np.array_equal(result.candidates[0][0], stamped(test))

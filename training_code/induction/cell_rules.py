@@ -155,3 +155,117 @@ def fit_cell_rule(grids: Sequence[Grid], outputs: Sequence[Grid], tests: Sequenc
             continue
         return f"cell_rule({{}}, {view!r}, <{len(table[0])} views>)", tuple(made)
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Stamps: each cell of a colour paints a fixed pattern on the background around it
+
+STAMP_RADII = (1, 2)  # 3x3, then 5x5 patterns; wider ones fitted chance coincidences on ARC-AGI-1 training
+Stamps = dict[int, dict[tuple[int, int], int]]  # colour -> {(row offset, column offset): colour painted}
+
+
+def _sources(grid: Grid, dr: int, dc: int, radius: int) -> np.ndarray:
+    """For each cell, the colour of the cell at (-dr, -dc) from it: the cell whose stamp would paint it
+    at offset (dr, dc); -1 beyond the edge."""
+    h, w = grid.shape
+    padded = np.pad(grid.astype(np.int64), radius, constant_values=-1)
+    return padded[radius - dr:radius - dr + h, radius - dc:radius - dc + w]
+
+
+def _recolours_uniformly(grids: Sequence[Grid], outputs: Sequence[Grid]) -> bool:
+    """True when every non-background input cell of one colour has one output colour in all examples,
+    and some background cell changes: what stamps can do (a quick test before learning any)."""
+    pairs = np.unique(np.concatenate([(g.astype(np.int64) * 16 + o)[g != 0] for g, o in zip(grids, outputs)]))
+    if np.any(pairs[1:] // 16 == pairs[:-1] // 16):
+        return False
+    return any(np.any((g == 0) & (o != 0)) for g, o in zip(grids, outputs))
+
+
+def learn_stamps(grids: Sequence[Grid], outputs: Sequence[Grid], radius: int) -> Stamps:
+    """Per colour and offset, the one colour every background cell at that offset from a cell of that
+    colour turns to, when that is one colour and not background; offset (0, 0) is the cell's own new colour."""
+    stamps: Stamps = {}
+    for dr in range(-radius, radius + 1):
+        for dc in range(-radius, radius + 1):
+            centre = (dr, dc) == (0, 0)
+            votes = []
+            for g, o in zip(grids, outputs):
+                source = _sources(g, dr, dc, radius)
+                cells = (source > 0) if centre else (source > 0) & (g == 0)
+                votes.append(source[cells] * 16 + o[cells])
+            pairs = np.unique(np.concatenate(votes))
+            colours, painted = pairs // 16, pairs % 16
+            single = np.ones(len(pairs), dtype=bool)
+            single[1:] &= colours[1:] != colours[:-1]
+            single[:-1] &= colours[:-1] != colours[1:]
+            for c, v in zip(colours[single].tolist(), painted[single].tolist()):
+                if v != (c if centre else 0):
+                    stamps.setdefault(c, {})[(dr, dc)] = v
+    return stamps
+
+
+def apply_stamps(grid: Grid, stamps: Stamps) -> Grid | None:
+    """Every cell of a stamped colour paints its pattern on the background cells around it, then takes its
+    own new colour; None when two patterns paint one cell two colours (no rule says which wins)."""
+    radius = max((max(abs(dr), abs(dc)) for paint in stamps.values() for dr, dc in paint), default=0)
+    painted = np.full(grid.shape, -1, dtype=np.int64)
+    for c, paint in stamps.items():
+        for (dr, dc), v in paint.items():
+            if (dr, dc) == (0, 0):
+                continue
+            cells = (_sources(grid, dr, dc, radius) == c) & (grid == 0)
+            if np.any(cells & (painted >= 0) & (painted != v)):
+                return None
+            painted[cells] = v
+    out = np.where(painted >= 0, painted, grid)
+    for c, paint in stamps.items():
+        if (0, 0) in paint:
+            out[grid == c] = paint[(0, 0)]
+    return out.astype(np.uint8)
+
+
+def _reproduces(grids: Sequence[Grid], outputs: Sequence[Grid], stamps: Stamps) -> bool:
+    for g, o in zip(grids, outputs):
+        made = apply_stamps(g, stamps)
+        if made is None or not np.array_equal(made, o):
+            return False
+    return True
+
+
+def _pruned(grids: Sequence[Grid], outputs: Sequence[Grid], stamps: Stamps) -> Stamps:
+    """The stamps without the colours the examples do without, the rarest colour tried first: a colour
+    seen once beside another colour's pattern otherwise learns a piece of that pattern as its own. Whole
+    colours only: an offset that the examples happen not to need may be one a test input needs."""
+    counts = np.bincount(np.concatenate([g.ravel() for g in grids]), minlength=16)
+    for c in sorted(stamps, key=lambda k: (counts[k], k)):
+        trial = {k: p for k, p in stamps.items() if k != c}
+        if trial and _reproduces(grids, outputs, trial):
+            stamps = trial
+    return stamps
+
+
+def stamps_text(stamps: Stamps) -> str:
+    return "{" + ", ".join(f"{c}: {dict(sorted(p.items()))}" for c, p in sorted(stamps.items())) + "}"
+
+
+def fit_stamps(grids: Sequence[Grid], outputs: Sequence[Grid], tests: Sequence[Grid]
+               ) -> tuple[str, tuple[Grid, ...]] | None:
+    """Stamps (the smallest radius first) that turn every grid into its output, and the test grids they
+    make: ``stamp({}, {colour: {offset: colour}})``; None when none fits or a test input holds a colour
+    no example input does (stamps drawn in one colour are often meant for any: 3 of the 3 wrong answers
+    on ARC-AGI-1 training came from guessing that a new colour paints nothing)."""
+    if any(g.shape != o.shape for g, o in zip(grids, outputs)) or not _recolours_uniformly(grids, outputs):
+        return None
+    seen = np.unique(np.concatenate([g.ravel() for g in grids]))
+    if any(np.setdiff1d(t, seen).size for t in tests):
+        return None
+    for radius in STAMP_RADII:
+        stamps = learn_stamps(grids, outputs, radius)
+        if not stamps or not _reproduces(grids, outputs, stamps):
+            continue
+        stamps = _pruned(grids, outputs, stamps)
+        made = tuple(apply_stamps(t, stamps) for t in tests)
+        if any(m is None for m in made):
+            return None
+        return f"stamp({{}}, {stamps_text(stamps)})", made
+    return None

@@ -18,7 +18,7 @@ At each state the *fitters* ask whether a last move reproduces every training ou
   through a colour map;
 - on states up to ``cell_rule_depth`` (the inputs and one step from them), moves learned from the pairs
   themselves: a local cell rule (``cell_rules``: each output cell from what its cell sees around it),
-  the one object of each grid that a number picks (the largest, smallest or only value of its size,
+  stamps (each cell of a colour paints a fixed pattern on the background around it), the one object of each grid that a number picks (the largest, smallest or only value of its size,
   height, symmetry, colours...) cropped out, copies of the grid each turned its own way in the blocks of
   the output, or each cell blown up to a block its colour decides;
 - on the inputs alone, an output drawn from a number of its grid (objects, colours, cells): a row, a
@@ -55,7 +55,7 @@ import numpy as np
 
 from ..grids import MAX_SIDE, NUM_COLOURS
 from . import dsl
-from .cell_rules import fit_cell_rule
+from .cell_rules import fit_cell_rule, fit_stamps
 from .dsl import label
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 4
+SEARCH_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -1571,7 +1571,7 @@ class _Search:
         if mapping is None:
             fitted = fit_object_colours(train, self.outputs, test)
             if fitted is None and cell_rule:
-                fitted = fit_cell_rule(train, self.outputs, test)
+                fitted = fit_cell_rule(train, self.outputs, test) or fit_stamps(train, self.outputs, test)
             if fitted is not None:
                 self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
             return
