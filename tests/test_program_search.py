@@ -543,3 +543,38 @@ def test_the_plan_of_rectangles_ignores_the_specks_around_them():
     assert program_search.block_layout(grid).tolist() == [[3, 4], [6, 7]]
     with pytest.raises(ValueError):
         program_search.block_layout(np.zeros((5, 5), np.uint8))
+
+
+def test_the_part_a_number_picks_is_cut_out():
+    # three 3x3 parts stacked: two mirror-symmetric left to right, one not; the output is the odd one
+    rng = np.random.default_rng(4)
+    pattern = np.array([[0, 1, 0], [2, 2, 2], [1, 3, 1]])  # left-right symmetric only
+
+    def symmetric() -> np.ndarray:
+        return rng.permutation(np.arange(1, 10))[pattern].astype(np.uint8)
+
+    def lopsided() -> np.ndarray:
+        part = symmetric()
+        part[1, 0] = part[0, 0]  # left and right columns differ in the middle row: no symmetry at all
+        return part
+
+    def example(where: int):
+        parts = [symmetric(), symmetric(), symmetric()]
+        parts[where] = lopsided()
+        return np.vstack(parts), parts[where]
+
+    examples = [example(w) for w in (0, 2, 1, 0)]
+    train, test = examples[:3], examples[3]
+    fitted = program_search.fit_part_pick([g for g, _ in train], [o for _, o in train], [test[0]])
+    assert fitted is not None and fitted[0] == "pick_part(parts_equal({}, 3, 1), 'symmetric', 'min')"
+    assert np.array_equal(fitted[1][0], test[1])
+    right, result = solves(train, test, SearchConfig(seconds=30, max_depth=1, cpu_time=True))
+    assert right and result.programs[0][0] == "pick_part(parts_equal(grid, 3, 1), 'symmetric', 'min')"
+    # a test grid where no part is lopsided: no part is picked
+    tie = np.vstack([symmetric(), symmetric(), symmetric()])
+    assert program_search.fit_part_pick([g for g, _ in train], [o for _, o in train], [tie]) is None
+    # an output that is no part of its grid: no rule
+    outputs = [o for _, o in train]
+    outputs[1] = outputs[1].copy()
+    outputs[1][0, 0] = 0  # every part is coloured all over
+    assert program_search.fit_part_pick([g for g, _ in train], outputs, [test[0]]) is None

@@ -19,8 +19,9 @@ At each state the *fitters* ask whether a last move reproduces every training ou
 - on states up to ``cell_rule_depth`` (the inputs and one step from them), moves learned from the pairs
   themselves: a local cell rule (``cell_rules``: each output cell from what its cell sees around it),
   stamps (each cell of a colour paints a fixed pattern on the background around it), the one object of each grid that a number picks (the largest, smallest or only value of its size,
-  height, symmetry, colours...) cropped out, copies of the grid each turned its own way in the blocks of
-  the output, or each cell blown up to a block its colour decides;
+  height, symmetry, colours...) cropped out, the one part of a grid cut by lines or into equal parts that
+  a number picks, copies of the grid each turned its own way in the blocks of the output, or each cell
+  blown up to a block its colour decides;
 - on the inputs alone, an output drawn from a number of its grid (objects, colours, cells): a row, a
   column or a diagonal that long, that many cells in reading order, or a table from number to output.
 
@@ -1239,6 +1240,67 @@ def fit_object_crop(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequen
     return None
 
 
+def _part_features(part: Grid) -> dict[str, int]:
+    """Numbers a part may be picked by: the most, the fewest, or the only one with its value."""
+    coloured = part[part != 0]
+    counts = np.bincount(coloured, minlength=NUM_COLOURS + 1)
+    present = counts[counts > 0]
+    square = part.shape[0] == part.shape[1]
+    symmetric = (int(np.array_equal(part, part[:, ::-1])) + 2 * int(np.array_equal(part, part[::-1]))
+                 + 4 * int(square and np.array_equal(part, part.T)))
+    return {"cells": int(coloured.size), "colours": int(present.size), "symmetric": symmetric,
+            "minority": int(present.min()) if present.size > 1 else 0,
+            "colour": int(np.argmax(counts)) if coloured.size else 0}
+
+
+def _part_layout(grid: Grid, output: Grid) -> tuple[int, int] | None:
+    """Parts down and across when the grid is a table of parts the size of the output (one-cell separators
+    allowed), at least two of them."""
+    counts = []
+    for side, part in zip(grid.shape, output.shape):
+        fits = [n for n in (side // part, (side + 1) // (part + 1)) if n >= 1 and (n * part == side or
+                                                                               n * part + n - 1 == side)]
+        if not fits:
+            return None
+        counts.append(fits[0])
+    return (counts[0], counts[1]) if counts[0] * counts[1] >= 2 else None
+
+
+def fit_part_pick(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
+                  ) -> tuple[str, tuple[Grid, ...]] | None:
+    """Each output is one part of its grid (the blocks between separator lines, or equal parts laid out as
+    the first example's): a rule that picks that part on every example by one of its numbers (the largest,
+    the smallest, the only one of its value), its text and the parts it picks in the test grids, or None."""
+    cuts: list[tuple[str, Callable[[Grid], list[Grid]]]] = [("parts_by_lines({})", parts_by_lines)]
+    layout = _part_layout(train[0], outputs[0])
+    if layout is not None:
+        cuts.append((f"parts_equal({{}}, {layout[0]}, {layout[1]})",
+                     lambda g, a=layout[0], b=layout[1]: parts_equal(g, a, b)))
+    for text, cut in cuts:
+        try:
+            cut_train = [cut(g) for g in train]
+            cut_test = [cut(g) for g in test]
+        except ValueError:
+            continue
+        examples = []
+        for parts, out in zip(cut_train, outputs):
+            right = {i for i, p in enumerate(parts) if p.shape == out.shape and np.array_equal(p, out)}
+            if not right:
+                break
+            examples.append(([_part_features(p) for p in parts], right))
+        else:
+            features = [[_part_features(p) for p in parts] for parts in cut_test]
+            for feature in examples[0][0][0]:
+                for which in ("max", "min", "unique"):
+                    if all(_pick([f[feature] for f in feats], which) in right for feats, right in examples):
+                        picks = [_pick([f[feature] for f in feats], which) for feats in features]
+                        if any(p is None for p in picks):
+                            continue
+                        return (f"pick_part({text}, {feature!r}, {which!r})",
+                                tuple(parts[p].copy() for parts, p in zip(cut_test, picks)))
+    return None
+
+
 _TILE_MOVES: tuple[tuple[str, Callable[[Grid], Grid]], ...] = (
     ("grid", lambda g: g), ("flip_h", dsl.flip_h), ("flip_v", dsl.flip_v), ("rotate2", lambda g: dsl.rotate(g, 2)),
     ("transpose", dsl.transpose), ("anti_transpose", dsl.anti_transpose), ("rotate1", lambda g: dsl.rotate(g, 1)),
@@ -1560,7 +1622,7 @@ class _Search:
         self.layers.offer(train, test, text.format("grid"), depth)
         if cell_rule and any(g.shape != o.shape for g, o in zip(train, self.outputs)):
             fitted = fit_object_crop(train, self.outputs, test)
-            for fitter in (fit_tile_transforms, fit_colour_blocks):
+            for fitter in (fit_tile_transforms, fit_colour_blocks, fit_part_pick):
                 fitted = fitted or fitter(train, self.outputs, test)
             if fitted is None and depth == 0:  # numbers of the inputs themselves: a few ms, so once per task
                 fitted = fit_count(train, self.outputs, test)
