@@ -26,7 +26,8 @@ would cost run alone.
 Presets: "cpu" (50 tasks, 4 TTT steps, 2 views, 2 scoring views, 3 seeds: small enough for a
 2-core machine to get through, slowly) and "gpu" (all 400 tasks, 32 TTT steps, 8 views, 8 scoring views, 3 seeds);
 "tuning" runs the SmolLM2 evaluation preset as it stands (run_evaluation_smollm.PRESET: its TTT steps, views
-and DFS threshold) beside variants that spend more time; any flag given overrides the preset. --resume continues a killed run from its JSON file.
+and DFS threshold) beside variants that spend more time; any flag given overrides the preset. --resume
+continues a killed run from its JSON file.
 """
 
 from __future__ import annotations
@@ -53,10 +54,10 @@ from training_code.evaluation import (
     test_time_train,
 )
 from training_code.formats import FormatParseError
-from training_code.inference_tools import DEFAULT_MIN_PROB
-from training_code.run_evaluation_smollm import PRESET as SMOLLM_PRESET
 from training_code.grids import ArcDataError, grid_to_list
+from training_code.inference_tools import DEFAULT_MIN_PROB
 from training_code.metrics import summarize_runs
+from training_code.run_evaluation_smollm import PRESET as SMOLLM_PRESET
 from training_code.submission import build_submission, score_submission
 
 RESULTS = Path("benchmarks/results")

@@ -18,8 +18,9 @@ At each state the *fitters* ask whether a last move reproduces every training ou
   through a colour map;
 - on states up to ``cell_rule_depth`` (the inputs and one step from them), moves learned from the pairs
   themselves: a local cell rule (``cell_rules``: each output cell from what its cell sees around it),
-  stamps (each cell of a colour paints a fixed pattern on the background around it), the one object of each grid that a number picks (the largest, smallest or only value of its size,
-  height, symmetry, colours...) cropped out, the one part of a grid cut by lines or into equal parts that
+  stamps (each cell of a colour paints a fixed pattern on the background around it), the one object of
+  each grid that a number picks (the largest, smallest or only value of its size, height, symmetry,
+  colours...) cropped out, the one part of a grid cut by lines or into equal parts that
   a number picks, copies of the grid each turned its own way in the blocks of the output, or each cell
   blown up to a block its colour decides;
 - on the inputs alone, an output drawn from a number of its grid (objects, colours, cells): a row, a
