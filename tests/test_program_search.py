@@ -578,3 +578,31 @@ def test_the_part_a_number_picks_is_cut_out():
     outputs[1] = outputs[1].copy()
     outputs[1][0, 0] = 0  # every part is coloured all over
     assert program_search.fit_part_pick([g for g, _ in train], outputs, [test[0]]) is None
+
+
+def test_objects_of_one_colour_and_shape_paint_the_stamp_the_examples_show():
+    # each grey 2x2 square gets four coloured corners; a lone grey cell gets nothing and turns red
+    def draw(squares, cells, shape=(10, 10)):
+        grid = np.zeros(shape, np.uint8)
+        out = grid.copy()
+        for r, c in squares:
+            grid[r:r + 2, c:c + 2] = out[r:r + 2, c:c + 2] = 5
+            out[r - 1, c - 1], out[r - 1, c + 2], out[r + 2, c - 1], out[r + 2, c + 2] = 1, 2, 3, 4
+        for r, c in cells:
+            grid[r, c], out[r, c] = 5, 2
+        return grid, out
+
+    examples = [draw([(1, 1), (5, 5)], [(8, 1)]), draw([(2, 6)], [(7, 2), (1, 1)]), draw([(6, 1), (2, 4)], [])]
+    test_grid, test_out = draw([(1, 6), (5, 2)], [(8, 8)])
+    train = [g for g, _ in examples]
+    fitted = program_search.fit_object_stamps(train, [o for _, o in examples], [test_grid])
+    assert fitted is not None and fitted[0] == "stamp_objects({}, 1, <2 stamps>)"
+    assert np.array_equal(fitted[1][0], test_out)
+    right, result = solves(examples, (test_grid, test_out), SearchConfig(seconds=30, max_depth=1, cpu_time=True))
+    assert right and result.programs[0][0] == "stamp_objects(grid, 1, <2 stamps>)"
+    # a shape no example shows, and two stamps painting one cell two colours: no answer
+    unseen = test_grid.copy()
+    unseen[8, 0:3] = 5
+    assert program_search.fit_object_stamps(train, [o for _, o in examples], [unseen]) is None
+    clash, _ = draw([(1, 1), (1, 4)], [])  # corner 2 of the first is corner 1 of the second
+    assert program_search.fit_object_stamps(train, [o for _, o in examples], [clash]) is None

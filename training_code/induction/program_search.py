@@ -18,7 +18,8 @@ At each state the *fitters* ask whether a last move reproduces every training ou
   through a colour map;
 - on states up to ``cell_rule_depth`` (the inputs and one step from them), moves learned from the pairs
   themselves: a local cell rule (``cell_rules``: each output cell from what its cell sees around it),
-  stamps (each cell of a colour paints a fixed pattern on the background around it), the one object of
+  stamps (each cell of a colour, or on the inputs each object of one colour and shape, paints a fixed
+  pattern on the background around it), the one object of
   each grid that a number picks (the largest, smallest or only value of its size, height, symmetry,
   colours...) cropped out, the one part of a grid cut by lines or into equal parts that
   a number picks, copies of the grid each turned its own way in the blocks of the output, or each cell
@@ -1101,6 +1102,114 @@ def fit_object_colours(train: Sequence[Grid], outputs: Sequence[Grid], test: Seq
     return None
 
 
+OUTSIDE = -1  # a stamp's cell beyond the grid's edge, or on another object: nothing is painted there
+OWN = 16  # a stamp's code for a cell of the object itself, plus its new colour
+
+
+def _object_key(grid: Grid, obj: Shape) -> tuple:
+    """An object's colour and exact shape: the objects that share a stamp."""
+    box = obj.mask[obj.top:obj.bottom, obj.left:obj.right]
+    return int(grid[obj.top, obj.left:obj.right][box[0]][0]), box.shape, box.tobytes()
+
+
+def _stamp_windows(grid: Grid, output: Grid | None, radius: int) -> list[tuple[tuple, Shape, np.ndarray]]:
+    """Each object with its key and the window of its box grown by ``radius``: per cell the output colour
+    of a background cell, ``OWN`` plus it for the object's own cells, ``OUTSIDE`` elsewhere (``output``
+    None: the codes say only where painting is allowed)."""
+    objs = shapes(grid, 8, False)
+    if len(objs) > MAX_MOVING:
+        raise ValueError("too many objects")
+    h, w = grid.shape
+    out = grid if output is None else output
+    padded_grid = np.pad(grid.astype(np.int16), radius, constant_values=OUTSIDE)
+    padded_out = np.pad(out.astype(np.int16), radius, constant_values=OUTSIDE)
+    windows = []
+    for obj in objs:
+        rows = slice(obj.top, obj.bottom + 2 * radius)
+        cols = slice(obj.left, obj.right + 2 * radius)
+        own = np.pad(obj.mask, radius)[rows, cols]
+        g, o = padded_grid[rows, cols], padded_out[rows, cols]
+        windows.append((_object_key(grid, obj), obj, np.where(own, OWN + o, np.where(g == 0, o, OUTSIDE))))
+    return windows
+
+
+def learn_object_stamps(train: Sequence[Grid], outputs: Sequence[Grid], radius: int) -> dict[tuple, np.ndarray]:
+    """Per object key, the window every object of that key paints: a colour where all its objects' windows
+    agree (``OWN`` plus a colour: its own cells take it), ``OUTSIDE`` where they do not or show background."""
+    seen: dict[tuple, list[np.ndarray]] = {}
+    for g, o in zip(train, outputs):
+        for key, _, window in _stamp_windows(g, o, radius):
+            seen.setdefault(key, []).append(window)
+    stamps = {}
+    for key, windows in seen.items():
+        stack = np.stack(windows)
+        known = stack != OUTSIDE
+        low = np.where(known, stack, 99).min(axis=0)
+        high = np.where(known, stack, -99).max(axis=0)
+        agreed = known.any(axis=0) & (low == high)
+        stamps[key] = np.where(agreed & (low != 0), low, OUTSIDE)
+    return stamps
+
+
+def apply_object_stamps(grid: Grid, stamps: dict[tuple, np.ndarray], radius: int) -> Grid | None:
+    """Each object paints its key's stamp around itself; None when an object's key has no stamp or two
+    stamps paint one cell two colours."""
+    h, w = grid.shape
+    painted = np.full((h + 2 * radius, w + 2 * radius), OUTSIDE, dtype=np.int16)
+    for key, obj, window in _stamp_windows(grid, None, radius):
+        stamp = stamps.get(key)
+        if stamp is None:
+            return None
+        colours = np.where(stamp >= OWN, stamp - OWN, stamp)
+        paint = (stamp != OUTSIDE) & (window != OUTSIDE)
+        rows = slice(obj.top, obj.bottom + 2 * radius)
+        cols = slice(obj.left, obj.right + 2 * radius)
+        region = painted[rows, cols]
+        if np.any(paint & (region != OUTSIDE) & (region != colours)):
+            return None
+        region[paint] = colours[paint]
+    painted = painted[radius:radius + h, radius:radius + w]
+    return np.where(painted != OUTSIDE, painted, grid).astype(np.uint8)
+
+
+def _near_objects(grid: Grid, cells: np.ndarray, radius: int) -> bool:
+    """True when every cell of the mask ``cells`` lies within ``radius`` (rows and columns) of a cell
+    that is not background."""
+    near = grid != 0
+    for axis in (0, 1):
+        grown = near.copy()
+        for shift in range(1, radius + 1):
+            ahead = [slice(None)] * 2
+            behind = [slice(None)] * 2
+            ahead[axis], behind[axis] = slice(shift, None), slice(None, -shift)
+            grown[tuple(ahead)] |= near[tuple(behind)]
+            grown[tuple(behind)] |= near[tuple(ahead)]
+        near = grown
+    return not np.any(cells & ~near)
+
+
+def fit_object_stamps(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
+                      ) -> tuple[str, tuple[Grid, ...]] | None:
+    """Stamps by object: every object of one colour and shape paints one pattern around itself (and may
+    recolour itself), learned from the examples (radius 1, then 2); its text and the test grids, or None
+    when no radius fits or a test object's colour and shape no example shows."""
+    if any(g.shape != o.shape or not _near_objects(g, o != g, 2) for g, o in zip(train, outputs)):
+        return None
+    for radius in (1, 2):
+        try:
+            stamps = learn_object_stamps(train, outputs, radius)
+            made = [apply_object_stamps(g, stamps, radius) for g in train]
+            if not all(m is not None and np.array_equal(m, o) for m, o in zip(made, outputs)):
+                continue
+            tests = tuple(apply_object_stamps(g, stamps, radius) for g in test)
+        except ValueError:
+            return None
+        if any(t is None for t in tests):
+            return None
+        return f"stamp_objects({{}}, {radius}, <{len(stamps)} stamps>)", tests
+    return None
+
+
 def _crop_features(grid: Grid, obj: Shape) -> dict[str, int]:
     """Numbers an object may be picked by: the most, the fewest, or the only one with its value."""
     box = obj.mask[obj.top:obj.bottom, obj.left:obj.right]
@@ -1635,6 +1744,8 @@ class _Search:
             fitted = fit_object_colours(train, self.outputs, test)
             if fitted is None and cell_rule:
                 fitted = fit_cell_rule(train, self.outputs, test) or fit_stamps(train, self.outputs, test)
+            if fitted is None and cell_rule and depth == 0:  # the inputs only: after a step, chance fits
+                fitted = fit_object_stamps(train, self.outputs, test)
             if fitted is not None:
                 self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
             return
