@@ -303,8 +303,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="cpu, gpu: the ablation's steps at two sizes; tuning: the SmolLM2 evaluation preset and "
                              "variants that spend more time (lower DFS threshold, more scoring views, more TTT)")
     parser.add_argument("--smoke", action="store_true", help="tiny random model and the 'smoke' preset")
-    parser.add_argument("--tasks", default=None, help="a count N (the N shortest renderings), ids joined by "
-                                                      "commas, or '' for all; default: the preset's")
+    parser.add_argument("--tasks", default=None, help="a count N (the N shortest renderings), every:K (every K-th "
+                                                      "task by id), ids joined by commas, or '' for all; default: "
+                                                      "the preset's")
     parser.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1; default: the preset's")
     parser.add_argument("--ttt-steps", type=int, default=None)
     parser.add_argument("--views", type=int, default=None, help="decoding views of the last two steps")

@@ -98,6 +98,8 @@ def test_an_evaluation_refuses_task_ids_its_challenges_do_not_hold(challenges, c
     message = refused(run_evaluation_smollm.run, ["--challenges", str(challenges.with_name("gone.json")),
                                                   "--tasks", "aaa"], capsys)
     assert_names(message, "--challenges", "gone.json")
+    message = refused(run_evaluation_smollm.run, ["--challenges", str(challenges), "--tasks", "every:x"], capsys)
+    assert_names(message, "--tasks", "every:x", "every:4")
 
 
 def test_help_lists_the_choices_of_every_enumerated_option(capsys):

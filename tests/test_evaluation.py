@@ -133,8 +133,12 @@ def test_task_selection_by_ids_count_or_all(tmp_path):
     assert select_tasks(ds, "", FMT) == ["aaa", "bbb", "ccc", "ddd"]
     assert select_tasks(ds, "ccc,aaa", FMT) == ["ccc", "aaa"]
     assert "ddd" not in select_tasks(ds, "3", FMT)  # the longest rendering is left out
+    assert select_tasks(ds, "every:2", FMT) == ["aaa", "ccc"]  # every second task by id, from the first
+    assert select_tasks(ds, "every:3", FMT) == ["aaa", "ddd"]
     with pytest.raises(ValueError, match="zzz"):
         select_tasks(ds, "aaa,zzz", FMT)
+    with pytest.raises(ValueError, match="every:K"):
+        select_tasks(ds, "every:0", FMT)
 
 
 def test_dfs_with_test_time_training_runs_through_the_pipeline(tmp_path):

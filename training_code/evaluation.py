@@ -116,7 +116,8 @@ class EvalConfig:
 
     files: RunFiles = field(default_factory=lambda: RunFiles(output="output/smollm2"), metadata={"flags": ""})
     tasks: str = field(default="", metadata={
-        "help": "task ids joined by commas, or a count N: the N tasks with the shortest rendering; '' for all"})
+        "help": "task ids joined by commas; a count N: the N tasks with the shortest rendering; every:K: every K-th "
+                "task in id order, from the first (a sample that does not favour short tasks); '' for all"})
     model: str = field(default="smollm2-135m", metadata={"help": "bundled model name or a local model path"})
     adapter: str = field(default="", metadata={"help": "a LoRA adapter to apply (and merge) before anything else"})
     format: str = field(default="architects", metadata={
@@ -154,14 +155,31 @@ def stable_seed(*parts: Any) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
+EVERY = "every:"  # --tasks every:K, every K-th task in id order
+
+
+def _every(spec: str) -> int | None:
+    """K of ``every:K`` (an OptionError naming --tasks unless K is a whole number of at least 1); None when
+    the spec is of another kind."""
+    if not spec.startswith(EVERY):
+        return None
+    k = spec[len(EVERY):]
+    if not k.isdigit() or int(k) < 1:
+        raise OptionError("--tasks", f"{spec!r}: every:K needs a whole number K of at least 1, e.g. every:4")
+    return int(k)
+
+
 def select_tasks(dataset: ArcDataset, spec: str, fmt) -> list[str]:
-    """Task ids from ``--tasks``: ids joined by commas, a count N (the N shortest renderings, ties by id)
-    or '' for all, in id order."""
+    """Task ids from ``--tasks``: ids joined by commas, a count N (the N shortest renderings, ties by id),
+    every:K (every K-th task in id order: the 1st, the K+1-th, ...) or '' for all, in id order."""
     spec = spec.strip()
     if not spec:
         return sorted(dataset.tasks)
     if spec.isdigit():
         return sorted(dataset.shortest_first(fmt)[: int(spec)])
+    k = _every(spec)
+    if k is not None:
+        return sorted(dataset.tasks)[::k]
     ids = [t.strip() for t in spec.split(",") if t.strip()]
     known = set(dataset.tasks) | {e.task_id for e in dataset.skipped}  # a task that failed to load falls back
     unknown = [t for t in ids if t not in known]
@@ -189,7 +207,7 @@ def check_task_spec(spec: str, challenges: str | Path) -> None:
     """OptionError unless ``--tasks`` is '' (all), a count, or ids joined by commas that the
     challenges file holds; the message names the unknown ids and some valid ones."""
     spec = spec.strip()
-    if not spec or spec.isdigit():
+    if not spec or spec.isdigit() or _every(spec) is not None:
         return
     known = task_ids_in(challenges)
     ids = [t.strip() for t in spec.split(",") if t.strip()]
@@ -197,7 +215,8 @@ def check_task_spec(spec: str, challenges: str | Path) -> None:
     if unknown or not ids:
         examples = ", ".join(sorted(known)[:5]) + (", ..." if len(known) > 5 else "")
         raise OptionError("--tasks", f"invalid task ids {', '.join(unknown) or repr(spec)}: not in {challenges} "
-                                     f"(a count N, or ids of its {len(known)} tasks joined by commas: {examples})")
+                                     f"(a count N, every:K, or ids of its {len(known)} tasks joined by commas: "
+                                     f"{examples})")
 
 
 def check_options(config: EvalConfig) -> None:
