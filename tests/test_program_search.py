@@ -4,6 +4,7 @@ no program fits gives no candidates, and the same budget gives the same result."
 from __future__ import annotations
 
 import time
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -606,3 +607,25 @@ def test_objects_of_one_colour_and_shape_paint_the_stamp_the_examples_show():
     assert program_search.fit_object_stamps(train, [o for _, o in examples], [unseen]) is None
     clash, _ = draw([(1, 1), (1, 4)], [])  # corner 2 of the first is corner 1 of the second
     assert program_search.fit_object_stamps(train, [o for _, o in examples], [clash]) is None
+
+
+def test_a_pattern_is_continued_to_the_output_size_not_tiled():
+    band = np.array([[2, 3, 3, 2, 3, 3, 2]], np.uint8)  # period 3 in a grid of width 7
+    assert program_search.extend_periodic(band, 1, 14).tolist() == [[2, 3, 3] * 4 + [2, 3]]
+    assert program_search.extend_periodic(band, 1, 2, scaled=True).shape == (1, 14)
+    with pytest.raises(ValueError, match="no whole size"):
+        program_search.extend_periodic(band, 1, Fraction(3, 2), scaled=True)  # 10.5 columns
+
+    def grow(g):  # rows continued to one and a half times the height, then blue made red
+        out = program_search.extend_periodic(g, Fraction(3, 2), 1, scaled=True)
+        return np.where(out == 1, 2, out).astype(np.uint8)
+
+    rng = np.random.default_rng(2)
+    grids = []
+    for period in (2, 3, 2, 4):
+        unit = rng.integers(0, 2, size=(period, 3)).astype(np.uint8)
+        unit[0, 0] = 1
+        grids.append(np.vstack([unit] * 3)[: 2 * period + 2])  # not a whole number of periods
+    examples = [(g, grow(g)) for g in grids]
+    right, result = solves(examples[:3], examples[3], SearchConfig(seconds=30, max_depth=1, cpu_time=True))
+    assert right and result.programs[0][0] == "recolour(extend_periodic(grid, 3/2, 1, scaled=True), {1: 2})"

@@ -13,9 +13,9 @@ At each state the *fitters* ask whether a last move reproduces every training ou
   turns the state into the outputs; steps that paint "a new colour" paint ``NEW`` (10), and the map
   says which colour that is, so one step serves every colour;
 - a *shape step* built for this state's sizes (upscale or tile by the ratio of output to state sizes,
-  mirrored tilings, downscaling, splitting into parts the size of the output and combining them with
-  and/or/xor/overlay, the plan of the grid's rectangles, a 1x1 colour) gives the outputs, directly or
-  through a colour map;
+  the pattern continued to the output's size, mirrored tilings, downscaling, splitting into parts the
+  size of the output and combining them with and/or/xor/overlay, the plan of the grid's rectangles, a
+  1x1 colour) gives the outputs, directly or through a colour map;
 - on states up to ``cell_rule_depth`` (the inputs and one step from them), moves learned from the pairs
   themselves: a local cell rule (``cell_rules``: each output cell from what its cell sees around it),
   stamps (each cell of a colour, or on the inputs each object of one colour and shape, paints a fixed
@@ -53,6 +53,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
@@ -754,6 +755,26 @@ def combine(parts: list[Grid], how: str) -> Grid:
     raise ValueError(how)
 
 
+def _period(grid: Grid, axis: int) -> int:
+    """The smallest shift along ``axis`` under which the grid repeats itself (its length when none does)."""
+    a = grid if axis == 0 else grid.T
+    n = a.shape[0]
+    return next(p for p in range(1, n + 1) if np.array_equal(a[p:], a[:n - p]))
+
+
+def extend_periodic(grid: Grid, rows: int | Fraction, cols: int | Fraction, scaled: bool = False) -> Grid:
+    """The grid's pattern continued to ``rows`` x ``cols`` cells (``scaled``: that many times the grid's
+    size), repeating its smallest row and column periods; tiling when the grid does not repeat itself."""
+    if scaled:
+        rows, cols = grid.shape[0] * rows, grid.shape[1] * cols
+    if Fraction(rows).denominator != 1 or Fraction(cols).denominator != 1:
+        raise ValueError(f"{grid.shape} scaled is no whole size")
+    rows, cols = int(rows), int(cols)
+    _check_side(rows, cols)
+    pr, pc = _period(grid, 0), _period(grid, 1)
+    return np.ascontiguousarray(grid[np.arange(rows) % pr][:, np.arange(cols) % pc])
+
+
 def upscale_by_colours(grid: Grid) -> Grid:
     """Each cell blown up by the number of colours other than the background."""
     k = dsl.count_colours(grid, exclude=[0])
@@ -858,6 +879,17 @@ def _sized_steps(sizes: tuple[tuple[int, int], ...], outs: tuple[tuple[int, int]
         if all(o == (h * h, w * w) for (h, w), o in zip(sizes, outs)):
             steps += [Step(f"fractal({{}}, {where!r})", "shape", lambda g, x=where: fractal(g, x))
                       for where in ("on", "off", "most", "least", "most-coloured")]
+    if all(oh >= h and ow >= w for (h, w), (oh, ow) in zip(sizes, outs)):
+        # the pattern continued to the output's size: a fixed size, or a fixed ratio (3/2 as well as 2)
+        scales = {(Fraction(oh, h), Fraction(ow, w)) for (h, w), (oh, ow) in zip(sizes, outs)}
+        if len(set(outs)) == 1:
+            oh, ow = outs[0]
+            steps.append(Step(f"extend_periodic({{}}, {oh}, {ow})", "shape",
+                              lambda g, a=oh, b=ow: extend_periodic(g, a, b)))
+        elif len(scales) == 1:
+            fr, fc = scales.pop()
+            steps.append(Step(f"extend_periodic({{}}, {fr}, {fc}, scaled=True)", "shape",
+                              lambda g, a=fr, b=fc: extend_periodic(g, a, b, scaled=True)))
     if ratio and ratio[0] == "down":
         _, kr, kc = ratio
         steps += [Step(f"downscale({{}}, {kr}, {kc})", "shape", lambda g, a=kr, b=kc: dsl.downscale(g, a, b)),
