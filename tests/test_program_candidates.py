@@ -324,6 +324,21 @@ def test_a_step_budget_makes_the_search_the_same_on_any_machine(tmp_path):
     assert keys[0] != keys[40]
 
 
+def test_the_search_can_count_cpu_time_rather_than_the_clock(tmp_path, monkeypatch):
+    flip, _ = flip_task(7)
+    task = ArcDataset.from_json_objects({"flip": flip}).tasks["flip"]
+    seen = []
+    real = evaluation.search_task
+    monkeypatch.setattr(evaluation, "search_task", lambda *a, **kw: seen.append(a[2]) or real(*a, **kw))
+    for cpu_time in (False, True):
+        evaluation.searched_candidates(task, config(tmp_path, tmp_path, search_seconds=5.0, search_cpu_time=cpu_time),
+                                       float("inf"), report.TaskResult("flip"))
+    assert [c.cpu_time for c in seen] == [False, True] and all(c.seconds == 5.0 for c in seen)
+    keys = {cpu: evaluation.task_cache_key("model", task, config(tmp_path, tmp_path, search_seconds=5.0,
+                                                                 search_cpu_time=cpu)) for cpu in (False, True)}
+    assert keys[False] != keys[True]
+
+
 def test_the_candidates_of_a_search_running_beside_the_run_are_read_from_its_file(tmp_path, caplog):
     flip, solutions = flip_task(7)
     other, _ = flip_task(8)

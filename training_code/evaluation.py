@@ -99,6 +99,9 @@ class ProgramSearchSettings:
     max_steps: int = field(default=0, metadata={
         "help": "step applications per task (0: no limit): a budget the same on any machine, so that a search "
                 "that ends on it rather than on --search-seconds gives the same candidates everywhere"})
+    cpu_time: bool = field(default=False, metadata={
+        "help": "--search-seconds of this process's CPU time rather than of the wall clock (the same candidates "
+                "on a busy machine, at the cost of a longer wall time there)"})
     results: str = field(default="", metadata={
         "help": "the search_results.jsonl of a run_search running beside this run (the search on the CPU cores "
                 "while the model has the GPUs): each task's candidates are read from it, not searched here"})
@@ -322,7 +325,8 @@ def searched_candidates(task: Task, config: EvalConfig, deadline: float, result:
     if seconds <= 0:
         return [[] for _ in task.test]
     found = search_task([(e.input, e.output) for e in task.train], [e.input for e in task.test],
-                        SearchConfig(seconds=seconds, max_steps=config.search.max_steps), task.task_id)
+                        SearchConfig(seconds=seconds, max_steps=config.search.max_steps,
+                                     cpu_time=config.search.cpu_time), task.task_id)
     result.search_programs = dict(enumerate(found.programs))
     result.search_seconds = found.seconds
     log.info("task %s: the program search reached depth %d in %.1f s, %d programs", task.task_id, found.depth,
