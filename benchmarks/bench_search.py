@@ -6,6 +6,7 @@ busy machine makes a run slower but does not change what it finds.
     python -m benchmarks.bench_search --split evaluation --seconds 10 --tasks 50 --out .../search_eval_10s_50.json
     python -m benchmarks.bench_search --plot benchmarks/results/search_*.json --png benchmarks/results/search.png
     python -m benchmarks.bench_search --seconds 1000 --max-steps 2000 --tasks 60 --out .../search_speed.json
+    python -m benchmarks.bench_search --diff old.json new.json    # tasks gained and lost, with the programs
 
 A task counts as solved when, for every test input, one of the first two candidates is the right
 output (Kaggle's rule with two attempts). ``--tasks N`` takes the N tasks with the shortest rendering
@@ -138,6 +139,19 @@ def plot(paths: list[Path], png: Path) -> None:
     fig.savefig(png, dpi=100)
 
 
+def diff(old: Path, new: Path) -> dict:
+    """Two runs task by task: the tasks each solves that the other does not, with the programs, over the
+    tasks both measured (two versions of the search, or two budgets, on the same split)."""
+    runs = [{r["task_id"]: r for r in json.loads(p.read_text())["tasks"]} for p in (old, new)]
+    both = sorted(set(runs[0]) & set(runs[1]))
+
+    def only(a: dict, b: dict) -> dict[str, str]:
+        return {t: a[t].get("program") or "" for t in both if a[t]["solved"] and not b[t]["solved"]}
+
+    return {"tasks": len(both), "solved": [sum(run[t]["solved"] for t in both) for run in runs],
+            "gained": only(runs[1], runs[0]), "lost": only(runs[0], runs[1])}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", default="evaluation", choices=["training", "evaluation"])
@@ -155,7 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/search.json"))
     parser.add_argument("--plot", type=Path, nargs="+", help="result files to plot instead of measuring")
     parser.add_argument("--png", type=Path, default=Path("benchmarks/results/search.png"))
+    parser.add_argument("--diff", type=Path, nargs=2, metavar=("OLD", "NEW"),
+                        help="instead of measuring, compare two result files task by task: solved by one, not "
+                             "the other")
     args = parser.parse_args(argv)
+    if args.diff:
+        found = diff(*args.diff)
+        print(f"{found['tasks']} tasks in both; solved {found['solved'][0]} -> {found['solved'][1]}")
+        for what in ("gained", "lost"):
+            print(f"{what} ({len(found[what])}):")
+            for task_id, program in found[what].items():
+                print(f"  {task_id}  {program}")
+        return 0
     if args.plot:
         plot(args.plot, args.png)
         for path in args.plot:

@@ -284,6 +284,21 @@ def test_search_benchmark_writes_a_record_per_task_and_plots_them(tmp_path):
     assert png.stat().st_size > 0
 
 
+def test_search_benchmark_compares_two_runs_task_by_task(tmp_path, capsys):
+    def run(path, solved):
+        tasks = [{"task_id": t, "solved": ok, "program": f"p_{t}" if ok else None} for t, ok in solved.items()]
+        path.write_text(json.dumps({"summary": {}, "tasks": tasks}))
+        return path
+
+    old = run(tmp_path / "old.json", {"a": True, "b": False, "c": True, "d": True})
+    new = run(tmp_path / "new.json", {"a": True, "b": True, "c": False, "e": True})  # d and e: in one run only
+    found = bench_search.diff(old, new)
+    assert found == {"tasks": 3, "solved": [2, 2], "gained": {"b": "p_b"}, "lost": {"c": "p_c"}}
+    assert bench_search.main(["--diff", str(old), str(new)]) == 0
+    printed = capsys.readouterr().out
+    assert "solved 2 -> 2" in printed and "gained (1):\n  b  p_b" in printed and "lost (1):\n  c" in printed
+
+
 def test_search_benchmark_stops_each_task_at_its_step_budget(tmp_path):
     out = tmp_path / "steps.json"
     assert bench_search.main(["--split", "evaluation", "--tasks", "2", "--seconds", "1000", "--max-steps", "50",
