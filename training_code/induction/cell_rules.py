@@ -259,6 +259,10 @@ def fit_stamps(grids: Sequence[Grid], outputs: Sequence[Grid], tests: Sequence[G
     seen = np.unique(np.concatenate([g.ravel() for g in grids]))
     if any(np.setdiff1d(t, seen).size for t in tests):
         return None
+    # the widest stamps the first example alone allows paint every cell that any stamps of all the examples
+    # paint on it (those are among them): when they cannot draw its output, nothing can (one example's cost)
+    if not _reproduces(grids[:1], outputs[:1], learn_stamps(grids[:1], outputs[:1], max(STAMP_RADII))):
+        return None
     for radius in STAMP_RADII:
         stamps = learn_stamps(grids, outputs, radius)
         if not stamps or not _reproduces(grids, outputs, stamps):

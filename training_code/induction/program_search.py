@@ -1420,7 +1420,10 @@ def fit_part_pick(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence
                      lambda g, a=layout[0], b=layout[1]: parts_equal(g, a, b)))
     for text, cut in cuts:
         try:
-            cut_train = [cut(g) for g in train]
+            first = cut(train[0])
+            if not any(p.shape == outputs[0].shape and np.array_equal(p, outputs[0]) for p in first):
+                continue  # the first output is no part of its grid: the other grids need not be cut
+            cut_train = [first] + [cut(g) for g in train[1:]]
             cut_test = [cut(g) for g in test]
         except ValueError:
             continue
