@@ -122,6 +122,7 @@ def plot(paths: list[Path], png: Path) -> None:
             bottom += share
     for x, total in enumerate(bottom):
         left.text(x, total + 0.5, f"{total:.1f}%", ha="center")
+    left.set_ylim(0, max(float(bottom.max()), 1.0) * 1.12)  # room for the labels above the tallest bar
     left.set_ylabel("tasks solved (%, two attempts)")
     left.tick_params(axis="x", labelsize=8)
     left.set_title("program search alone")
