@@ -23,10 +23,13 @@ OUTSIDE = 11  # what a neighbour beyond the edge reads as (colours 0..9, NEW is 
 BASE = 12
 
 
-def _padded_shifts(grid: Grid, offsets: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+def _padded_shifts(grid: Grid, offsets: Sequence[tuple[int, int]], fill: int = OUTSIDE) -> list[np.ndarray]:
+    """For each offset (dr, dc), every cell's neighbour at that offset (``fill`` beyond the edge); the grid
+    is padded once for all of them."""
     h, w = grid.shape
-    padded = np.pad(grid.astype(np.int64), 1, constant_values=OUTSIDE)
-    return [padded[1 + dr:1 + dr + h, 1 + dc:1 + dc + w] for dr, dc in offsets]
+    r = max((max(abs(dr), abs(dc)) for dr, dc in offsets), default=0)
+    padded = np.pad(grid.astype(np.int64), r, constant_values=fill)
+    return [padded[r + dr:r + dr + h, r + dc:r + dc + w] for dr, dc in offsets]
 
 
 _CROSS = ((-1, 0), (1, 0), (0, -1), (0, 1))
@@ -164,12 +167,10 @@ STAMP_RADII = (1, 2)  # 3x3, then 5x5 patterns; wider ones fitted chance coincid
 Stamps = dict[int, dict[tuple[int, int], int]]  # colour -> {(row offset, column offset): colour painted}
 
 
-def _sources(grid: Grid, dr: int, dc: int, radius: int) -> np.ndarray:
-    """For each cell, the colour of the cell at (-dr, -dc) from it: the cell whose stamp would paint it
-    at offset (dr, dc); -1 beyond the edge."""
-    h, w = grid.shape
-    padded = np.pad(grid.astype(np.int64), radius, constant_values=-1)
-    return padded[radius - dr:radius - dr + h, radius - dc:radius - dc + w]
+def _sources(grid: Grid, offsets: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+    """For each offset (dr, dc), every cell's colour at (-dr, -dc) from it: the cell whose stamp would paint
+    it at that offset; -1 beyond the edge."""
+    return _padded_shifts(grid, [(-dr, -dc) for dr, dc in offsets], fill=-1)
 
 
 def _recolours_uniformly(grids: Sequence[Grid], outputs: Sequence[Grid]) -> bool:
@@ -185,35 +186,37 @@ def learn_stamps(grids: Sequence[Grid], outputs: Sequence[Grid], radius: int) ->
     """Per colour and offset, the one colour every background cell at that offset from a cell of that
     colour turns to, when that is one colour and not background; offset (0, 0) is the cell's own new colour."""
     stamps: Stamps = {}
-    for dr in range(-radius, radius + 1):
-        for dc in range(-radius, radius + 1):
-            centre = (dr, dc) == (0, 0)
-            votes = []
-            for g, o in zip(grids, outputs):
-                source = _sources(g, dr, dc, radius)
-                cells = (source > 0) if centre else (source > 0) & (g == 0)
-                votes.append(source[cells] * 16 + o[cells])
-            pairs = np.unique(np.concatenate(votes))
-            colours, painted = pairs // 16, pairs % 16
-            single = np.ones(len(pairs), dtype=bool)
-            single[1:] &= colours[1:] != colours[:-1]
-            single[:-1] &= colours[:-1] != colours[1:]
-            for c, v in zip(colours[single].tolist(), painted[single].tolist()):
-                if v != (c if centre else 0):
-                    stamps.setdefault(c, {})[(dr, dc)] = v
+    offsets = [(dr, dc) for dr in range(-radius, radius + 1) for dc in range(-radius, radius + 1)]
+    sources = [_sources(g, offsets) for g in grids]
+    for i, (dr, dc) in enumerate(offsets):
+        centre = (dr, dc) == (0, 0)
+        votes = []
+        for g, o, shifted in zip(grids, outputs, sources):
+            source = shifted[i]
+            cells = (source > 0) if centre else (source > 0) & (g == 0)
+            votes.append(source[cells] * 16 + o[cells])
+        pairs = np.unique(np.concatenate(votes))
+        colours, painted = pairs // 16, pairs % 16
+        single = np.ones(len(pairs), dtype=bool)
+        single[1:] &= colours[1:] != colours[:-1]
+        single[:-1] &= colours[:-1] != colours[1:]
+        for c, v in zip(colours[single].tolist(), painted[single].tolist()):
+            if v != (c if centre else 0):
+                stamps.setdefault(c, {})[(dr, dc)] = v
     return stamps
 
 
 def apply_stamps(grid: Grid, stamps: Stamps) -> Grid | None:
     """Every cell of a stamped colour paints its pattern on the background cells around it, then takes its
     own new colour; None when two patterns paint one cell two colours (no rule says which wins)."""
-    radius = max((max(abs(dr), abs(dc)) for paint in stamps.values() for dr, dc in paint), default=0)
+    offsets = sorted({offset for paint in stamps.values() for offset in paint})
+    sources = dict(zip(offsets, _sources(grid, offsets)))
     painted = np.full(grid.shape, -1, dtype=np.int64)
     for c, paint in stamps.items():
         for (dr, dc), v in paint.items():
             if (dr, dc) == (0, 0):
                 continue
-            cells = (_sources(grid, dr, dc, radius) == c) & (grid == 0)
+            cells = (sources[(dr, dc)] == c) & (grid == 0)
             if np.any(cells & (painted >= 0) & (painted != v)):
                 return None
             painted[cells] = v

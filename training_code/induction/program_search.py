@@ -19,11 +19,10 @@ At each state the *fitters* ask whether a last move reproduces every training ou
 - on states up to ``cell_rule_depth`` (the inputs and one step from them), moves learned from the pairs
   themselves: a local cell rule (``cell_rules``: each output cell from what its cell sees around it),
   stamps (each cell of a colour, or on the inputs each object of one colour and shape, paints a fixed
-  pattern on the background around it), the one object of
-  each grid that a number picks (the largest, smallest or only value of its size, height, symmetry,
-  colours...) cropped out, the one part of a grid cut by lines or into equal parts that
-  a number picks, copies of the grid each turned its own way in the blocks of the output, or each cell
-  blown up to a block its colour decides;
+  pattern on the background around it), the one object of each grid that a number picks (the largest,
+  smallest or only value of its size, height, symmetry, colours...) cropped out, the one part of a grid
+  cut by lines or into equal parts that a number picks, copies of the grid each turned its own way in the
+  blocks of the output, or each cell blown up to a block its colour decides;
 - on the inputs alone, an output drawn from a number of its grid (objects, colours, cells): a row, a
   column or a diagonal that long, that many cells in reading order, or a table from number to output.
 
@@ -1151,7 +1150,6 @@ def _stamp_windows(grid: Grid, output: Grid | None, radius: int) -> list[tuple[t
     objs = shapes(grid, 8, False)
     if len(objs) > MAX_MOVING:
         raise ValueError("too many objects")
-    h, w = grid.shape
     out = grid if output is None else output
     padded_grid = np.pad(grid.astype(np.int16), radius, constant_values=OUTSIDE)
     padded_out = np.pad(out.astype(np.int16), radius, constant_values=OUTSIDE)
@@ -1208,15 +1206,8 @@ def _near_objects(grid: Grid, cells: np.ndarray, radius: int) -> bool:
     """True when every cell of the mask ``cells`` lies within ``radius`` (rows and columns) of a cell
     that is not background."""
     near = grid != 0
-    for axis in (0, 1):
-        grown = near.copy()
-        for shift in range(1, radius + 1):
-            ahead = [slice(None)] * 2
-            behind = [slice(None)] * 2
-            ahead[axis], behind[axis] = slice(shift, None), slice(None, -shift)
-            grown[tuple(ahead)] |= near[tuple(behind)]
-            grown[tuple(behind)] |= near[tuple(ahead)]
-        near = grown
+    for _ in range(radius):
+        near = dsl.dilate(near)
     return not np.any(cells & ~near)
 
 
