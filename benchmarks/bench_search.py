@@ -9,8 +9,10 @@ busy machine makes a run slower but does not change what it finds.
     python -m benchmarks.bench_search --diff old.json new.json    # tasks gained and lost, with the programs
 
 A task counts as solved when, for every test input, one of the first two candidates is the right
-output (Kaggle's rule with two attempts). ``--tasks N`` takes the N tasks with the shortest rendering
-in the project's default text format (the rule ``--tasks N`` of the evaluation uses), ``--tasks ''``
+output (Kaggle's rule with two attempts). ``--tasks`` picks tasks by the evaluation's own rule, so that
+the search alone and a model's run can be compared task for task: N, the N tasks whose rendering in the
+SmolLM2 preset's text format is shortest (``run_evaluation_smollm --tasks N`` takes the same ones);
+``every:K``, every K-th task by id; ``verified``, the training tasks with a verified program; ``''``,
 all. The search runs in this process, one task after another (one core); a record per task is
 written as it goes, so a run cut short keeps what it measured. On the training split the tasks that
 have a verified program (``training_code.induction.programs``) are counted apart: how many of them the search
@@ -32,29 +34,39 @@ from pathlib import Path
 import numpy as np
 
 from training_code.arc_loader import ArcDataset
-from training_code.formats import DEFAULT_FORMAT_SPEC, format_from_spec
+from training_code.cli import OptionError
+from training_code.evaluation import check_task_spec, select_tasks
+from training_code.formats import format_from_spec
 from training_code.induction.program_search import SEARCH_VERSION, SearchConfig, search_task
 from training_code.induction.programs.arc1_training import PROGRAMS
+from training_code.model_tools import resolve_source
+from training_code.run_evaluation_smollm import PRESET as EVALUATION_PRESET
 
 
-def shortest(dataset: ArcDataset, n: int) -> list[str]:
-    """The ``n`` tasks with the shortest rendering (longest test input's view), ties by id."""
-    fmt = format_from_spec(DEFAULT_FORMAT_SPEC)
-    lengths: dict[str, int] = {}
-    for key, length in zip(dataset.keys, dataset.lengths(fmt)):
-        lengths[key.task_id] = max(length, lengths.get(key.task_id, 0))
-    return sorted(sorted(lengths, key=lambda t: (lengths[t], t))[:n])
+def chosen_tasks(dataset: ArcDataset, tasks: str) -> list[str]:
+    """The task ids ``--tasks`` names, by the rule of ``run_evaluation_smollm --tasks`` (the same N shortest
+    in the preset's text format, the same every:K), or the training tasks with a verified program."""
+    if tasks.strip() == "verified":
+        return sorted(t for t in PROGRAMS if t in dataset.tasks)
+    return select_tasks(dataset, tasks, evaluation_format() if tasks.strip().isdigit() else None)
+
+
+def evaluation_format():
+    """The text format the SmolLM2 preset renders tasks in, ending replies with its tokenizer's end token
+    (the lengths ``--tasks N`` ranks by)."""
+    from transformers import AutoTokenizer
+
+    eos = AutoTokenizer.from_pretrained(resolve_source(EVALUATION_PRESET.model)).eos_token
+    return format_from_spec(EVALUATION_PRESET.format, eos=eos)
 
 
 def measure(split: str, seconds: float, tasks: str, max_depth: int, out: Path, sample: int = 0,
             max_steps: int = 0) -> dict:
     challenges = Path(f"input/arc-agi_{split}_challenges.json")
     dataset = ArcDataset.from_kaggle(challenges, challenges.with_name(f"arc-agi_{split}_solutions.json"))
-    task_ids = shortest(dataset, int(tasks)) if tasks.strip().isdigit() else sorted(dataset.tasks)
-    if tasks.strip() == "verified":  # the training tasks with a verified program
-        task_ids = sorted(t for t in PROGRAMS if t in dataset.tasks)
+    task_ids = chosen_tasks(dataset, tasks)
     if sample:  # a seeded random sample of the rest: an unbiased estimate for the whole split
-        rest = sorted(set(dataset.tasks) - set(shortest(dataset, int(tasks) if tasks.isdigit() else 0)))
+        rest = sorted(set(dataset.tasks) - set(chosen_tasks(dataset, tasks if tasks.isdigit() else "0")))
         task_ids = sorted(np.random.default_rng(0).choice(rest, size=min(sample, len(rest)), replace=False).tolist())
         tasks = f"random {len(task_ids)} of the tasks not among the {tasks or 0} shortest (seed 0)"
     config = SearchConfig(seconds=seconds, max_depth=max_depth, cpu_time=True, max_steps=max_steps)
@@ -157,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", default="evaluation", choices=["training", "evaluation"])
     parser.add_argument("--seconds", type=float, default=1.0, help="search time per task (default: 1)")
-    parser.add_argument("--tasks", default="", help="N: the N shortest tasks; 'verified': the training tasks with "
-                        "a verified program; '' (default): all")
+    parser.add_argument("--tasks", default="", help="N: the N shortest tasks (the evaluation's rule); every:K: every "
+                        "K-th task by id; 'verified': the training tasks with a verified program; '' (default): all")
     parser.add_argument("--sample", type=int, default=0,
                         help="N > 0: instead, N tasks drawn (seed 0) from those not among the --tasks shortest")
     parser.add_argument("--max-depth", type=int, default=SearchConfig().max_depth)
@@ -190,8 +202,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.seconds > 0:
         parser.error(f"--seconds must be > 0, got {args.seconds}")
-    if args.tasks.strip() and not args.tasks.strip().isdigit() and args.tasks.strip() != "verified":
-        parser.error(f"--tasks must be a count N, 'verified' or '', got {args.tasks!r}")
+    if args.tasks.strip() != "verified":
+        try:
+            check_task_spec(args.tasks, Path(f"input/arc-agi_{args.split}_challenges.json"))
+        except OptionError as e:
+            parser.error(str(e))
     if args.max_steps < 0:
         parser.error(f"--max-steps must be >= 0, got {args.max_steps}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ each runs end to end and writes its JSON and its picture."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +23,7 @@ from benchmarks import (
     bench_training,
 )
 from training_code import model_tools
+from training_code.arc_loader import ArcDataset
 from training_code.cli import options, with_options
 from training_code.selection import AGGREGATIONS
 
@@ -282,6 +284,17 @@ def test_search_benchmark_writes_a_record_per_task_and_plots_them(tmp_path):
     png = tmp_path / "search.png"
     assert bench_search.main(["--plot", str(out), "--png", str(png)]) == 0
     assert png.stat().st_size > 0
+
+
+def test_search_benchmark_picks_the_tasks_the_evaluation_picks():
+    challenges = Path("input/arc-agi_evaluation_challenges.json")
+    dataset = ArcDataset.from_kaggle(challenges, challenges.with_name("arc-agi_evaluation_solutions.json"))
+    # the evaluation's run on the 50 shortest tasks (its --tasks 50), kept in the results
+    evaluated = json.loads(Path("benchmarks/results/smollm2_50_with_search_v5/submission.json").read_text())
+    assert bench_search.chosen_tasks(dataset, "50") == sorted(evaluated)
+    assert bench_search.chosen_tasks(dataset, "every:100") == sorted(dataset.tasks)[::100]
+    with pytest.raises(SystemExit):
+        bench_search.main(["--tasks", "every:0"])
 
 
 def test_search_benchmark_compares_two_runs_task_by_task(tmp_path, capsys):
