@@ -248,13 +248,21 @@ def _pruned(grids: Sequence[Grid], outputs: Sequence[Grid], stamps: Stamps) -> S
 
 
 def stamps_text(stamps: Stamps) -> str:
-    return "{" + ", ".join(f"{c}: {dict(sorted(p.items()))}" for c, p in sorted(stamps.items())) + "}"
+    """Each colour's pattern as a picture, rows joined by '/': the colour painted at each offset, '.' where
+    nothing is painted, and at the centre the cell's new colour or '*' where it keeps its own; for example
+    ``{1: '.7./7*7/.7.'}``: each cell of colour 1 paints 7 on its four sides."""
+    def picture(paint: dict[tuple[int, int], int]) -> str:
+        r = max(max(abs(dr), abs(dc)) for dr, dc in paint)
+        return "/".join("".join(str(paint[(dr, dc)]) if (dr, dc) in paint else "*" if dr == dc == 0 else "."
+                                for dc in range(-r, r + 1)) for dr in range(-r, r + 1))
+
+    return "{" + ", ".join(f"{c}: {picture(p)!r}" for c, p in sorted(stamps.items())) + "}"
 
 
 def fit_stamps(grids: Sequence[Grid], outputs: Sequence[Grid], tests: Sequence[Grid]
                ) -> tuple[str, tuple[Grid, ...]] | None:
     """Stamps (the smallest radius first) that turn every grid into its output, and the test grids they
-    make: ``stamp({}, {colour: {offset: colour}})``; None when none fits or a test input holds a colour
+    make: ``stamp({}, {colour: picture})`` (``stamps_text``); None when none fits or a test input holds a colour
     no example input does (stamps drawn in one colour are often meant for any: 3 of the 3 wrong answers
     on ARC-AGI-1 training came from guessing that a new colour paints nothing)."""
     if any(g.shape != o.shape for g, o in zip(grids, outputs)) or not _recolours_uniformly(grids, outputs):
