@@ -47,9 +47,7 @@ from training_code.candidates import candidates_for
 from training_code.cli import OptionError, config_from_dict, options, with_options
 from training_code.evaluation import (
     EvalConfig,
-    check_task_spec,
     load_challenges,
-    select_tasks,
     stable_seed,
     test_time_train,
 )
@@ -59,6 +57,7 @@ from training_code.inference_tools import DEFAULT_MIN_PROB
 from training_code.metrics import summarize_runs
 from training_code.run_evaluation_smollm import PRESET as SMOLLM_PRESET
 from training_code.submission import build_submission, score_submission
+from training_code.task_choice import check_task_spec, select_tasks
 
 RESULTS = Path("benchmarks/results")
 

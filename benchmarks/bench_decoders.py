@@ -37,10 +37,8 @@ from training_code.candidates import candidates_for, score_candidates
 from training_code.cli import OptionError, checked, options, with_options
 from training_code.evaluation import (
     EvalConfig,
-    check_task_spec,
     load_challenges,
     prepare_session,
-    select_tasks,
     stable_seed,
     test_time_train,
 )
@@ -49,6 +47,7 @@ from training_code.inference_tools import DEFAULT_SAMPLES
 from training_code.model_session import ModelSession
 from training_code.report import candidate_to_json
 from training_code.run_evaluation_smollm import ADAPTER
+from training_code.task_choice import check_task_spec, select_tasks
 
 RESULTS = Path("benchmarks/results")
 # max-generation-probability: the one ranking that needs no scoring pass, so decoding is timed alone

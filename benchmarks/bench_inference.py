@@ -44,7 +44,6 @@ from training_code.cli import checked, options, with_options
 from training_code.evaluation import (
     EvalConfig,
     load_challenges,
-    select_tasks,
     stable_seed,
 )
 from training_code.formats import FormatParseError, format_from_spec
@@ -52,6 +51,7 @@ from training_code.grids import Grid
 from training_code.inference_tools import batched_nll, dfs_decode
 from training_code.model_session import ModelSession
 from training_code.selection import ScoredCandidate, merge_candidates, rank_candidates
+from training_code.task_choice import select_tasks
 
 RESULTS = Path("benchmarks/results")
 SMOKE_MIN_PROB = 1e-3

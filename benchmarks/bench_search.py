@@ -35,12 +35,10 @@ import numpy as np
 
 from training_code.arc_loader import ArcDataset
 from training_code.cli import OptionError
-from training_code.evaluation import check_task_spec, select_tasks
 from training_code.formats import format_from_spec
 from training_code.induction.program_search import SEARCH_VERSION, SearchConfig, search_task
 from training_code.induction.programs.arc1_training import PROGRAMS
-from training_code.model_tools import resolve_source
-from training_code.run_evaluation_smollm import PRESET as EVALUATION_PRESET
+from training_code.task_choice import check_task_spec, select_tasks
 
 
 def chosen_tasks(dataset: ArcDataset, tasks: str) -> list[str]:
@@ -53,11 +51,15 @@ def chosen_tasks(dataset: ArcDataset, tasks: str) -> list[str]:
 
 def evaluation_format():
     """The text format the SmolLM2 preset renders tasks in, ending replies with its tokenizer's end token
-    (the lengths ``--tasks N`` ranks by)."""
+    (the lengths ``--tasks N`` ranks by). Imported here: only a count of tasks needs the model's libraries,
+    which would otherwise count in every run's peak memory."""
     from transformers import AutoTokenizer
 
-    eos = AutoTokenizer.from_pretrained(resolve_source(EVALUATION_PRESET.model)).eos_token
-    return format_from_spec(EVALUATION_PRESET.format, eos=eos)
+    from training_code.model_tools import resolve_source
+    from training_code.run_evaluation_smollm import PRESET
+
+    eos = AutoTokenizer.from_pretrained(resolve_source(PRESET.model)).eos_token
+    return format_from_spec(PRESET.format, eos=eos)
 
 
 def measure(split: str, seconds: float, tasks: str, max_depth: int, out: Path, sample: int = 0,

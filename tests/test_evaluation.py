@@ -14,9 +14,10 @@ from pipeline_data import FMT, task, tiny, write_set
 from training_code import evaluation
 from training_code.candidates import decoding_keys
 from training_code.cli import with_options
-from training_code.evaluation import EvalConfig, run_evaluation, select_tasks
+from training_code.evaluation import EvalConfig, run_evaluation
 from training_code.report import EXIT_FELL_BACK
 from training_code.submission import read_submission
+from training_code.task_choice import select_tasks
 
 
 def _smollm2_present() -> bool:

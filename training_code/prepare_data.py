@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show-task", default=None, help="task id to render (default: the shortest task)")
     args = parser.parse_args(argv)
     if args.show_task is not None and not args.export_only:
-        from .evaluation import task_ids_in  # the same reading of a challenges file as --tasks
+        from .task_choice import task_ids_in  # the same reading of a challenges file as --tasks
 
         known = task_ids_in(args.summarise) if Path(args.summarise).is_file() else []
         if known and args.show_task not in known:
