@@ -629,3 +629,121 @@ def test_a_pattern_is_continued_to_the_output_size_not_tiled():
     examples = [(g, grow(g)) for g in grids]
     right, result = solves(examples[:3], examples[3], SearchConfig(seconds=30, max_depth=1, cpu_time=True))
     assert right and result.programs[0][0] == "recolour(extend_periodic(grid, 3/2, 1, scaled=True), {1: 2})"
+
+
+def test_the_colours_are_listed_in_a_strip_by_their_cells():
+    # scattered cells of three or four colours, each colour a different number of cells; the output lists
+    # them, most cells first, in a column
+    rng = np.random.default_rng(7)
+
+    def example(n_colours: int):
+        grid = np.zeros((8, 8), np.uint8)
+        colours = rng.permutation(np.arange(1, 10))[:n_colours]
+        spots = rng.permutation(64)
+        at = 0
+        for colour, n in zip(colours, rng.permutation(np.arange(1, 9))[:n_colours]):
+            grid.flat[spots[at:at + n]] = colour
+            at += n
+        listed = sorted(colours.tolist(), key=lambda c: -int((grid == c).sum()))
+        return grid, np.array(listed, np.uint8)[:, None]
+
+    examples = [example(n) for n in (3, 4, 3, 4)]
+    train, test = examples[:3], examples[3]
+    fitted = program_search.fit_colour_strip([g for g, _ in train], [o for _, o in train], [test[0]])
+    assert fitted is not None and fitted[0] == "colour_strip({}, 'most-cells', skip=0, layout='column')"
+    assert np.array_equal(fitted[1][0], test[1])
+    right, result = solves(train, test, SearchConfig(seconds=30, max_depth=1, cpu_time=True))
+    assert right and result.programs[0][0] == "colour_strip(grid, 'most-cells', skip=0, layout='column')"
+    # a test grid where two colours have as many cells: no order, no strip
+    tie = np.zeros((8, 8), np.uint8)
+    tie[0, :3], tie[2, :3], tie[4, :5] = 1, 2, 3
+    assert program_search.fit_colour_strip([g for g, _ in train], [o for _, o in train], [tie]) is None
+
+
+def test_bands_of_colour_are_listed_across_or_down_as_they_lie():
+    # ragged bands of colour, side by side in one example and stacked in the next: the strip follows them
+    def bands(colours, across: bool):
+        grid = np.concatenate([np.full((6, 3), c, np.uint8) for c in colours], axis=1)
+        grid[2, 3], grid[4, 2] = grid[2, 2], grid[4, 3]  # an edge that is not straight
+        strip = np.array([colours], np.uint8)
+        return (grid, strip) if across else (grid.T.copy(), strip.T.copy())
+
+    examples = [bands([2, 5, 1], True), bands([4, 3, 8, 6], False), bands([7, 1], True), bands([9, 2, 3], False)]
+    train, test = examples[:3], examples[3]
+    fitted = program_search.fit_colour_strip([g for g, _ in train], [o for _, o in train], [test[0]])
+    assert fitted is not None and fitted[0] == "colour_strip({}, 'along', skip=0, layout='along')"
+    assert np.array_equal(fitted[1][0], test[1]) and fitted[1][0].shape == (3, 1)
+    # outputs wider than one cell: not a strip
+    wide = [np.tile(o, (1, 2)) if o.shape[1] == 1 else np.tile(o, (2, 1)) for _, o in train]
+    assert program_search.fit_colour_strip([g for g, _ in train], wide, [test[0]]) is None
+
+
+def test_the_colour_of_the_object_a_number_picks_is_the_one_cell_output():
+    # one-colour squares of 2 and 3 cells a side; the one with a hole gives its colour as the output (it is
+    # neither the largest nor the smallest)
+    def example(colours, holed: int):
+        grid = np.zeros((12, 12), np.uint8)
+        for i, colour in enumerate(colours):
+            r, c = 4 * (i // 3), 4 * (i % 3)
+            side = 3 if i == holed or i % 2 else 2
+            grid[r:r + side, c:c + side] = colour
+            if i == holed:
+                grid[r + 1, c + 1] = 0
+        return grid, np.array([[colours[holed]]], np.uint8)
+
+    examples = [example([1, 2, 3], 1), example([4, 6, 5, 7], 3), example([8, 2], 0), example([3, 9, 4, 6], 2)]
+    train, test = examples[:3], examples[3]
+    fitted = program_search.fit_object_crop([g for g, _ in train], [o for _, o in train], [test[0]])
+    assert fitted is not None and fitted[0] == "crop_picked({}, 8, True, 'holes', 'max', 'colour')"
+    assert np.array_equal(fitted[1][0], test[1])
+    # every output the same colour: no rule is learned from a colour that never varies
+    same = [np.array([[5]], np.uint8)] * 3
+    assert program_search.fit_object_crop([g for g, _ in train], same, [test[0]]) is None
+
+
+def test_the_blocks_between_separator_lines_become_one_cell_each():
+    # blocks of unequal sizes between lines of colour 5, each block mostly one colour with background specks
+    grid = np.zeros((9, 11), np.uint8)
+    grid[3, :] = grid[:, 4] = 5
+    grid[:3, :4], grid[:3, 5:], grid[4:, :4], grid[4:, 5:] = 1, 2, 3, 4
+    grid[0, 0] = grid[6, 7] = 0
+    plan = program_search.parts_plan(grid)
+    assert np.array_equal(plan, [[1, 2], [3, 4]])
+    with pytest.raises(ValueError):
+        program_search.parts_plan(np.arange(9, dtype=np.uint8).reshape(3, 3))  # no separator line
+    # the search finds it as a last move, with a colour map after it
+    rng = np.random.default_rng(3)
+
+    def example():
+        g = grid.copy()
+        for (r0, r1), (c0, c1) in [((0, 3), (0, 4)), ((0, 3), (5, 11)), ((4, 9), (0, 4)), ((4, 9), (5, 11))]:
+            g[r0:r1, c0:c1] = rng.integers(1, 5)
+        g[(rng.random(g.shape) < 0.3) & (g != 5)] = 0  # blocks full of holes: no solid rectangles
+        return g, program_search.parts_plan(g)
+
+    examples = [example() for _ in range(4)]
+    right, result = solves(examples[:3], examples[3], SearchConfig(seconds=30, max_depth=1, cpu_time=True))
+    assert right and result.programs[0][0] == "parts_plan(grid)"
+
+
+def test_lone_cells_shoot_lines_to_the_larger_object_they_face():
+    grid = np.full((9, 10), 8, np.uint8)  # background 8, the most common colour
+    grid[2:5, 2:5] = 3
+    grid[3, 8] = 4  # faces the block along its row
+    grid[7, 3] = 6  # faces it along its column
+    grid[7, 8] = 1  # faces nothing
+    grid[0, 9] = 2  # nothing in its row or column but background
+    out = program_search.shoot_to_objects(grid)
+    expected = grid.copy()
+    expected[3, 5:8] = 4
+    expected[5:7, 3] = 6
+    assert np.array_equal(out, expected)
+    # two lone cells facing each other draw nothing: lines go to larger objects only
+    pair = grid.copy()
+    pair[2:5, 2:5] = 8
+    pair[3, 1] = 5  # faces the lone cell at (3, 8)
+    with pytest.raises(ValueError):  # no larger object: the step does not apply
+        program_search.shoot_to_objects(pair)
+    pair[5:7, 5:7] = 7  # a larger object away from every line of sight
+    made = program_search.shoot_to_objects(pair)
+    assert np.array_equal(made, pair)

@@ -14,17 +14,19 @@ At each state the *fitters* ask whether a last move reproduces every training ou
   says which colour that is, so one step serves every colour;
 - a *shape step* built for this state's sizes (upscale or tile by the ratio of output to state sizes,
   the pattern continued to the output's size, mirrored tilings, downscaling, splitting into parts the
-  size of the output and combining them with and/or/xor/overlay, the plan of the grid's rectangles, a
-  1x1 colour) gives the outputs, directly or through a colour map;
+  size of the output and combining them with and/or/xor/overlay, the plan of the grid's rectangles or of
+  the blocks between its separator lines, a 1x1 colour) gives the outputs, directly or through a colour map;
 - on states up to ``cell_rule_depth`` (the inputs and one step from them), moves learned from the pairs
   themselves: a local cell rule (``cell_rules``: each output cell from what its cell sees around it),
   stamps (each cell of a colour, or on the inputs each object of one colour and shape, paints a fixed
   pattern on the background around it), the one object of each grid that a number picks (the largest,
-  smallest or only value of its size, height, symmetry, colours...) cropped out, the one part of a grid
+  smallest or only value of its size, height, symmetry, colours...) cropped out (or, for one-cell outputs,
+  its colour), the one part of a grid
   cut by lines or into equal parts that a number picks, copies of the grid each turned its own way in the
   blocks of the output, or each cell blown up to a block its colour decides;
 - on the inputs alone, an output drawn from a number of its grid (objects, colours, cells): a row, a
-  column or a diagonal that long, that many cells in reading order, or a table from number to output.
+  column or a diagonal that long, that many cells in reading order, or a table from number to output;
+  or a strip listing its colours in an order (by their cells, or as they lie across or down the grid).
 
 When no program fits by the end, states that draw part of every output and nothing wrong (the *layers*)
 are laid over one another, greedily, until they cover every output cell that is not background: the
@@ -66,7 +68,7 @@ log = logging.getLogger(__name__)
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 5
+SEARCH_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -407,6 +409,32 @@ def connect_same(grid: Grid, axis: int) -> Grid:
     return np.ascontiguousarray(out if axis == 1 else out.T)
 
 
+def shoot_to_objects(grid: Grid) -> Grid:
+    """Each lone cell (an object of one cell, on the most common colour as background) that faces a larger
+    object along its row or column draws a line in its colour up to that object."""
+    bg = dsl.background(grid)
+    objects = label(grid, 8, True, bg)
+    sizes = np.bincount(objects[objects >= 0].ravel(), minlength=grid.size)
+    size = np.where(objects >= 0, sizes[np.maximum(objects, 0)], 0)
+    lone, large = size == 1, size > 1
+    if not lone.any() or not large.any():
+        raise ValueError("no lone cell and larger object")
+    out = grid.copy()
+    # the four directions as views whose rows run the way the line goes (writes to ``out`` go through)
+    for g, o, lo, la in ((grid, out, lone, large), (grid[:, ::-1], out[:, ::-1], lone[:, ::-1], large[:, ::-1]),
+                         (grid.T, out.T, lone.T, large.T), (grid.T[:, ::-1], out.T[:, ::-1], lone.T[:, ::-1],
+                                                             large.T[:, ::-1])):
+        h, w = g.shape
+        at = np.where(g != bg, np.arange(w), w)
+        following = np.full((h, w), w)  # the column of the first non-background cell after each cell
+        following[:, :-1] = np.minimum.accumulate(at[:, ::-1], axis=1)[:, ::-1][:, 1:]
+        rows, cols = np.nonzero(lo & (following < w) & (following > np.arange(w) + 1))
+        for r, c in zip(rows.tolist(), cols.tolist()):
+            if la[r, following[r, c]]:
+                o[r, c + 1:following[r, c]] = g[r, c]
+    return out
+
+
 def _pair_counts(grid: Grid, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """For every doubled centre of a point mirror (``axes`` (0, 1)) or of a mirror line across ``axes``
     ((1,): a left-right mirror, (0,): top-bottom): how many ordered pairs of non-background cells meet
@@ -715,6 +743,26 @@ def parts_by_lines(grid: Grid) -> list[Grid]:
     raise ValueError("no separator lines into equal parts")
 
 
+def parts_plan(grid: Grid) -> Grid:
+    """The table of blocks between separator lines (full rows and columns of one colour), one cell per
+    block: the block's most common colour other than the lines' and the background (background when it has
+    none). The blocks may differ in size."""
+    for colour in dsl.colours(grid):
+        full_rows = (grid == colour).all(axis=1)
+        full_cols = (grid == colour).all(axis=0)
+        if (full_rows.any() or full_cols.any()) and not full_rows.all():
+            table = dsl.split_by_lines(grid, colour)
+            if len(table) * len(table[0]) < 2:
+                continue
+            plan = np.zeros((len(table), len(table[0])), dtype=np.uint8)
+            for r, row in enumerate(table):
+                for c, block in enumerate(row):
+                    inside = block[(block != colour) & (block != 0)]
+                    plan[r, c] = np.bincount(inside).argmax() if inside.size else 0
+            return plan
+    raise ValueError("no separator lines")
+
+
 def parts_equal(grid: Grid, rows: int, cols: int) -> list[Grid]:
     """The grid cut into ``rows`` x ``cols`` equal parts (a one-cell separator between parts allowed)."""
     return [p for band in dsl.split(grid, rows, axis=0) for p in dsl.split(band, cols, axis=1)]
@@ -919,6 +967,8 @@ def _sized_steps(sizes: tuple[tuple[int, int], ...], outs: tuple[tuple[int, int]
                               lambda g, a=oh, b=ow, r=rule: solid(g, a, b, r)))
     if all(oh * 3 <= h and ow * 3 <= w for (h, w), (oh, ow) in zip(sizes, outs)):
         steps.append(Step("block_layout({})", "shape", block_layout))
+    if all(oh * 2 <= h and ow * 2 <= w for (h, w), (oh, ow) in zip(sizes, outs)):
+        steps.append(Step("parts_plan({})", "shape", parts_plan))
     if all(oh == 1 for oh, _ in outs):
         steps.append(Step("count_row({})", "shape", count_row))
     if all(o == (1, 1) for o in outs):
@@ -1018,6 +1068,7 @@ def static_steps(facts: TaskFacts) -> list[Step]:
     steps += [Step("draw_diagonals({})", "lines", draw_diagonals),
               Step("connect_same({}, 1)", "lines", lambda g: connect_same(g, 1)),
               Step("connect_same({}, 0)", "lines", lambda g: connect_same(g, 0)),
+              Step("shoot_to_objects({})", "lines", shoot_to_objects),
               Step("dedupe({})", "dedupe", dsl.dedupe)]
     return steps
 
@@ -1337,23 +1388,90 @@ def fit_count(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Gri
     return None
 
 
+def _object_colour(grid: Grid, obj: Shape, which: str) -> Grid | None:
+    """A 1x1 grid of the object's most common colour (``which`` "colour") or of its least common one
+    ("minority", None when it has one colour)."""
+    counts = np.bincount(obj.patch(grid)[obj.mask[obj.top:obj.bottom, obj.left:obj.right]], minlength=NUM_COLOURS + 1)
+    counts[0] = 0
+    present = np.flatnonzero(counts)
+    if which == "colour":
+        return np.array([[np.argmax(counts)]], dtype=np.uint8) if present.size else None
+    if present.size < 2:
+        return None
+    return np.array([[min(present.tolist(), key=lambda c: (counts[c], c))]], dtype=np.uint8)
+
+
+COLOUR_ORDERS = ("most-cells", "fewest-cells", "top-down", "left-right", "along")
+
+
+def _colour_orders(grid: Grid) -> dict[str, tuple[list[int], str]]:
+    """The grid's colours (not background) in the orders a strip may list them, each with the strip's
+    layout ('' where the rule gives none): by their cells, most or fewest first; by their mean row or
+    column; and "along", by the mean position on the axis where the colours lie apart the most, laid
+    out that way. An order with a tie is left out: nothing says which colour comes first."""
+    present = dsl.colours(grid, exclude=[0])
+    if not present:
+        return {}
+    rows, cols = np.indices(grid.shape)
+    cells = {c: int((grid == c).sum()) for c in present}
+    mean_row = {c: float(rows[grid == c].mean()) for c in present}
+    mean_col = {c: float(cols[grid == c].mean()) for c in present}
+    across = max(mean_col.values()) - min(mean_col.values()) > max(mean_row.values()) - min(mean_row.values())
+    keys = {"most-cells": ({c: -n for c, n in cells.items()}, ""), "fewest-cells": (cells, ""),
+            "top-down": (mean_row, ""), "left-right": (mean_col, ""),
+            "along": ((mean_col, "row") if across else (mean_row, "column"))}
+    return {name: (sorted(present, key=key.__getitem__), layout) for name, (key, layout) in keys.items()
+            if len(set(key.values())) == len(present)}
+
+
+def fit_colour_strip(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
+                     ) -> tuple[str, tuple[Grid, ...]] | None:
+    """Each output one row or one column listing its grid's colours in an order (``_colour_orders``),
+    all of them or all but the first: its text and the test strips, or None."""
+    if not all(min(o.shape) == 1 for o in outputs):
+        return None
+    train_orders = [_colour_orders(g) for g in train]
+    test_orders = [_colour_orders(g) for g in test]
+
+    def strip(orders: dict[str, tuple[list[int], str]], name: str, skip: int, layout: str) -> Grid | None:
+        if name not in orders or not orders[name][0][skip:]:
+            return None
+        listed = np.array(orders[name][0][skip:], dtype=np.uint8)
+        return listed[None, :] if (orders[name][1] or layout) == "row" else listed[:, None]
+
+    for name in COLOUR_ORDERS:
+        for skip in (0, 1):
+            for layout in ("row", "column") if name != "along" else ("",):
+                if all((m := strip(o, name, skip, layout)) is not None and np.array_equal(m, out)
+                       for o, out in zip(train_orders, outputs)):
+                    made = tuple(strip(o, name, skip, layout) for o in test_orders)
+                    if all(m is not None for m in made):
+                        return f"colour_strip({{}}, {name!r}, skip={skip}, layout={layout or 'along'!r})", made
+    return None
+
+
 def fit_object_crop(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
                     ) -> tuple[str, tuple[Grid, ...]] | None:
     """Each output is the box of one object of its grid (with what else lies in the box, or the object
-    alone): a rule that picks that object on every example by one of its numbers (the largest, the
+    alone), or, when every output is one cell of a colour that varies, that object's most or least common
+    colour: a rule that picks that object on every example by one of its numbers (the largest, the
     smallest, the only one of its value), its text and the crops it gives for the test grids, or None."""
     if any(o.shape[0] > g.shape[0] or o.shape[1] > g.shape[1] for g, o in zip(train, outputs)):
         return None
+    hows = ["box", "patch"]
+    if all(o.shape == (1, 1) for o in outputs) and len({int(o[0, 0]) for o in outputs}) > 1:
+        hows += ["colour", "minority"]
     for conn, multi in ((8, True), (4, False), (8, False), (4, True)):
-        for alone in (False, True):
-            def crop(g: Grid, o: Shape, a=alone) -> Grid:
-                return o.patch(g) if a else o.box_crop(g)
+        for how in hows:
+            def crop(g: Grid, o: Shape, h=how) -> Grid | None:
+                return o.patch(g) if h == "patch" else o.box_crop(g) if h == "box" else _object_colour(g, o, h)
             examples = []
             for g, out in zip(train, outputs):
                 objs = shapes(g, conn, multi)
                 if len(objs) > MAX_MOVING:
                     break
-                right = {i for i, o in enumerate(objs) if (o.bottom - o.top, o.right - o.left) == out.shape
+                right = {i for i, o in enumerate(objs) if (how in ("colour", "minority")
+                                                          or (o.bottom - o.top, o.right - o.left) == out.shape)
                          and np.array_equal(crop(g, o), out)}
                 if not right:
                     break
@@ -1362,13 +1480,16 @@ def fit_object_crop(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequen
                 tests = [(g, shapes(g, conn, multi)) for g in test]
                 tests = [(g, objs, [_crop_features(g, o) for o in objs]) for g, objs in tests]
                 for feature in _crop_features(train[0], shapes(train[0], conn, multi)[0]):
+                    if feature == "colour" and how in ("colour", "minority"):
+                        continue  # the colour of the object picked by its colour: any colour rule fits
                     for which in ("max", "min", "unique"):
                         if all(_pick([f[feature] for f in feats], which) in right for feats, right in examples):
                             picks = [_pick([f[feature] for f in feats], which) for _, _, feats in tests]
                             if any(p is None for p in picks):
                                 continue
                             made = tuple(crop(g, objs[p]) for (g, objs, _), p in zip(tests, picks))
-                            how = "patch" if alone else "box"
+                            if any(m is None for m in made):
+                                continue
                             return (f"crop_picked({{}}, {conn}, {multi}, {feature!r}, {which!r}, {how!r})", made)
     return None
 
@@ -1760,8 +1881,8 @@ class _Search:
             fitted = fit_object_crop(train, self.outputs, test)
             for fitter in (fit_tile_transforms, fit_colour_blocks, fit_part_pick):
                 fitted = fitted or fitter(train, self.outputs, test)
-            if fitted is None and depth == 0:  # numbers of the inputs themselves: a few ms, so once per task
-                fitted = fit_count(train, self.outputs, test)
+            if fitted is None and depth == 0:  # numbers and colours of the inputs themselves: a few ms, once
+                fitted = fit_count(train, self.outputs, test) or fit_colour_strip(train, self.outputs, test)
             if fitted is not None:
                 self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
                 return
