@@ -21,9 +21,9 @@ At each state the *fitters* ask whether a last move reproduces every training ou
   stamps (each cell of a colour, or on the inputs each object of one colour and shape, paints a fixed
   pattern on the background around it), the one object of each grid that a number picks (the largest,
   smallest or only value of its size, height, symmetry, colours...) cropped out (or, for one-cell outputs,
-  its colour), the one part of a grid
-  cut by lines or into equal parts that a number picks, copies of the grid each turned its own way in the
-  blocks of the output, or each cell blown up to a block its colour decides;
+  its colour), the one part of a grid cut by lines or into equal parts that a number picks, copies of the
+  grid each turned its own way in the blocks of the output, or each cell blown up to a block its colour
+  decides;
 - on the inputs alone, an output drawn from a number of its grid (objects, colours, cells): a row, a
   column or a diagonal that long, that many cells in reading order, or a table from number to output;
   or a strip listing its colours in an order (by their cells, or as they lie across or down the grid).
@@ -420,10 +420,12 @@ def shoot_to_objects(grid: Grid) -> Grid:
     if not lone.any() or not large.any():
         raise ValueError("no lone cell and larger object")
     out = grid.copy()
-    # the four directions as views whose rows run the way the line goes (writes to ``out`` go through)
-    for g, o, lo, la in ((grid, out, lone, large), (grid[:, ::-1], out[:, ::-1], lone[:, ::-1], large[:, ::-1]),
-                         (grid.T, out.T, lone.T, large.T), (grid.T[:, ::-1], out.T[:, ::-1], lone.T[:, ::-1],
-                                                             large.T[:, ::-1])):
+
+    def directions(a: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Views of ``a`` whose rows run right, left, down and up (writes to a view of ``out`` go through)."""
+        return a, a[:, ::-1], a.T, a.T[:, ::-1]
+
+    for g, o, lo, la in zip(directions(grid), directions(out), directions(lone), directions(large)):
         h, w = g.shape
         at = np.where(g != bg, np.arange(w), w)
         following = np.full((h, w), w)  # the column of the first non-background cell after each cell
@@ -731,15 +733,24 @@ def downscale_any(grid: Grid, fr: int, fc: int) -> Grid:
     return out
 
 
-def parts_by_lines(grid: Grid) -> list[Grid]:
-    """The blocks between full rows and columns of one colour (separator lines), in reading order."""
+def _separated(grid: Grid) -> Iterator[tuple[int, list[list[Grid]]]]:
+    """For each colour that draws full rows or columns across the grid (separator lines), the colour and
+    the table of blocks between its lines (``dsl.split_by_lines``), when there are two blocks or more."""
     for colour in dsl.colours(grid):
         full_rows = (grid == colour).all(axis=1)
         full_cols = (grid == colour).all(axis=0)
         if (full_rows.any() or full_cols.any()) and not full_rows.all():
-            parts = [p for row in dsl.split_by_lines(grid, colour) for p in row]
-            if len(parts) >= 2 and len({p.shape for p in parts}) == 1:
-                return parts
+            table = dsl.split_by_lines(grid, colour)
+            if len(table) * len(table[0]) >= 2:
+                yield colour, table
+
+
+def parts_by_lines(grid: Grid) -> list[Grid]:
+    """The blocks between separator lines, in reading order, when they are all of one size."""
+    for _, table in _separated(grid):
+        parts = [p for row in table for p in row]
+        if len({p.shape for p in parts}) == 1:
+            return parts
     raise ValueError("no separator lines into equal parts")
 
 
@@ -747,19 +758,13 @@ def parts_plan(grid: Grid) -> Grid:
     """The table of blocks between separator lines (full rows and columns of one colour), one cell per
     block: the block's most common colour other than the lines' and the background (background when it has
     none). The blocks may differ in size."""
-    for colour in dsl.colours(grid):
-        full_rows = (grid == colour).all(axis=1)
-        full_cols = (grid == colour).all(axis=0)
-        if (full_rows.any() or full_cols.any()) and not full_rows.all():
-            table = dsl.split_by_lines(grid, colour)
-            if len(table) * len(table[0]) < 2:
-                continue
-            plan = np.zeros((len(table), len(table[0])), dtype=np.uint8)
-            for r, row in enumerate(table):
-                for c, block in enumerate(row):
-                    inside = block[(block != colour) & (block != 0)]
-                    plan[r, c] = np.bincount(inside).argmax() if inside.size else 0
-            return plan
+    for colour, table in _separated(grid):
+        plan = np.zeros((len(table), len(table[0])), dtype=np.uint8)
+        for r, row in enumerate(table):
+            for c, block in enumerate(row):
+                inside = block[(block != colour) & (block != 0)]
+                plan[r, c] = np.bincount(inside).argmax() if inside.size else 0
+        return plan
     raise ValueError("no separator lines")
 
 
