@@ -44,9 +44,12 @@ from training_code.task_choice import check_task_spec, select_tasks
 def chosen_tasks(dataset: ArcDataset, tasks: str) -> list[str]:
     """The task ids ``--tasks`` names, by the rule of ``run_evaluation_smollm --tasks`` (the same N shortest
     in the preset's text format, the same every:K), or the training tasks with a verified program."""
-    if tasks.strip() == "verified":
+    spec = tasks.strip()
+    if spec == "verified":
         return sorted(t for t in PROGRAMS if t in dataset.tasks)
-    return select_tasks(dataset, tasks, evaluation_format() if tasks.strip().isdigit() else None)
+    if spec.isdigit():
+        return select_tasks(dataset, spec, evaluation_format()) if int(spec) else []
+    return select_tasks(dataset, spec, None)
 
 
 def evaluation_format():

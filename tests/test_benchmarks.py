@@ -286,6 +286,14 @@ def test_search_benchmark_writes_a_record_per_task_and_plots_them(tmp_path):
     assert png.stat().st_size > 0
 
 
+def test_search_benchmark_samples_all_tasks_without_the_models_libraries():
+    challenges = Path("input/arc-agi_evaluation_challenges.json")
+    dataset = ArcDataset.from_kaggle(challenges, challenges.with_name("arc-agi_evaluation_solutions.json"))
+    # --tasks 0 --sample N draws from all tasks: no shortest ones to leave out, no tokenizer needed
+    assert bench_search.chosen_tasks(dataset, "0") == []
+    assert bench_search.chosen_tasks(dataset, "") == sorted(dataset.tasks)
+
+
 @needs_smollm2  # --tasks N ranks by lengths with the model's end token
 def test_search_benchmark_picks_the_tasks_the_evaluation_picks():
     challenges = Path("input/arc-agi_evaluation_challenges.json")
