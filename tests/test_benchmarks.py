@@ -286,7 +286,7 @@ def test_search_benchmark_writes_a_record_per_task_and_plots_them(tmp_path):
     assert png.stat().st_size > 0
 
 
-def test_search_benchmark_samples_all_tasks_without_the_models_libraries():
+def test_search_benchmark_leaves_no_shortest_tasks_out_of_a_sample_at_count_0():
     challenges = Path("input/arc-agi_evaluation_challenges.json")
     dataset = ArcDataset.from_kaggle(challenges, challenges.with_name("arc-agi_evaluation_solutions.json"))
     # --tasks 0 --sample N draws from all tasks: no shortest ones to leave out, no tokenizer needed
