@@ -33,6 +33,11 @@ def pairs(transform, seed: int = 0, n: int = 4, shape=(5, 6), colours: int = 4, 
     return examples[:-1], examples[-1]
 
 
+def fit_pairs(fitter, train, tests):
+    """A fitter on training pairs (its grids and outputs apart) and test grids."""
+    return fitter([g for g, _ in train], [o for _, o in train], tests)
+
+
 def solves(train, test, config=SearchConfig(seconds=20, cpu_time=True)) -> tuple[bool, program_search.SearchResult]:
     # CPU time: a busy test machine slows the search down without making it find less
     result = search_task(train, [test[0]], config)
@@ -529,7 +534,7 @@ def test_objects_are_recoloured_by_their_number_of_holes():
 
     train = [scene(objs) for objs in ((1, 2), (3, 1), (2, 3, 1))]
     test = scene((2, "wide", 3))
-    fitted = program_search.fit_object_colours([g for g, _ in train], [o for _, o in train], [test[0]])
+    fitted = fit_pairs(program_search.fit_object_colours, train, [test[0]])
     assert fitted is not None and "'hole-count'" in fitted[0] and np.array_equal(fitted[1][0], test[1])
 
 
@@ -566,14 +571,14 @@ def test_the_part_a_number_picks_is_cut_out():
 
     examples = [example(w) for w in (0, 2, 1, 0)]
     train, test = examples[:3], examples[3]
-    fitted = program_search.fit_part_pick([g for g, _ in train], [o for _, o in train], [test[0]])
+    fitted = fit_pairs(program_search.fit_part_pick, train, [test[0]])
     assert fitted is not None and fitted[0] == "pick_part(parts_equal({}, 3, 1), 'symmetric', 'min')"
     assert np.array_equal(fitted[1][0], test[1])
     right, result = solves(train, test, SearchConfig(seconds=30, max_depth=1, cpu_time=True))
     assert right and result.programs[0][0] == "pick_part(parts_equal(grid, 3, 1), 'symmetric', 'min')"
     # a test grid where no part is lopsided: no part is picked
     tie = np.vstack([symmetric(), symmetric(), symmetric()])
-    assert program_search.fit_part_pick([g for g, _ in train], [o for _, o in train], [tie]) is None
+    assert fit_pairs(program_search.fit_part_pick, train, [tie]) is None
     # an output that is no part of its grid: no rule
     outputs = [o for _, o in train]
     outputs[1] = outputs[1].copy()
@@ -649,7 +654,7 @@ def test_the_colours_are_listed_in_a_strip_by_their_cells():
 
     examples = [example(n) for n in (3, 4, 3, 4)]
     train, test = examples[:3], examples[3]
-    fitted = program_search.fit_colour_strip([g for g, _ in train], [o for _, o in train], [test[0]])
+    fitted = fit_pairs(program_search.fit_colour_strip, train, [test[0]])
     assert fitted is not None and fitted[0] == "colour_strip({}, 'most-cells', skip=0, layout='column')"
     assert np.array_equal(fitted[1][0], test[1])
     right, result = solves(train, test, SearchConfig(seconds=30, max_depth=1, cpu_time=True))
@@ -657,7 +662,7 @@ def test_the_colours_are_listed_in_a_strip_by_their_cells():
     # a test grid where two colours have as many cells: no order, no strip
     tie = np.zeros((8, 8), np.uint8)
     tie[0, :3], tie[2, :3], tie[4, :5] = 1, 2, 3
-    assert program_search.fit_colour_strip([g for g, _ in train], [o for _, o in train], [tie]) is None
+    assert fit_pairs(program_search.fit_colour_strip, train, [tie]) is None
 
 
 def test_bands_of_colour_are_listed_across_or_down_as_they_lie():
@@ -670,7 +675,7 @@ def test_bands_of_colour_are_listed_across_or_down_as_they_lie():
 
     examples = [bands([2, 5, 1], True), bands([4, 3, 8, 6], False), bands([7, 1], True), bands([9, 2, 3], False)]
     train, test = examples[:3], examples[3]
-    fitted = program_search.fit_colour_strip([g for g, _ in train], [o for _, o in train], [test[0]])
+    fitted = fit_pairs(program_search.fit_colour_strip, train, [test[0]])
     assert fitted is not None and fitted[0] == "colour_strip({}, 'along', skip=0, layout='along')"
     assert np.array_equal(fitted[1][0], test[1]) and fitted[1][0].shape == (3, 1)
     # outputs wider than one cell: not a strip
@@ -693,7 +698,7 @@ def test_the_colour_of_the_object_a_number_picks_is_the_one_cell_output():
 
     examples = [example([1, 2, 3], 1), example([4, 6, 5, 7], 3), example([8, 2], 0), example([3, 9, 4, 6], 2)]
     train, test = examples[:3], examples[3]
-    fitted = program_search.fit_object_crop([g for g, _ in train], [o for _, o in train], [test[0]])
+    fitted = fit_pairs(program_search.fit_object_crop, train, [test[0]])
     assert fitted is not None and fitted[0] == "crop_picked({}, 8, True, 'holes', 'max', 'colour')"
     assert np.array_equal(fitted[1][0], test[1])
     # every output the same colour: no rule is learned from a colour that never varies
