@@ -14,7 +14,7 @@ and packed in one int64 per cell, so learning a rule is a sort, not a Python loo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -23,11 +23,16 @@ OUTSIDE = 11  # what a neighbour beyond the edge reads as (colours 0..9, NEW is 
 BASE = 12
 
 
+def _reach(offsets: Iterable[tuple[int, int]]) -> int:
+    """How far the farthest offset (dr, dc) reaches, in rows or columns: 1 for a 3x3 neighbourhood."""
+    return max((max(abs(dr), abs(dc)) for dr, dc in offsets), default=0)
+
+
 def _padded_shifts(grid: Grid, offsets: Sequence[tuple[int, int]], fill: int = OUTSIDE) -> list[np.ndarray]:
     """For each offset (dr, dc), every cell's neighbour at that offset (``fill`` beyond the edge); the grid
     is padded once for all of them."""
     h, w = grid.shape
-    r = max((max(abs(dr), abs(dc)) for dr, dc in offsets), default=0)
+    r = _reach(offsets)
     padded = np.pad(grid.astype(np.int64), r, constant_values=fill)
     return [padded[r + dr:r + dr + h, r + dc:r + dc + w] for dr, dc in offsets]
 
@@ -252,7 +257,7 @@ def stamps_text(stamps: Stamps) -> str:
     nothing is painted, and at the centre the cell's new colour or '*' where it keeps its own; for example
     ``{1: '.7./7*7/.7.'}``: each cell of colour 1 paints 7 on its four sides."""
     def picture(paint: dict[tuple[int, int], int]) -> str:
-        r = max(max(abs(dr), abs(dc)) for dr, dc in paint)
+        r = _reach(paint)
         return "/".join("".join(str(paint[(dr, dc)]) if (dr, dc) in paint else "*" if dr == dc == 0 else "."
                                 for dc in range(-r, r + 1)) for dr in range(-r, r + 1))
 
