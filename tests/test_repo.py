@@ -199,9 +199,9 @@ def test_pip_install_puts_the_package_and_its_commands_in_a_fresh_environment(tm
     done = subprocess.run([str(tmp_path / "venv" / "bin" / "arc-evaluate-smollm"), "--help"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "one of dfs, greedy, sample" in " ".join(done.stdout.split())
-def test_the_readme_lists_every_function_that_calls_unsloth_among_the_lines_never_run_on_a_gpu():
+def test_the_readme_says_of_every_function_that_calls_unsloth_whether_it_has_run_on_a_gpu():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    never_run = readme[readme.index("### Lines that have never run on a GPU"):]
+    never_run = readme[readme.index("### What has run on a GPU, and what has not"):]
     never_run = never_run[:never_run.index("\n### ", 1)]
     callers = []
     for path in sorted((ROOT / "training_code").glob("*.py")):

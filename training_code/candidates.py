@@ -32,6 +32,7 @@ from .inference_tools import (
     torch_generator,
 )
 from .model_session import ModelSession
+from .model_tools import compute_device
 from .selection import (
     AGGREGATIONS,
     DEFAULT_AGGREGATION,
@@ -131,7 +132,7 @@ def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: Mo
     per_view: list[Grid | None] = []
     best_text: tuple[float, Grid] | None = None
     checker = session.fmt.reply_checker()
-    generator = torch_generator(rng, next(session.model.parameters()).device)
+    generator = torch_generator(rng, compute_device(session.model))
     # replies longer than the room kept for them are cut: an untrained model otherwise writes
     # hundreds of tokens of grid-shaped noise per view
     decoding, scoring = config.decoding, config.scoring

@@ -188,7 +188,7 @@ def sampled_programs(task: Task, session: ModelSession, config: EvalConfig, dead
         return []
     # a generator of its own: decoding draws the same views whether programs are sampled or not
     rng = np.random.default_rng(stable_seed(config.seed, task.task_id, "programs"))
-    generator = torch_generator(rng, next(session.model.parameters()).device)
+    generator = torch_generator(rng, model_tools.compute_device(session.model))
     replies = sample_decode(session.model, prompt_ids, eos_id=session.eos_id, token_texts=session.token_texts,
                             checker=ProgramChecker(session.tokenizer.all_special_tokens), n=config.programs.samples,
                             temperature=config.programs.temperature, generator=generator,
@@ -398,7 +398,7 @@ def prepare_session(config: EvalConfig, loaded: model_tools.LoadedModel | None =
             raise ValueError(f"{e}: run with --load-in-4bit no (or auto), or merge the adapter once in 16 bits "
                              f"(run_finetune_* writes <models>/<name>/merged) and pass that folder as --model") from e
         loaded = replace(loaded, model=merged).refingerprinted()
-    formats = stage_formats(config.bf16_passes, next(loaded.model.parameters()).device)
+    formats = stage_formats(config.bf16_passes, model_tools.compute_device(loaded.model))
     return ModelSession(loaded, fmt, config.max_tokens, formats)
 
 

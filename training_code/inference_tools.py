@@ -37,6 +37,7 @@ from transformers.cache_utils import Cache
 
 from .formats import ReplyChecker
 from .grids import MAX_SIDE
+from .model_tools import compute_device, transformers_code
 
 logger = logging.getLogger(__name__)
 
@@ -70,17 +71,19 @@ class Candidate:
 
 
 def _device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    return compute_device(model)
 
 
 @contextmanager
 def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    """Run in eval mode and restore the previous mode: a model fresh from test-time training is in
-    train mode, and dropout would make decoding and scoring random."""
+    """Run in eval mode, through transformers' own code (``transformers_code``), and restore the
+    previous mode: a model fresh from test-time training is in train mode, and dropout would make
+    decoding and scoring random."""
     was_training = model.training
     model.eval()
     try:
-        yield
+        with transformers_code(model):
+            yield
     finally:
         model.train(was_training)
 

@@ -336,11 +336,96 @@ def _import_unsloth() -> Any:
 
     unsloth patches transformers when imported and warns when transformers came first; the patches
     it needs for FastLanguageModel still apply. An entry script that wants every optimisation can
-    ``import unsloth`` before anything else.
+    ``import unsloth`` before anything else. transformers' own code of the model families unsloth
+    replaces is noted first, for the decoders (``transformers_code``).
     """
+    record_transformers_code()
     import unsloth  # noqa: F401  (lazy: unsloth raises at import time without a GPU)
 
     return unsloth
+
+
+def compute_device(model: torch.nn.Module) -> torch.device:
+    """The device a model computes on: the first accelerator that holds one of its parameters, else
+    the CPU. unsloth keeps the frozen original of a fully trained embedding on the CPU, so a model's
+    first parameter can be on the CPU while the model runs on CUDA."""
+    for parameter in model.parameters():
+        if parameter.device.type not in ("cpu", "meta"):
+            return parameter.device
+    return torch.device("cpu")
+
+
+# ---------------------------------------------------------------------------------------------
+# transformers' own code for the decoders, where unsloth replaced it
+#
+# unsloth's loader replaces the forward methods of the model families it speeds up (attention,
+# decoder layer, model, causal LM, peft's wrapper) and their rotary embedding with its own: its
+# decoding path keeps KV caches as tuples and its rotary embedding ignores position ids. The
+# decoders need transformers' contract (a Cache updated in place, position ids and a 4D attention
+# mask honoured: the batched DFS rests on all three), so they run an unsloth model through
+# transformers' code; training keeps unsloth's. The LoRA, 4-bit and fused MLP modules are the
+# same modules under either.
+
+_FAMILIES = ("llama", "mistral", "qwen2", "qwen3")
+_TRANSFORMERS_CODE: dict[tuple[Any, str], Any] = {}  # (class, attribute) -> transformers' own function
+_ROTARY_CLASSES: dict[str, type] = {}  # modeling module name -> its rotary embedding class
+
+
+def record_transformers_code() -> None:
+    """Note the methods of the families' model classes (and peft's causal-LM wrapper) and their rotary
+    embedding classes, before unsloth replaces them; once per process."""
+    if _TRANSFORMERS_CODE:
+        return
+    import peft.peft_model
+
+    owners: list[type] = [peft.peft_model.PeftModelForCausalLM]
+    for family in _FAMILIES:
+        try:
+            module = importlib.import_module(f"transformers.models.{family}.modeling_{family}")
+        except ImportError:  # a family this transformers lacks
+            continue
+        classes = [c for c in vars(module).values() if isinstance(c, type) and c.__module__ == module.__name__]
+        owners += [c for c in classes if issubclass(c, torch.nn.Module)]
+        rotary = sorted((c for c in classes if c.__name__.endswith("RotaryEmbedding")), key=lambda c: len(c.__name__))
+        if rotary:
+            _ROTARY_CLASSES[module.__name__] = rotary[0]
+    for owner in owners:
+        for name, value in vars(owner).items():
+            if callable(value) and not name.startswith("__"):
+                _TRANSFORMERS_CODE[(owner, name)] = value
+
+
+@contextmanager
+def transformers_code(model: torch.nn.Module) -> Iterator[None]:
+    """Run ``model`` through transformers' own code where unsloth replaced it (see above): its methods
+    back on their classes and a transformers rotary embedding in place of unsloth's, restored after.
+    Nothing to do (and nothing done) in a process where unsloth changed nothing."""
+    methods = [(owner, name, vars(owner).get(name), own) for (owner, name), own in _TRANSFORMERS_CODE.items()
+               if vars(owner).get(name) is not own]
+    if not methods:
+        yield
+        return
+    rotaries = []
+    for module in model.modules():
+        current = module._modules.get("rotary_emb")
+        own_class = _ROTARY_CLASSES.get(type(module).__module__)
+        if current is None or own_class is None or type(current) is own_class or "layers" not in module._modules:
+            continue
+        own = module.__dict__.get("_transformers_rotary")
+        if own is None:
+            own = own_class(config=module.config).to(compute_device(module))
+            module.__dict__["_transformers_rotary"] = own  # built once, outside the module tree
+        rotaries.append((module, current))
+        module._modules["rotary_emb"] = own
+    for owner, name, _, own in methods:
+        setattr(owner, name, own)
+    try:
+        yield
+    finally:
+        for owner, name, theirs, _ in methods:
+            setattr(owner, name, theirs)
+        for module, theirs in rotaries:
+            module._modules["rotary_emb"] = theirs
 
 
 def _resolve_dtype(dtype: str | torch.dtype | None, *, cuda: bool) -> torch.dtype:
@@ -439,6 +524,7 @@ def load_model(
             raise ValueError(f"unsloth cannot read GGUF files; convert_gguf({str(path)!r}, <dir>) and load the dir")
         from unsloth import FastLanguageModel  # lazy: see choose_backend
 
+        record_transformers_code()  # before its first load replaces them (a no-op when done already)
         model, tokenizer = FastLanguageModel.from_pretrained(
             model_name=str(path),
             max_seq_length=max_seq_length,  # explicit: the 2048 default truncated long ARC tasks
@@ -1243,10 +1329,27 @@ def remove_adapter(model: Any) -> PreTrainedModel:
     """
     if not hasattr(model, "unload"):
         return model
+    device = compute_device(model)
     _restore_modules_to_save(model)
     base = model.unload()
+    _undo_unsloth_adapter(base, device)
     inference_mode(base)
     return base
+
+
+def _undo_unsloth_adapter(base: torch.nn.Module, device: torch.device) -> None:
+    """What unsloth's ``get_peft_model`` left on the base besides the adapter: the fused LoRA forwards it
+    set on modules (they read ``lora_A``, which a base module lacks) and, where the embedding and head were
+    trained, their originals moved to the CPU (mapped from a file) to save GPU memory. Without this a
+    base fresh from an unsloth adapter cannot run a pass."""
+    for module in base.modules():
+        forward = module.__dict__.get("forward")
+        function = getattr(forward, "__func__", forward)  # a bound method's function
+        function = getattr(function, "func", function)  # a functools.partial's
+        if forward is not None and getattr(function, "__module__", "").startswith("unsloth"):
+            del module.__dict__["forward"]
+        if device.type != "cpu" and any(p.device.type == "cpu" for p in module.parameters(recurse=False)):
+            module.to(device)
 
 
 def _restore_modules_to_save(model: Any) -> None:

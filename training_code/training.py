@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from .arc_loader import ArcDataset, AugmentOptions, DataPart, Key, random_key
 from .formats import RenderedTask
 from .inference_tools import cpu_computes_bf16
-from .model_tools import IGNORE_INDEX, inference_mode, training_mode
+from .model_tools import IGNORE_INDEX, compute_device, inference_mode, training_mode
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ def train(model: torch.nn.Module, collate: Callable[[Sequence[RenderedTask]], di
     losses, evaluations)`` runs after each checkpoint written during training (to save the adapter as
     it stands, say).
     """
-    device = next(model.parameters()).device
+    device = compute_device(model)
     # dropout draws from torch's generator: seed a forked copy so runs repeat and global state is untouched
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
@@ -386,7 +386,7 @@ def held_out_metrics(model: torch.nn.Module, collate, dataset: ArcDataset, fmt,
     masking collator (its ``mask_first_n_outputs`` is set on a copy to label the test output alone).
     """
     keys = list(dataset.keys if keys is None else keys)
-    device = next(model.parameters()).device
+    device = compute_device(model)
     total_loss, total_tokens, right = 0.0, 0, 0
     inference_mode(model)
     with torch.inference_mode():
