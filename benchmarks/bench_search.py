@@ -7,6 +7,7 @@ busy machine makes a run slower but does not change what it finds.
     python -m benchmarks.bench_search --plot benchmarks/results/search_*.json --png benchmarks/results/search.png
     python -m benchmarks.bench_search --seconds 1000 --max-steps 2000 --tasks 60 --out .../search_speed.json
     python -m benchmarks.bench_search --diff old.json new.json    # tasks gained and lost, with the programs
+    python -m benchmarks.bench_search --seconds 60 --out .../search_eval_60s.json --resume   # a long run in parts
 
 A task counts as solved when, for every test input, one of the first two candidates is the right
 output (Kaggle's rule with two attempts). ``--tasks`` picks tasks by the evaluation's own rule, so that
@@ -65,19 +66,45 @@ def evaluation_format():
     return format_from_spec(PRESET.format, eos=eos)
 
 
+def settings_of(split: str, seconds: float, tasks: str, max_depth: int, sample: int, max_steps: int) -> dict:
+    """What a run's results depend on besides the machine: a run resumes only under the same."""
+    return {"split": split, "seconds_per_task": seconds, "tasks_option": tasks, "sample": sample,
+            "max_depth": max_depth, "max_steps": max_steps, "search_version": SEARCH_VERSION}
+
+
+def done_records(out: Path, settings: dict) -> list[dict]:
+    """The records of an earlier run in ``out`` under the same settings (none when there is no file); a
+    ValueError that names what differs when the settings do not match."""
+    if not out.exists():
+        return []
+    earlier = json.loads(out.read_text(encoding="utf-8"))
+    theirs = earlier["summary"].get("settings", {})
+    differ = {k: (theirs.get(k), v) for k, v in settings.items() if theirs.get(k) != v}
+    if differ:
+        raise ValueError(f"{out} was run with other settings (theirs, these): {differ}; "
+                         "resume with the same, or write to another --out")
+    return earlier["tasks"]
+
+
 def measure(split: str, seconds: float, tasks: str, max_depth: int, out: Path, sample: int = 0,
-            max_steps: int = 0) -> dict:
+            max_steps: int = 0, resume: bool = False) -> dict:
     challenges = Path(f"input/arc-agi_{split}_challenges.json")
     dataset = ArcDataset.from_kaggle(challenges, challenges.with_name(f"arc-agi_{split}_solutions.json"))
+    tasks_option = tasks
     task_ids = chosen_tasks(dataset, tasks)
     if sample:  # a seeded random sample of the rest: an unbiased estimate for the whole split
         rest = sorted(set(dataset.tasks) - set(chosen_tasks(dataset, tasks if tasks.isdigit() else "0")))
         task_ids = sorted(np.random.default_rng(0).choice(rest, size=min(sample, len(rest)), replace=False).tolist())
         tasks = f"random {len(task_ids)} of the tasks not among the {tasks or 0} shortest (seed 0)"
+    settings = settings_of(split, seconds, tasks_option, max_depth, sample, max_steps)
     config = SearchConfig(seconds=seconds, max_depth=max_depth, cpu_time=True, max_steps=max_steps)
-    records = []
+    done = {r["task_id"]: r for r in done_records(out, settings)} if resume else {}
+    records = [done[t] for t in task_ids if t in done]
     began = time.monotonic()
+    summary = {}
     for task_id in task_ids:
+        if task_id in done:
+            continue
         task = dataset.tasks[task_id]
         cpu = time.process_time()
         result = search_task([(e.input, e.output) for e in task.train], [e.input for e in task.test], config, task_id)
@@ -91,9 +118,9 @@ def measure(split: str, seconds: float, tasks: str, max_depth: int, out: Path, s
                         "program": result.programs[0][0] if result.programs[0] else None,
                         "verified_program": task_id in PROGRAMS if split == "training" else None})
         summary = summarise(records, split, seconds, tasks, time.monotonic() - began)
-        summary["max_steps"] = max_steps
+        summary.update(max_steps=max_steps, settings=settings, resumed_with=len(done))
         out.write_text(json.dumps({"summary": summary, "tasks": records}, indent=1) + "\n", encoding="utf-8")
-    return summary
+    return summary or json.loads(out.read_text(encoding="utf-8"))["summary"]
 
 
 def summarise(records: list[dict], split: str, seconds: float, tasks: str, wall: float) -> dict:
@@ -185,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=int, default=0,
                         help="N > 0: profile the run and print the N functions with the most own time")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/search.json"))
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the tasks an earlier run with the same settings wrote to --out and search the "
+                             "rest (a long run in parts)")
     parser.add_argument("--plot", type=Path, nargs="+", help="result files to plot instead of measuring")
     parser.add_argument("--png", type=Path, default=Path("benchmarks/results/search.png"))
     parser.add_argument("--diff", type=Path, nargs=2, metavar=("OLD", "NEW"),
@@ -215,10 +245,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_steps < 0:
         parser.error(f"--max-steps must be >= 0, got {args.max_steps}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.resume:
+        try:
+            done_records(args.out, settings_of(args.split, args.seconds, args.tasks, args.max_depth, args.sample,
+                                               args.max_steps))
+        except ValueError as e:
+            parser.error(str(e))
     profile = cProfile.Profile() if args.profile > 0 else None
     if profile:
         profile.enable()
-    summary = measure(args.split, args.seconds, args.tasks, args.max_depth, args.out, args.sample, args.max_steps)
+    summary = measure(args.split, args.seconds, args.tasks, args.max_depth, args.out, args.sample, args.max_steps,
+                      args.resume)
     if profile:
         profile.disable()
         pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)

@@ -331,3 +331,20 @@ def test_search_benchmark_stops_each_task_at_its_step_budget(tmp_path):
     assert run["summary"]["steps_total"] == sum(r["steps"] for r in run["tasks"])
     with pytest.raises(SystemExit):
         bench_search.main(["--max-steps", "-1", "--out", str(out)])
+
+
+def test_search_benchmark_resumes_a_run_cut_short_and_refuses_other_settings(tmp_path):
+    out = tmp_path / "search.json"
+    argv = ["--split", "evaluation", "--tasks", "every:200", "--seconds", "0.2", "--max-depth", "1", "--out", str(out)]
+    assert bench_search.main(argv) == 0
+    first = json.loads(out.read_text())
+    cut = {"summary": first["summary"], "tasks": first["tasks"][:1]}  # as if killed after the first task
+    cut["tasks"][0]["program"] = "kept from the first part"
+    out.write_text(json.dumps(cut))
+    assert bench_search.main([*argv, "--resume"]) == 0
+    resumed = json.loads(out.read_text())
+    assert [r["task_id"] for r in resumed["tasks"]] == [r["task_id"] for r in first["tasks"]]
+    assert resumed["tasks"][0]["program"] == "kept from the first part" and resumed["summary"]["resumed_with"] == 1
+    assert resumed["summary"]["tasks"] == 2
+    with pytest.raises(SystemExit):  # another budget: not the same run
+        bench_search.main([*(a if a != "0.2" else "0.3" for a in argv), "--resume"])
