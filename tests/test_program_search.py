@@ -12,11 +12,14 @@ import pytest
 from training_code.induction import dsl, program_search
 from training_code.induction.program_search import (
     NEW,
+    RANKED_SHARE,
     SearchConfig,
     Step,
     apply_colour_map,
     label,
+    colour_ranks,
     learn_colour_map,
+    ranked_task,
     search_task,
 )
 
@@ -189,7 +192,9 @@ def test_the_same_budget_gives_the_same_result():
     second = search_task(train, [test[0]], config).to_json()
     for record in (first, second):
         record.pop("seconds")
-    assert first == second and first["steps"] == 3001  # the budget, spent to the last step
+    # the inputs rank their colours differently, so the search of the task's own colours gets its share of
+    # the budget (and finds the program there); that share is spent to the last step
+    assert first == second and first["steps"] == int(3000 * RANKED_SHARE) + 1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -330,10 +335,12 @@ def test_the_object_picked_by_a_number_is_cropped():
     examples = [three_objects(rng) for _ in range(4)]
     right, result = solves(examples[:3], examples[3], SearchConfig(seconds=30, max_depth=1, cpu_time=True))
     assert right and result.programs[0][0] == "crop_picked(grid, 8, True, 'symmetric', 'max', 'box')"
-    # the same task where no learned move is tried: no fixed selection rule picks the plus
+    # the same task where no learned move is tried: no fixed selection rule picks the plus; only the task with
+    # its colours named by rank gives it, as a constant (the plus in the grid's one colour)
     fixed = search_task(examples[:3], [examples[3][0]],
                         SearchConfig(seconds=30, max_depth=1, cpu_time=True, cell_rule_depth=-1))
-    assert not any(np.array_equal(c, examples[3][1]) for c in fixed.candidates[0][:2])
+    right = [p for c, p in zip(fixed.candidates[0][:2], fixed.programs[0]) if np.array_equal(c, examples[3][1])]
+    assert right == ["by_colour_rank(constant([[0, 1, 0], [1, 1, 1], [0, 1, 0]]))"]
 
 
 def test_the_search_draws_rays_from_one_colours_cells_only():
@@ -752,3 +759,33 @@ def test_lone_cells_shoot_lines_to_the_larger_object_they_face():
     pair[5:7, 5:7] = 7  # a larger object away from every line of sight
     made = program_search.shoot_to_objects(pair)
     assert np.array_equal(made, pair)
+
+
+def test_a_rule_about_colour_ranks_is_found_on_the_task_with_its_colours_named_by_rank():
+    """Each example keeps only its most common colour other than the background, in colours that change
+    from example to example: no colour map fits the task's own colours, one fits the ranked task."""
+    rng = np.random.default_rng(3)
+
+    def example(colours):
+        grid = np.zeros((6, 6), np.uint8)
+        cells = rng.permutation(36)
+        grid.flat[cells[:12]] = colours[0]  # the most common colour after the background
+        grid.flat[cells[12:17]] = colours[1]
+        grid.flat[cells[17:19]] = colours[2]
+        return grid, np.where(grid == colours[0], colours[0], 0).astype(np.uint8)
+
+    train = [example(c) for c in ((3, 5, 1), (7, 2, 4), (1, 8, 6))]
+    test_input, test_output = example((4, 9, 2))
+    result = search_task(train, [test_input], SearchConfig(seconds=20, max_depth=2))
+    assert result.programs[0] and result.programs[0][0].startswith("by_colour_rank(")
+    assert np.array_equal(result.candidates[0][0], test_output)
+
+
+def test_colour_ranks_rename_by_frequency_and_come_back():
+    grid = np.array([[3, 3, 3], [5, 5, 1]], np.uint8)
+    forward, inverse = colour_ranks(grid)
+    assert forward[grid].tolist() == [[0, 0, 0], [1, 1, 2]] and np.array_equal(inverse[forward[grid]], grid)
+    assert forward[NEW] == NEW  # "a new colour" stays what it is
+    same = [(grid, grid), (grid[::-1], grid[::-1])]  # ranked alike: the ranked task adds nothing
+    assert ranked_task(same, [grid]) is None
+    assert ranked_task(same, [np.array([[3, 5, 5]], np.uint8)]) is not None

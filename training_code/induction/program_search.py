@@ -28,6 +28,10 @@ At each state the *fitters* ask whether a last move reproduces every training ou
   column or a diagonal that long, that many cells in reading order, or a table from number to output;
   or a strip listing its colours in an order (by their cells, or as they lie across or down the grid).
 
+Where the inputs rank their colours differently, the search of the task's own colours gets half the
+budget; when it finds no program, the rest goes to the task with each pair's colours named by their rank
+in its input (``ranked_task``), and its answers are renamed back.
+
 When no program fits by the end, states that draw part of every output and nothing wrong (the *layers*)
 are laid over one another, greedily, until they cover every output cell that is not background: the
 candidate assembled from partial results (``Layers``).
@@ -44,6 +48,7 @@ the search stops at its deadline. Same task, same settings, same depth reached: 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -68,7 +73,7 @@ log = logging.getLogger(__name__)
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 6
+SEARCH_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -1918,9 +1923,86 @@ class _Search:
                 self.fit(grids, step.text.format(node.text), node.depth + 1, cell_rule=False)
 
 
+# ---------------------------------------------------------------------------------------------
+# The task with its colours named by rank
+
+RANKED_SHARE = 0.5  # of a task's budget, what the search of its own colours gets when a ranked search follows
+
+
+def colour_ranks(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """A renaming of colours by their rank in ``grid`` and its inverse, as lookup tables over 0..15: the most
+    common colour becomes 0, the next 1, and so on (ties: the smaller colour first); colours absent from the
+    grid take the remaining names in increasing order; ``NEW`` and above keep theirs."""
+    values, counts = np.unique(grid, return_counts=True)
+    present = [int(v) for _, v in sorted(zip((-counts).tolist(), values.tolist()))]
+    order = present + [c for c in range(NUM_COLOURS) if c not in present]
+    forward = np.arange(16, dtype=np.uint8)
+    forward[order] = np.arange(NUM_COLOURS, dtype=np.uint8)
+    inverse = np.zeros(16, dtype=np.uint8)
+    inverse[forward] = np.arange(16, dtype=np.uint8)
+    return forward, inverse
+
+
+def ranked_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid]
+                ) -> tuple[list[tuple[Grid, Grid]], list[Grid], list[np.ndarray]] | None:
+    """The task with each pair's colours renamed by their rank in its input (``colour_ranks``), and the
+    renamings back for the test inputs; None when every input ranks its colours alike (the ranked task is
+    then the task itself under one renaming, which the search of its own colours covers)."""
+    grids = [np.asarray(i, dtype=np.uint8) for i, _ in train] + [np.asarray(g, dtype=np.uint8) for g in test_inputs]
+    ranks = [colour_ranks(g) for g in grids]
+    if len({forward.tobytes() for forward, _ in ranks}) == 1:
+        return None
+    pairs = [(forward[g], forward[np.asarray(o, dtype=np.uint8)])
+             for (forward, _), g, (_, o) in zip(ranks, grids, train)]
+    tests = [forward[g] for (forward, _), g in zip(ranks[len(train):], grids[len(train):])]
+    return pairs, tests, [inverse for _, inverse in ranks[len(train):]]
+
+
 def search_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid], config: SearchConfig = SearchConfig(),
                 task_id: str = "") -> SearchResult:
-    """Programs that reproduce every training pair, breadth first, and their test outputs as candidates."""
+    """Programs that reproduce every training pair, breadth first, and their test outputs as candidates.
+
+    Where the inputs rank their colours differently, the search of the task's own colours gets
+    ``RANKED_SHARE`` of the budget; when it finds nothing, the rest goes to the same search of the task
+    with each pair's colours named by their rank in its input (a rule about "the most common colour" or
+    "the second colour" is then one rule on every example), and its answers are renamed back. Its programs
+    read ``by_colour_rank(...)``."""
+    ranked = ranked_task(train, test_inputs)
+    if ranked is None:
+        return _search_task(train, test_inputs, config, task_id)
+    clock = time.process_time if config.cpu_time else time.monotonic
+    began = clock()
+    first_steps = int(config.max_steps * RANKED_SHARE)
+    first = _search_task(train, test_inputs, dataclasses.replace(
+        config, seconds=config.seconds * RANKED_SHARE, max_steps=first_steps if config.max_steps else 0), task_id)
+    if first.found_depth is not None and not _assembled(first):
+        return first
+    pairs, tests, inverses = ranked
+    rest = dataclasses.replace(config, seconds=max(0.0, config.seconds - (clock() - began)),
+                               max_steps=max(1, config.max_steps - first.steps) if config.max_steps else 0)
+    second = _search_task(pairs, tests, rest, task_id)
+    second.candidates = [[inverse[g] for g in cands] for inverse, cands in zip(inverses, second.candidates)]
+    second.programs = [[f"by_colour_rank({text})" for text in texts] for texts in second.programs]
+    # a program of the ranked task beats a guess assembled from partial results of the task's own colours
+    kept, other = (second, first) if second.found_depth is not None and not _assembled(second) else (
+        (first, second) if first.found_depth is not None else (second, first))
+    kept.steps += other.steps
+    kept.states += other.states
+    kept.steps_cut += other.steps_cut
+    kept.seconds += other.seconds
+    kept.depth = max(first.depth, second.depth)
+    kept.timed_out = first.timed_out or second.timed_out
+    kept.error = first.error or second.error
+    return kept
+
+
+def _assembled(result: SearchResult) -> bool:
+    """Whether the result's candidates are a guess assembled from partial results, not a program's."""
+    return all(text.startswith("assemble(") for texts in result.programs for text in texts)
+
+
+def _search_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid], config: SearchConfig,
+                 task_id: str) -> SearchResult:
     began = time.monotonic()
     clock = time.process_time if config.cpu_time else time.monotonic
     inputs = tuple(np.asarray(i, dtype=np.uint8) for i, _ in train) + tuple(
