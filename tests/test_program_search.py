@@ -789,3 +789,10 @@ def test_colour_ranks_rename_by_frequency_and_come_back():
     same = [(grid, grid), (grid[::-1], grid[::-1])]  # ranked alike: the ranked task adds nothing
     assert ranked_task(same, [grid]) is None
     assert ranked_task(same, [np.array([[3, 5, 5]], np.uint8)]) is not None
+    tie = np.array([[2, 1], [1, 2]], np.uint8)  # as many cells of each: the colour met first ranks first
+    assert colour_ranks(tie)[0][tie].tolist() == [[0, 1], [1, 0]]
+    order = np.array([[5, 3, 3], [3, 3, 7]], np.uint8)  # by first appearance: 5, then 3, then 7
+    assert colour_ranks(order, "first")[0][order].tolist() == [[0, 1, 1], [1, 1, 2]]
+    assert colour_ranks(order)[0][order].tolist() == [[1, 0, 0], [0, 0, 2]]
+    with pytest.raises(ValueError, match="unknown colour naming"):
+        colour_ranks(order, "size")

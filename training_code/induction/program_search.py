@@ -29,8 +29,8 @@ At each state the *fitters* ask whether a last move reproduces every training ou
   or a strip listing its colours in an order (by their cells, or as they lie across or down the grid).
 
 Where the inputs rank their colours differently, the search of the task's own colours gets half the
-budget; when it finds no program, the rest goes to the task with each pair's colours named by their rank
-in its input (``ranked_task``), and its answers are renamed back.
+budget; while nothing finds a program, the rest goes to the task with each pair's colours named by their
+rank in its input, by count and then in reading order (``ranked_task``), and the answers are renamed back.
 
 When no program fits by the end, states that draw part of every output and nothing wrong (the *layers*)
 are laid over one another, greedily, until they cover every output cell that is not background: the
@@ -73,7 +73,7 @@ log = logging.getLogger(__name__)
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 7
+SEARCH_VERSION = 8
 
 
 @dataclass(frozen=True)
@@ -1926,15 +1926,25 @@ class _Search:
 # ---------------------------------------------------------------------------------------------
 # The task with its colours named by rank
 
-RANKED_SHARE = 0.5  # of a task's budget, what the search of its own colours gets when a ranked search follows
+RANKED_SHARE = 0.5  # of a task's budget, what the search of its own colours gets when ranked searches follow
+# the ways of naming a grid's colours after its own colours (each a pass of its own, in this order, while
+# none has found a program): by their number of cells (ties: the colour met first in reading order), and by
+# the order in which reading meets them
+NAMINGS = {"count": "by_colour_rank", "first": "by_colour_order"}
 
 
-def colour_ranks(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
-    """A renaming of colours by their rank in ``grid`` and its inverse, as lookup tables over 0..15: the most
-    common colour becomes 0, the next 1, and so on (ties: the smaller colour first); colours absent from the
-    grid take the remaining names in increasing order; ``NEW`` and above keep theirs."""
-    values, counts = np.unique(grid, return_counts=True)
-    present = [int(v) for _, v in sorted(zip((-counts).tolist(), values.tolist()))]
+def colour_ranks(grid: Grid, by: str = "count") -> tuple[np.ndarray, np.ndarray]:
+    """A renaming of colours by their rank in ``grid`` and its inverse, as lookup tables over 0..15. ``by``
+    "count": the most common colour becomes 0, the next 1, and so on (ties: the colour met first in reading
+    order first); "first": the colour met first in reading order becomes 0, the next new one 1, and so on.
+    Colours absent from the grid take the remaining names in increasing order; ``NEW`` and above keep theirs."""
+    values, first, counts = np.unique(grid.ravel(), return_index=True, return_counts=True)
+    if by == "count":
+        present = [int(v) for _, _, v in sorted(zip((-counts).tolist(), first.tolist(), values.tolist()))]
+    elif by == "first":
+        present = [int(v) for _, v in sorted(zip(first.tolist(), values.tolist()))]
+    else:
+        raise ValueError(f"unknown colour naming {by!r}; choose one of {', '.join(NAMINGS)}")
     order = present + [c for c in range(NUM_COLOURS) if c not in present]
     forward = np.arange(16, dtype=np.uint8)
     forward[order] = np.arange(NUM_COLOURS, dtype=np.uint8)
@@ -1943,13 +1953,13 @@ def colour_ranks(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     return forward, inverse
 
 
-def ranked_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid]
+def ranked_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid], by: str = "count"
                 ) -> tuple[list[tuple[Grid, Grid]], list[Grid], list[np.ndarray]] | None:
     """The task with each pair's colours renamed by their rank in its input (``colour_ranks``), and the
     renamings back for the test inputs; None when every input ranks its colours alike (the ranked task is
     then the task itself under one renaming, which the search of its own colours covers)."""
     grids = [np.asarray(i, dtype=np.uint8) for i, _ in train] + [np.asarray(g, dtype=np.uint8) for g in test_inputs]
-    ranks = [colour_ranks(g) for g in grids]
+    ranks = [colour_ranks(g, by) for g in grids]
     if len({forward.tobytes() for forward, _ in ranks}) == 1:
         return None
     pairs = [(forward[g], forward[np.asarray(o, dtype=np.uint8)])
@@ -1963,36 +1973,46 @@ def search_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid],
     """Programs that reproduce every training pair, breadth first, and their test outputs as candidates.
 
     Where the inputs rank their colours differently, the search of the task's own colours gets
-    ``RANKED_SHARE`` of the budget; when it finds nothing, the rest goes to the same search of the task
-    with each pair's colours named by their rank in its input (a rule about "the most common colour" or
-    "the second colour" is then one rule on every example), and its answers are renamed back. Its programs
-    read ``by_colour_rank(...)``."""
-    ranked = ranked_task(train, test_inputs)
-    if ranked is None:
+    ``RANKED_SHARE`` of the budget; while nothing has found a program, the rest goes in equal shares to the
+    same search of the task with each pair's colours named by their rank in its input, by count and then
+    by first appearance (``NAMINGS``: a rule about "the most common colour" or "the colour met first" is
+    then one rule on every example), and their answers are renamed back. Their programs read
+    ``by_colour_rank(...)`` and ``by_colour_order(...)``."""
+    views = [(by, ranked) for by in NAMINGS if (ranked := ranked_task(train, test_inputs, by)) is not None]
+    if not views:
         return _search_task(train, test_inputs, config, task_id)
     clock = time.process_time if config.cpu_time else time.monotonic
     began = clock()
-    first_steps = int(config.max_steps * RANKED_SHARE)
-    first = _search_task(train, test_inputs, dataclasses.replace(
-        config, seconds=config.seconds * RANKED_SHARE, max_steps=first_steps if config.max_steps else 0), task_id)
-    if first.found_depth is not None and not _assembled(first):
-        return first
-    pairs, tests, inverses = ranked
-    rest = dataclasses.replace(config, seconds=max(0.0, config.seconds - (clock() - began)),
-                               max_steps=max(1, config.max_steps - first.steps) if config.max_steps else 0)
-    second = _search_task(pairs, tests, rest, task_id)
-    second.candidates = [[inverse[g] for g in cands] for inverse, cands in zip(inverses, second.candidates)]
-    second.programs = [[f"by_colour_rank({text})" for text in texts] for texts in second.programs]
-    # a program of the ranked task beats a guess assembled from partial results of the task's own colours
-    kept, other = (second, first) if second.found_depth is not None and not _assembled(second) else (
-        (first, second) if first.found_depth is not None else (second, first))
-    kept.steps += other.steps
-    kept.states += other.states
-    kept.steps_cut += other.steps_cut
-    kept.seconds += other.seconds
-    kept.depth = max(first.depth, second.depth)
-    kept.timed_out = first.timed_out or second.timed_out
-    kept.error = first.error or second.error
+    shares = [RANKED_SHARE] + [(1 - RANKED_SHARE) / len(views)] * len(views)
+    passes = [(None, (list(train), list(test_inputs), None)), *views]
+    results: list[SearchResult] = []
+    spent_steps = 0
+    for index, ((by, (pairs, tests, inverses)), share) in enumerate(zip(passes, shares)):
+        last = index == len(passes) - 1
+        seconds = (config.seconds - (clock() - began)) if last else config.seconds * share
+        steps = (config.max_steps - spent_steps if last else int(config.max_steps * share)) if config.max_steps else 0
+        result = _search_task(pairs, tests, dataclasses.replace(config, seconds=max(0.0, seconds),
+                                                                max_steps=max(1, steps) if config.max_steps else 0),
+                              task_id)
+        spent_steps += result.steps
+        if by is not None:
+            result.candidates = [[inverse[g] for g in cands] for inverse, cands in zip(inverses, result.candidates)]
+            result.programs = [[f"{NAMINGS[by]}({text})" for text in texts] for texts in result.programs]
+        results.append(result)
+        if result.found_depth is not None and not _assembled(result):
+            break
+    # a program beats a guess assembled from partial results; between guesses, the earliest pass's
+    found = [r for r in results if r.found_depth is not None]
+    kept = next((r for r in found if not _assembled(r)), found[0] if found else results[-1])
+    for other in results:
+        if other is not kept:
+            kept.steps += other.steps
+            kept.states += other.states
+            kept.steps_cut += other.steps_cut
+            kept.seconds += other.seconds
+    kept.depth = max(r.depth for r in results)
+    kept.timed_out = any(r.timed_out for r in results)
+    kept.error = next((r.error for r in results if r.error), "")
     return kept
 
 
