@@ -30,6 +30,7 @@ import resource
 import statistics
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,9 @@ def done_records(out: Path, settings: dict) -> list[dict]:
 
 
 def measure(split: str, seconds: float, tasks: str, max_depth: int, out: Path, sample: int = 0,
-            max_steps: int = 0, resume: bool = False) -> dict:
+            max_steps: int = 0, done: Sequence[dict] = ()) -> dict:
+    """Search each chosen task and write the records to ``out`` as it goes; ``done``: records of an earlier
+    part of the same run (``done_records``), kept as they are."""
     challenges = Path(f"input/arc-agi_{split}_challenges.json")
     dataset = ArcDataset.from_kaggle(challenges, challenges.with_name(f"arc-agi_{split}_solutions.json"))
     tasks_option = tasks
@@ -98,7 +101,7 @@ def measure(split: str, seconds: float, tasks: str, max_depth: int, out: Path, s
         tasks = f"random {len(task_ids)} of the tasks not among the {tasks or 0} shortest (seed 0)"
     settings = settings_of(split, seconds, tasks_option, max_depth, sample, max_steps)
     config = SearchConfig(seconds=seconds, max_depth=max_depth, cpu_time=True, max_steps=max_steps)
-    done = {r["task_id"]: r for r in done_records(out, settings)} if resume else {}
+    done = {r["task_id"]: r for r in done}
     records = [done[t] for t in task_ids if t in done]
     began = time.monotonic()
     summary = {}
@@ -245,17 +248,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_steps < 0:
         parser.error(f"--max-steps must be >= 0, got {args.max_steps}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    done = []
     if args.resume:
         try:
-            done_records(args.out, settings_of(args.split, args.seconds, args.tasks, args.max_depth, args.sample,
-                                               args.max_steps))
+            done = done_records(args.out, settings_of(args.split, args.seconds, args.tasks, args.max_depth,
+                                                      args.sample, args.max_steps))
         except ValueError as e:
             parser.error(str(e))
     profile = cProfile.Profile() if args.profile > 0 else None
     if profile:
         profile.enable()
     summary = measure(args.split, args.seconds, args.tasks, args.max_depth, args.out, args.sample, args.max_steps,
-                      args.resume)
+                      done)
     if profile:
         profile.disable()
         pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)

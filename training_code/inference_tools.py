@@ -70,10 +70,6 @@ class Candidate:
 # Model plumbing
 
 
-def _device(model: torch.nn.Module) -> torch.device:
-    return compute_device(model)
-
-
 @contextmanager
 def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
     """Run in eval mode, through transformers' own code (``transformers_code``), and restore the
@@ -104,7 +100,7 @@ def _prompt_pass(model: torch.nn.Module, prompt_ids: Sequence[int]) -> tuple[tor
     """Run the prompt once: the logits for the first reply token (shape [vocab]) and the KV cache."""
     if len(prompt_ids) == 0:
         raise ValueError("the prompt must have at least one token")
-    ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=_device(model))
+    ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=compute_device(model))
     # logits_to_keep=1: only the last position's logits are needed; with a full vocabulary the
     # logits of a long prompt would take gigabytes.
     out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
@@ -171,7 +167,7 @@ def _passes_in(model: torch.nn.Module, dtype: torch.dtype | None):
     """Autocast to ``dtype`` on the model's device; nothing when ``dtype`` is None or the model's own."""
     if dtype is None or dtype == next(model.parameters()).dtype:
         return nullcontext()
-    return torch.autocast(_device(model).type, dtype=dtype)
+    return torch.autocast(compute_device(model).type, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -663,7 +659,7 @@ def batched_nll(
             raise ValueError(f"sequence {i}: reply start {start} is outside 1..{len(seq)}")
     results = [0.0] * len(sequences)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]), reverse=True)
-    device = _device(model)
+    device = compute_device(model)
     with _eval_mode(model):
         for first in range(0, len(order), batch_size):
             chunk = order[first : first + batch_size]
@@ -923,7 +919,7 @@ def _prompt_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], guess
     and each row's log-probabilities at the guess's positions [len(guess) + 1, vocab]."""
     lengths = [len(p) + len(g) for p, g in zip(prompts, guesses, strict=True)]
     base = max(lengths)
-    device = _device(model)
+    device = compute_device(model)
     own = next(model.parameters()).dtype
     keys: list[torch.Tensor] = []
     values: list[torch.Tensor] = []
@@ -1001,7 +997,7 @@ def _dfs_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], guesses:
         # a path holds at most budget - 1 tokens before its end token: guess tokens past that are never used
         guess_tokens.append(tokens[: budget - 1])
     cache, log_probs, base = _prompt_rows(model, prompts, guess_tokens, prompt_dtype)
-    device = _device(model)
+    device = compute_device(model)
     dtype = cache.keys[0].dtype
     searches = [
         _Search(len(prompt), tokens, lp, threshold=threshold, budget=budget, gate=gate, has_guess=guess is not None)
