@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import importlib
 import sys
+import types
 import zipfile
 from pathlib import Path
 
@@ -317,6 +318,26 @@ def test_lora_reaches_every_linear_layer_with_its_settings(tied):
     narrow = add_lora(build_tiny_model(FMT.alphabet).model, r=2, target=["q_proj", "v_proj"])
     lora_layers = {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in narrow.named_parameters() if "lora_A" in n}
     assert lora_layers == {"q_proj", "v_proj"}
+
+
+def test_unsloths_lora_writes_its_offloaded_buffers_outside_the_working_directory(tmp_path, monkeypatch):
+    calls = []
+
+    class FastLanguageModel:  # records the call as unsloth's get_peft_model would receive it
+        @staticmethod
+        def get_peft_model(model, **kwargs):
+            calls.append(kwargs)
+            return model
+
+    monkeypatch.setitem(sys.modules, "unsloth", types.SimpleNamespace(FastLanguageModel=FastLanguageModel))
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):  # once per task in test-time training
+        add_lora(build_tiny_model(FMT.alphabet).model, r=2, train_embeddings=True, backend="unsloth")
+    folders = {Path(call["temporary_location"]) for call in calls}
+    assert len(calls) == 2 and len(folders) == 1
+    folder = folders.pop()
+    assert folder.is_dir() and folder.is_absolute() and tmp_path not in folder.parents
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_add_lora_is_seeded_and_leaves_global_rng_alone():

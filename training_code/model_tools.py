@@ -19,6 +19,7 @@ the original model's token for that single character.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import functools
 import hashlib
@@ -1105,6 +1106,17 @@ def _seeded(seed: int) -> Iterator[None]:
         yield
 
 
+@functools.cache
+def unsloth_scratch() -> Path:
+    """The folder where unsloth's gradient checkpointing writes the embedding and head it offloads when they are
+    trained (once per adapter, so once per task in test-time training): this process's own folder under the
+    system's temporary directory, removed at exit. unsloth's default is ``_unsloth_temporary_saved_buffers`` in
+    the working directory, which on Kaggle is the notebook's output."""
+    folder = Path(tempfile.mkdtemp(prefix="arc-unsloth-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def add_lora(
     model: PreTrainedModel,
     *,
@@ -1153,6 +1165,7 @@ def add_lora(
             return FastLanguageModel.get_peft_model(
                 model, r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=names, bias="none",
                 use_rslora=use_rslora, use_gradient_checkpointing="unsloth", random_state=seed,
+                temporary_location=str(unsloth_scratch()),
             )
 
     config = LoraConfig(
