@@ -796,3 +796,98 @@ def test_colour_ranks_rename_by_frequency_and_come_back():
     assert colour_ranks(order)[0][order].tolist() == [[1, 0, 0], [0, 0, 2]]
     with pytest.raises(ValueError, match="unknown colour naming"):
         colour_ranks(order, "size")
+
+
+def test_objects_of_a_size_no_example_shows_are_recoloured_by_a_threshold_or_one_size():
+    def scene(sizes, rule):
+        grid = np.zeros((len(sizes) * 2, 12), np.uint8)
+        for row, size in enumerate(sizes):
+            grid[2 * row, :size] = 5  # a bar of `size` cells on every other row
+        out = grid.copy()
+        for row, size in enumerate(sizes):
+            out[2 * row, :size] = rule(size)
+        return grid, out
+
+    big = lambda size: 2 if size >= 4 else 1  # noqa: E731
+    train = [scene(s, big) for s in ((1, 4, 6), (2, 7), (3, 5, 1))]
+    test = scene((8, 2, 9), big)  # sizes 8 and 9: no example shows them
+    fitted = fit_pairs(program_search.fit_object_colours, train, [test[0]])
+    assert fitted is not None and "'size >= 4: 2, else 1'" in fitted[0]
+    assert np.array_equal(fitted[1][0], test[1])
+
+    six = lambda size: 2 if size == 6 else 1  # noqa: E731 - one size against all others, on both sides
+    train = [scene(s, six) for s in ((1, 6, 7), (6, 2), (3, 6, 8))]  # 6 the largest or not
+    test = scene((6, 5, 10), six)
+    fitted = fit_pairs(program_search.fit_object_colours, train, [test[0]])
+    assert fitted is not None and "'size == 6: 2, else 1'" in fitted[0]
+    assert np.array_equal(fitted[1][0], test[1])
+
+    three = lambda size: {1: 1, 2: 2, 3: 3}[size]  # noqa: E731 - three colours: the table alone, no guess
+    train = [scene(s, three) for s in ((1, 2), (2, 3), (3, 1))]
+    assert fit_pairs(program_search.fit_object_colours, train, [scene((4,), lambda _: 1)[0]]) is None
+
+
+def test_regions_of_background_are_filled_by_their_size():
+    """The largest region of background the walls leave takes one colour, the smallest another, the rest
+    stay empty; the walls differ from example to example."""
+    def example(rows, cols):
+        grid = np.zeros((9, 9), np.uint8)
+        grid[rows, :] = 2
+        grid[:, cols] = 2
+        regions = label((grid == 0).astype(np.uint8), 4, False)
+        ids, sizes = np.unique(regions[regions >= 0], return_counts=True)
+        out = grid.copy()
+        out[regions == ids[np.argmax(sizes)]] = 1
+        out[regions == ids[np.argmin(sizes)]] = 8
+        return grid, out
+
+    train = [example(*walls) for walls in (([2], [5]), ([6], [1, 4]), ([1, 4], [7]))]
+    test = example([3], [2, 4])
+    fitted = fit_pairs(program_search.fit_region_colours, train, [test[0]])
+    assert fitted is not None and fitted[0].startswith("fill_regions({}, 4, 'size-rank'")
+    assert np.array_equal(fitted[1][0], test[1])
+    right, result = solves(train, test)
+    assert right and result.programs[0][0].startswith("fill_regions(grid")
+    unchanged = [(g, g) for g, _ in train]  # nothing filled: no region rule, whatever the features say
+    assert fit_pairs(program_search.fit_region_colours, unchanged, [test[0]]) is None
+
+
+def test_specks_touching_a_block_are_removed_with_the_lone_ones():
+    grid = np.zeros((7, 8), np.uint8)
+    grid[1:4, 1:4] = 7  # a block
+    grid[0, 4] = 7  # a speck touching the block at a corner
+    grid[4, 2] = 7  # one touching its side
+    grid[5, 6] = 7  # a lone one
+    grid[3:5, 6:8] = 7  # a 2x2 block, the smallest that stays
+    solid = program_search.keep_solid(grid)
+    expected = np.zeros_like(grid)
+    expected[1:4, 1:4] = 7
+    expected[3:5, 6:8] = 7
+    assert np.array_equal(solid, expected)
+    assert program_search.keep_solid(np.array([[3, 3, 3]], np.uint8)).tolist() == [[0, 0, 0]]
+
+
+def test_the_halo_of_one_colour_is_painted_on_the_background_only():
+    grid = np.zeros((6, 6), np.uint8)
+    grid[1, 1], grid[4, 4], grid[0, 5] = 2, 3, 2
+    halo = program_search.paint_halo_of(grid, 2, 8)
+    assert {(int(r), int(c)) for r, c in zip(*np.nonzero(halo == NEW))} == {
+        (0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2), (0, 4), (1, 4), (1, 5)}
+    assert halo[4, 4] == 3 and halo[1, 1] == 2  # other colours and the colour itself untouched
+
+
+def test_bars_are_recoloured_by_their_place_in_the_order_of_sizes():
+    def scene(heights):
+        grid = np.zeros((12, 2 * len(heights)), np.uint8)
+        for i, h in enumerate(heights):
+            grid[12 - h:, 2 * i] = 5
+        order = sorted(heights, reverse=True)
+        out = grid.copy()
+        for i, h in enumerate(heights):
+            out[12 - h:, 2 * i] = order.index(h) + 1  # the tallest 1, the next 2, ...
+        return grid, out
+
+    train = [scene(h) for h in ((3, 8, 5, 1), (6, 2, 7, 4), (9, 1, 3, 5))]
+    test = scene((2, 11, 4, 10))  # heights 10 and 11: no example shows them
+    fitted = fit_pairs(program_search.fit_object_colours, train, [test[0]])
+    assert fitted is not None and "'size-order'" in fitted[0] and np.array_equal(fitted[1][0], test[1])

@@ -73,7 +73,7 @@ log = logging.getLogger(__name__)
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 8
+SEARCH_VERSION = 9
 
 
 @dataclass(frozen=True)
@@ -295,6 +295,24 @@ def remove_specks(grid: Grid, connectivity: int = 8) -> Grid:
     values, counts = np.unique(lab[lab >= 0], return_counts=True)
     single = np.isin(lab, values[counts == 1])
     return np.where(single, 0, grid).astype(np.uint8)
+
+
+def keep_solid(grid: Grid) -> Grid:
+    """The grid with only its cells that some 2x2 square of non-background cells covers (thin lines and
+    specks that touch a block removed: a morphological opening)."""
+    filled = grid != 0
+    square = filled[:-1, :-1] & filled[1:, :-1] & filled[:-1, 1:] & filled[1:, 1:]
+    covered = np.zeros_like(filled)
+    for dr in (0, 1):
+        for dc in (0, 1):
+            covered[dr:dr + square.shape[0], dc:dc + square.shape[1]] |= square
+    return np.where(covered, grid, 0).astype(np.uint8)
+
+
+def paint_halo_of(grid: Grid, colour: int, connectivity: int) -> Grid:
+    """Background cells next to a cell of ``colour`` (in the connectivity's directions) painted NEW."""
+    mask = dsl.neighbours(grid == colour, connectivity) & (grid == 0)
+    return np.where(mask, np.uint8(NEW), grid).astype(np.uint8)
 
 
 def crop_colour(grid: Grid, colour: int) -> Grid:
@@ -1030,6 +1048,7 @@ def static_steps(facts: TaskFacts) -> list[Step]:
             steps.append(Step(f"remove_object({{}}, {args})", "objects",
                               lambda g, a=conn, b=multi, r=rule: remove_object(g, a, b, r)))
     steps.append(Step("remove_specks({})", "objects", remove_specks))
+    steps.append(Step("keep_solid({})", "objects", keep_solid))
     for colour in facts.colours:
         if colour == 0:
             continue
@@ -1062,6 +1081,11 @@ def static_steps(facts: TaskFacts) -> list[Step]:
         steps.append(Step(f"shift_by_one({{}}, {direction!r})", "shift", lambda g, d=direction: shift_by_one(g, d)))
     for which in ("outline", "interior", "halo", "halo4"):
         steps.append(Step(f"paint_mask({{}}, {which!r})", "paint", lambda g, w=which: paint_mask(g, w)))
+    if len([c for c in facts.colours if c != 0]) > 1:  # with one colour, its halo is paint_mask's
+        for colour in facts.common:
+            for conn in (8, 4):
+                steps.append(Step(f"paint_halo_of({{}}, {colour}, {conn})", "paint-from",
+                                  lambda g, c=colour, n=conn: paint_halo_of(g, c, n)))
     for how in ("h", "v", "hv", "d", "r4"):
         steps.append(Step(f"symmetrize({{}}, {how!r})", "symmetry", lambda g, m=how: symmetrize(g, m)))
     for how in ("h", "v", "hv", "r2", "r4"):
@@ -1088,7 +1112,7 @@ def static_steps(facts: TaskFacts) -> list[Step]:
 NO_REPEAT = {"d8", "gravity", "dedupe", "symmetry", "background", "move"}
 # Kinds with many variants or a costly centre search: tried on the inputs and on crops of them only, so
 # that they do not multiply the states of every depth.
-FIRST_OR_AFTER_CROP = {"lines-from", "symmetry-centre"}
+FIRST_OR_AFTER_CROP = {"lines-from", "symmetry-centre", "paint-from"}
 
 
 def may_follow(previous: str | None, step: Step) -> bool:
@@ -1134,13 +1158,16 @@ def apply_colour_map(grid: Grid, mapping: dict[int, int]) -> Grid:
     return out
 
 
-OBJECT_FEATURES = ("size", "size-rank", "shape", "holes", "border", "colour", "height", "width", "hole-count")
+OBJECT_FEATURES = ("size", "size-rank", "size-order", "shape", "holes", "border", "colour", "height", "width",
+                   "hole-count")
 
 
 def object_features(grid: Grid, objs: list[Shape]) -> list[dict[str, object]]:
-    """What a rule may recolour objects by: size, rank of size (largest, smallest, between), shape,
+    """What a rule may recolour objects by: size, rank of size (largest, smallest, between), place in the
+    order of sizes (0 for the largest, 1 for the next size down, ...), shape,
     whether it has holes (and how many) or touches the border, its colour, its height and width."""
     sizes = [o.size for o in objs]
+    order = {size: i for i, size in enumerate(sorted(set(sizes), reverse=True))}
     h, w = grid.shape
     found = []
     for o in objs:
@@ -1148,50 +1175,114 @@ def object_features(grid: Grid, objs: list[Shape]) -> list[dict[str, object]]:
         rank = "largest" if o.size == max(sizes) else "smallest" if o.size == min(sizes) else "between"
         holes = dsl.enclosed(~box)
         count = len(np.unique(label(holes.view(np.uint8), 4))) - 1 if holes.any() else 0
-        found.append({"size": o.size, "size-rank": rank, "shape": (box.shape, box.tobytes()),
+        found.append({"size": o.size, "size-rank": rank, "size-order": order[o.size],
+                      "shape": (box.shape, box.tobytes()),
                       "holes": count > 0, "border": o.top == 0 or o.left == 0 or o.bottom == h
                       or o.right == w, "colour": int(grid[o.mask][0]), "height": o.bottom - o.top,
                       "width": o.right - o.left, "hole-count": count})
     return found
 
 
+NUMERIC_FEATURES = ("size", "height", "width", "hole-count")
+# the features a region of background is filled by, the likeliest first (whether it is enclosed, above all)
+REGION_FEATURES = ("border", "size-rank", "size-order", "shape", "size", "height", "width")
+
+
+def general_rule(table: dict, feature: str) -> tuple[Callable[[object], int], str] | None:
+    """For a numeric feature whose table gives two colours, a rule that also colours values no example
+    shows: a threshold (the smaller values one colour, the larger the other), or else one value against
+    all others. The rule and its text, or None."""
+    colours = set(table.values())
+    if feature not in NUMERIC_FEATURES or len(colours) != 2:
+        return None
+    low_colour, high_colour = table[min(table)], table[max(table)]
+    split = min(v for v, c in table.items() if c == high_colour)
+    if low_colour != high_colour and all((v < split) == (c == low_colour) for v, c in table.items()):
+        def threshold(value: object, s: object = split, high: int = high_colour, low: int = low_colour) -> int:
+            return high if value >= s else low
+        return threshold, f"'{feature} >= {split}: {high_colour}, else {low_colour}'"
+    for colour in sorted(colours):
+        values = [v for v, c in table.items() if c == colour]
+        if len(values) == 1:
+            other = (colours - {colour}).pop()
+
+            def one_value(value: object, v: object = values[0], c: int = colour, o: int = other) -> int:
+                return c if value == v else o
+            return one_value, f"'{feature} == {values[0]}: {colour}, else {other}'"
+    return None
+
+
+def _recoloured(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid], conn: int,
+                parts: Callable[[Grid], tuple[Grid, list[Shape]]], features: Sequence[str] = OBJECT_FEATURES,
+                general: bool = False) -> tuple[str, tuple[Grid, ...]] | None:
+    """The first feature whose table gives every part (``parts``: the grid its features are read on, and its
+    parts) of every example its one colour in the output, in two or more colours, and colours every part of
+    the test grids (with ``general``: the first numeric feature whose ``general_rule`` does). Its text and
+    the test grids it gives, or None."""
+    samples = []  # (features, new colour) of every training part
+    for g, o in zip(train, outputs):
+        read, objs = parts(g)
+        for obj, feats in zip(objs, object_features(read, objs)):
+            values = np.unique(o[obj.mask])
+            if values.size != 1:
+                return None  # a part split into colours
+            samples.append((feats, int(values[0])))
+    tables = {}
+    for feature in features:
+        table: dict = {}
+        if all(table.setdefault(feats[feature], colour) == colour for feats, colour in samples) \
+                and len(set(table.values())) > 1:  # one colour for all is a colour map's job
+            tables[feature] = table
+    if general:
+        rules = [(f, *rule) for f, t in tables.items() if (rule := general_rule(t, f)) is not None]
+    else:
+        rules = [(f, t.__getitem__, dict(t) if f != "shape" else f"<{len(t)} shapes>") for f, t in tables.items()]
+    for feature, colour_of, shown in rules:
+        try:
+            made = []
+            for g in test:
+                out = g.copy()
+                read, objs = parts(g)
+                for obj, feats in zip(objs, object_features(read, objs)):
+                    out[obj.mask] = colour_of(feats[feature])  # KeyError: a value no example shows
+                made.append(out)
+        except KeyError:
+            continue
+        return f"{{}}, {conn}, {feature!r}, {shown})", tuple(made)
+    return None
+
+
 def fit_object_colours(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
                        ) -> tuple[str, tuple[Grid, ...]] | None:
-    """A rule that recolours whole objects by one of their features (the same table on every example),
+    """A rule that recolours whole objects by one of their features (the same rule on every example),
     background untouched: its text and the test grids it gives, or None."""
     if not all(g.shape == o.shape and np.array_equal(g == 0, o == 0) for g, o in zip(train, outputs)):
         return None
-    for conn in (4, 8):
-        samples = []  # (features, new colour) of every training object
-        try:
-            for g, o in zip(train, outputs):
-                objs = shapes(g, conn, False)
-                for obj, feats in zip(objs, object_features(g, objs)):
-                    values = np.unique(o[obj.mask])
-                    if values.size != 1:
-                        raise ValueError("an object split into colours")
-                    samples.append((feats, int(values[0])))
-        except ValueError:
-            continue
-        for feature in OBJECT_FEATURES:
-            table: dict = {}
-            if any(table.setdefault(feats[feature], colour) != colour for feats, colour in samples):
-                continue
-            if len(set(table.values())) < 2:
-                continue  # one colour for all: a colour map's job
-            try:
-                made = []
-                for g in test:
-                    out = g.copy()
-                    objs = shapes(g, conn, False)
-                    for obj, feats in zip(objs, object_features(g, objs)):
-                        out[obj.mask] = table[feats[feature]]  # KeyError: a feature no example shows
-                    made.append(out)
-            except KeyError:
-                continue
-            shown = {k: v for k, v in table.items()} if feature != "shape" else f"<{len(table)} shapes>"
-            return f"recolour_objects({{}}, {conn}, {feature!r}, {shown})", tuple(made)
+    for general in (False, True):  # a table that colours every test object first, under either connectivity
+        for conn in (4, 8):
+            fitted = _recoloured(train, outputs, test, conn, lambda g, c=conn: (g, shapes(g, c, False)),
+                                 general=general)
+            if fitted is not None:
+                return "recolour_objects(" + fitted[0], fitted[1]
     return None
+
+
+def fit_region_colours(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
+                       ) -> tuple[str, tuple[Grid, ...]] | None:
+    """A rule that fills whole regions of background (4-connected) by one of their features (size and its
+    rank, shape, whether they touch the border, ...), the same rule on every example, every other cell
+    untouched: its text and the test grids it gives, or None. 0 as a region's colour leaves it empty."""
+    if not all(g.shape == o.shape and np.array_equal(g[g != 0], o[g != 0]) and not np.array_equal(g, o)
+               for g, o in zip(train, outputs)):
+        return None
+
+    def regions(g: Grid) -> tuple[Grid, list[Shape]]:
+        read = (g == 0).astype(np.uint8)
+        return read, shapes(read, 4, False)
+
+    fitted = _recoloured(train, outputs, test, 4, regions, REGION_FEATURES) \
+        or _recoloured(train, outputs, test, 4, regions, REGION_FEATURES, general=True)
+    return None if fitted is None else ("fill_regions(" + fitted[0], fitted[1])
 
 
 OUTSIDE = -1  # a stamp's cell beyond the grid's edge, or on another object: nothing is painted there
@@ -1898,7 +1989,7 @@ class _Search:
                 return
         mapping = learn_colour_map(train, self.outputs)
         if mapping is None:
-            fitted = fit_object_colours(train, self.outputs, test)
+            fitted = fit_object_colours(train, self.outputs, test) or fit_region_colours(train, self.outputs, test)
             if fitted is None and cell_rule:
                 fitted = fit_cell_rule(train, self.outputs, test) or fit_stamps(train, self.outputs, test)
             if fitted is None and cell_rule and depth == 0:  # the inputs only: after a step, chance fits
