@@ -49,7 +49,7 @@ def chosen_tasks(dataset: ArcDataset, tasks: str) -> list[str]:
     spec = tasks.strip()
     if spec == "verified":
         return sorted(t for t in PROGRAMS if t in dataset.tasks)
-    if spec.isdigit():
+    if spec.isdigit() and spec not in dataset.tasks:  # a count; a lone id of digits is that task
         return select_tasks(dataset, spec, evaluation_format()) if int(spec) else []
     return select_tasks(dataset, spec, None)
 

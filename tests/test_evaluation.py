@@ -17,7 +17,7 @@ from training_code.cli import with_options
 from training_code.evaluation import EvalConfig, run_evaluation
 from training_code.report import EXIT_FELL_BACK
 from training_code.submission import read_submission
-from training_code.task_choice import select_tasks
+from training_code.task_choice import check_task_spec, select_tasks
 
 
 def _smollm2_present() -> bool:
@@ -140,6 +140,17 @@ def test_task_selection_by_ids_count_or_all(tmp_path):
         select_tasks(ds, "aaa,zzz", FMT)
     with pytest.raises(ValueError, match="every:K"):
         select_tasks(ds, "every:0", FMT)
+
+
+def test_an_id_made_of_digits_names_its_task_not_a_count(tmp_path):
+    from training_code.arc_loader import ArcDataset
+
+    challenges = write_set(tmp_path, TASKS | {"00576224": task(9)})  # an ARC-AGI-1 evaluation id, digits only
+    ds = ArcDataset.from_kaggle(challenges)
+    assert select_tasks(ds, "00576224", FMT) == ["00576224"]
+    assert len(select_tasks(ds, "2", FMT)) == 2  # digits that name no task are still a count
+    check_task_spec("00576224", challenges)
+    check_task_spec("2", challenges)
 
 
 def test_dfs_with_test_time_training_runs_through_the_pipeline(tmp_path):

@@ -133,3 +133,11 @@ def test_waiting_for_a_task_sees_the_line_a_search_beside_it_appends(tmp_path):
     assert wait_for_result(path, "never", seconds=0.2, poll=0.05) is None
     assert wait_for_result(path, "late", seconds=10.0, poll=0.05) == {"programs": [[]], "candidates": [[]]}
     writer.join()
+
+
+def test_tasks_is_a_count_unless_its_digits_are_a_tasks_id():
+    from training_code.induction.run_search import selected
+
+    ids = ["00576224", "0a1d4ef5", "17b80ad2"]
+    assert selected(ids, "00576224") == ["00576224"]  # an ARC id made of digits names its task
+    assert selected(ids, "2") == ["00576224", "0a1d4ef5"]

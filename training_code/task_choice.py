@@ -26,13 +26,19 @@ def _every(spec: str) -> int | None:
     return int(k)
 
 
+def _is_count(spec: str, known: set[str] | list[str]) -> bool:
+    """Whether ``--tasks`` is a count N: digits that are not a task's id (ARC ids such as 00576224 are
+    digits too; a lone id is the task it names)."""
+    return spec.isdigit() and spec not in known
+
+
 def select_tasks(dataset: ArcDataset, spec: str, fmt) -> list[str]:
     """Task ids from ``--tasks``: ids joined by commas, a count N (the N shortest renderings, ties by id),
     every:K (every K-th task in id order: the 1st, the K+1-th, ...) or '' for all, in id order."""
     spec = spec.strip()
     if not spec:
         return sorted(dataset.tasks)
-    if spec.isdigit():
+    if _is_count(spec, dataset.tasks):
         return sorted(dataset.shortest_first(fmt)[: int(spec)])
     k = _every(spec)
     if k is not None:
@@ -64,9 +70,11 @@ def check_task_spec(spec: str, challenges: str | Path) -> None:
     """OptionError unless ``--tasks`` is '' (all), a count, or ids joined by commas that the
     challenges file holds; the message names the unknown ids and some valid ones."""
     spec = spec.strip()
-    if not spec or spec.isdigit() or _every(spec) is not None:
+    if not spec or _every(spec) is not None:
         return
     known = task_ids_in(challenges)
+    if _is_count(spec, known):
+        return
     ids = [t.strip() for t in spec.split(",") if t.strip()]
     unknown = [t for t in ids if t not in set(known)]
     if unknown or not ids:

@@ -111,7 +111,7 @@ def selected(ids: Sequence[str], spec: str) -> list[str]:
     spec = spec.strip()
     if not spec:
         return list(ids)
-    if spec.isdigit():
+    if spec.isdigit() and spec not in ids:  # a count; a lone id of digits (00576224) is that task
         return sorted(ids)[: int(spec)]
     wanted = [t.strip() for t in spec.split(",") if t.strip()]
     unknown = [t for t in wanted if t not in ids]
