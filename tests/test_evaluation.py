@@ -218,6 +218,24 @@ def test_test_time_training_takes_the_lora_of_the_loaded_backend(tmp_path, monke
     assert backends == ["unsloth", "unsloth"]
 
 
+def test_test_time_training_recomputes_activations_only_for_long_tasks(tmp_path, monkeypatch):
+    configs = {}
+    train_adapter = evaluation.ModelSession.train_adapter
+
+    def recording(session, data, train_config, description):
+        configs[description.split()[-1]] = train_config
+        return train_adapter(session, data, train_config, description)
+
+    monkeypatch.setattr(evaluation.ModelSession, "train_adapter", recording)
+    # "bbb" renders about 3 times as many tokens as "aaa": a limit between the two batches splits them
+    challenges = write_set(tmp_path, {"aaa": task(1, size=2), "bbb": task(2, size=5)})
+    run_evaluation(config(challenges, tmp_path / "out", ttt=True, ttt_steps=1, ttt_batch_size=2,
+                          ttt_checkpoint_above=280), tiny())
+    assert not configs["aaa"].gradient_checkpointing and configs["bbb"].gradient_checkpointing
+    run_evaluation(config(challenges, tmp_path / "out2", ttt=True, ttt_steps=1, ttt_checkpoint_above=0), tiny())
+    assert not configs["bbb"].gradient_checkpointing  # 0: never
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not SMOLLM2_PRESENT, reason="the SmolLM2 GGUF is absent: run `make model`")
 def test_smollm2_in_4bit_trains_at_test_time_decodes_and_scores_leaving_the_base_as_it_was(tmp_path):

@@ -217,6 +217,23 @@ def test_grouping_by_length_pads_less_and_gives_the_same_step_loss(tmp_path):
     assert results[True].losses == pytest.approx(results[False].losses, abs=1e-5)
 
 
+def test_gradient_checkpointing_gives_the_same_losses_and_is_off_again_after_training(tmp_path):
+    ds = dataset(tmp_path, {name: sized_task(size, size) for name, size in zip("abcd", (6, 1, 5, 2))})
+    results, models = {}, {}
+    for checkpointing in (False, True):
+        loaded = tiny()
+        model = model_tools.add_lora(loaded.model, r=4, alpha=8, seed=0)
+        config = TrainConfig(max_steps=3, batch_size=2, on_the_fly=False, progress=False, bf16="no",
+                             learning_rate=1e-3, gradient_checkpointing=checkpointing)
+        results[checkpointing], models[checkpointing] = train(model, collator(loaded), ds, FMT, config), model
+    assert results[True].losses == pytest.approx(results[False].losses, abs=1e-5)
+    # the next training (test-time training of the next task) starts without it unless it asks again
+    model = models[True]
+    assert not model.base_model.model.is_gradient_checkpointing
+    assert not any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+    assert not hasattr(model.base_model.model, "_require_grads_hook")
+
+
 def test_bf16_is_forced_by_the_config_or_follows_the_processor(monkeypatch):
     cpu = torch.device("cpu")
     assert use_bf16(TrainConfig(bf16="yes"), cpu) and not use_bf16(TrainConfig(bf16="no"), cpu)

@@ -73,6 +73,13 @@ class TestTimeTraining:
     lora_alpha: int = 16
     views: int = field(default=8, metadata={"help": "views of each leave-one-out task (the identity view included)"})
     warmup_ratio: float = field(default=0.1, metadata={"help": "share of the steps that warm the learning rate up"})
+    # kept activations cost SmolLM2 about 2.3 MB per token of a batch on a CPU (two 2,048-token views: 10.3 GB
+    # at the peak); recomputing them in the backward pass costs about 0.9 MB (5.3 GB) for 2 to 27% more time
+    # per step (benchmarks/bench_ttt_memory.py, BENCHMARKS.md); the limit keeps a task's peak near 10 GB
+    checkpoint_above: int = field(default=4096, metadata={
+        "help": "tokens in a batch (batch size x the task's longest view) above which the transformers backend "
+                "recomputes activations in the backward pass instead of keeping them (gradient checkpointing; "
+                "unsloth always does its own); 0: never"})
 
 
 @dataclass
@@ -307,11 +314,16 @@ def test_time_train(dataset: ArcDataset, task_id: str, session: ModelSession, co
     if not data.keys:
         return False
     seed = stable_seed(config.seed, task_id, "ttt")
+    batch_tokens = ttt.batch_size * max(data.lengths(session.fmt, session.count_tokens))
+    checkpointing = session.loaded.backend != "unsloth" and 0 < ttt.checkpoint_above < batch_tokens
+    if checkpointing:
+        log.info("task %s: test-time training recomputes activations (batches of up to %d tokens)", task_id,
+                 batch_tokens)
     session.attach_adapter(r=ttt.lora_r, alpha=ttt.lora_alpha, seed=seed % (2**31))
     train_config = TrainConfig(learning_rate=ttt.learning_rate, embedding_learning_rate=ttt.learning_rate,
                                max_steps=ttt.steps, batch_size=ttt.batch_size, warmup_ratio=ttt.warmup_ratio,
                                seed=seed % (2**31), on_the_fly=False, progress=False, log_every=0,
-                               max_length=session.max_tokens)
+                               max_length=session.max_tokens, gradient_checkpointing=checkpointing)
     session.train_adapter(data.shuffled(rng), train_config, description=f"ttt {task_id}")
     return True
 

@@ -274,8 +274,16 @@ def train(model: torch.nn.Module, collate: Callable[[Sequence[RenderedTask]], di
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
-        return _train(model, collate, data, fmt, config, checkpoint_dir, count_tokens, description, device,
-                      evaluate, on_checkpoint)
+        try:
+            return _train(model, collate, data, fmt, config, checkpoint_dir, count_tokens, description, device,
+                          evaluate, on_checkpoint)
+        finally:
+            if config.gradient_checkpointing and hasattr(model, "gradient_checkpointing_disable"):
+                # the model leaves as it came: test-time training turns checkpointing on for long tasks only,
+                # on a model that the next task trains again
+                model.gradient_checkpointing_disable()
+                if hasattr(model, "disable_input_require_grads"):
+                    model.disable_input_require_grads()
 
 
 def _train(model, collate, data, fmt, config: TrainConfig, checkpoint_dir, count_tokens, description: str,
