@@ -40,7 +40,7 @@ from training_code.cli import OptionError
 from training_code.formats import format_from_spec
 from training_code.induction.program_search import SEARCH_VERSION, SearchConfig, search_task
 from training_code.induction.programs.arc1_training import PROGRAMS
-from training_code.task_choice import check_task_spec, select_tasks
+from training_code.task_choice import check_task_spec, is_count, select_tasks
 
 
 def chosen_tasks(dataset: ArcDataset, tasks: str) -> list[str]:
@@ -49,7 +49,7 @@ def chosen_tasks(dataset: ArcDataset, tasks: str) -> list[str]:
     spec = tasks.strip()
     if spec == "verified":
         return sorted(t for t in PROGRAMS if t in dataset.tasks)
-    if spec.isdigit() and spec not in dataset.tasks:  # a count; a lone id of digits is that task
+    if is_count(spec, dataset.tasks):
         return select_tasks(dataset, spec, evaluation_format()) if int(spec) else []
     return select_tasks(dataset, spec, None)
 

@@ -31,7 +31,6 @@ def one(tokens: int, batch_size: int, steps: int, checkpointing: bool) -> dict:
 
     torch.set_num_threads(1)
     session = prepare_session(PRESET)
-    model = session.model
     session.attach_adapter(r=PRESET.ttt.lora_r, alpha=PRESET.ttt.lora_alpha, seed=0)
     model = session.model
     model.train()

@@ -7,6 +7,7 @@ tasks by the same rule without loading a model's libraries.
 from __future__ import annotations
 
 import json
+from collections.abc import Container
 from pathlib import Path
 
 from .arc_loader import ArcDataset
@@ -26,7 +27,7 @@ def _every(spec: str) -> int | None:
     return int(k)
 
 
-def _is_count(spec: str, known: set[str] | list[str]) -> bool:
+def is_count(spec: str, known: Container[str]) -> bool:
     """Whether ``--tasks`` is a count N: digits that are not a task's id (ARC ids such as 00576224 are
     digits too; a lone id is the task it names)."""
     return spec.isdigit() and spec not in known
@@ -38,7 +39,7 @@ def select_tasks(dataset: ArcDataset, spec: str, fmt) -> list[str]:
     spec = spec.strip()
     if not spec:
         return sorted(dataset.tasks)
-    if _is_count(spec, dataset.tasks):
+    if is_count(spec, dataset.tasks):
         return sorted(dataset.shortest_first(fmt)[: int(spec)])
     k = _every(spec)
     if k is not None:
@@ -73,7 +74,7 @@ def check_task_spec(spec: str, challenges: str | Path) -> None:
     if not spec or _every(spec) is not None:
         return
     known = task_ids_in(challenges)
-    if _is_count(spec, known):
+    if is_count(spec, known):
         return
     ids = [t.strip() for t in spec.split(",") if t.strip()]
     unknown = [t for t in ids if t not in set(known)]

@@ -19,6 +19,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -274,26 +275,35 @@ def train(model: torch.nn.Module, collate: Callable[[Sequence[RenderedTask]], di
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
-        try:
+        with _checkpointing(model, config.gradient_checkpointing):
             return _train(model, collate, data, fmt, config, checkpoint_dir, count_tokens, description, device,
                           evaluate, on_checkpoint)
-        finally:
-            if config.gradient_checkpointing and hasattr(model, "gradient_checkpointing_disable"):
-                # the model leaves as it came: test-time training turns checkpointing on for long tasks only,
-                # on a model that the next task trains again
-                model.gradient_checkpointing_disable()
-                if hasattr(model, "disable_input_require_grads"):
-                    model.disable_input_require_grads()
+
+
+@contextmanager
+def _checkpointing(model: torch.nn.Module, on: bool) -> Iterator[None]:
+    """Gradient checkpointing (activations recomputed in the backward pass) while training, when ``on``; the
+    model leaves as it came: test-time training turns it on for long tasks only, on a model that the next
+    task trains again."""
+    if not on or not hasattr(model, "gradient_checkpointing_enable"):
+        yield
+        return
+    model.gradient_checkpointing_enable()
+    hooked = hasattr(model, "enable_input_require_grads")
+    if hooked:
+        model.enable_input_require_grads()  # checkpointing needs a grad path from the (frozen) embeddings
+    try:
+        yield
+    finally:
+        model.gradient_checkpointing_disable()
+        if hooked:
+            model.disable_input_require_grads()
 
 
 def _train(model, collate, data, fmt, config: TrainConfig, checkpoint_dir, count_tokens, description: str,
            device: torch.device, evaluate: Callable[[], dict] | None,
            on_checkpoint: Callable[[int, list[float], list[dict]], None] | None) -> TrainResult:
     bf16 = use_bf16(config, device)
-    if config.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
-        model.gradient_checkpointing_enable()
-        if hasattr(model, "enable_input_require_grads"):
-            model.enable_input_require_grads()  # checkpointing needs a grad path from the (frozen) embeddings
     optimizer = make_optimizer(model, config)
     if not 0 <= config.first_step <= config.max_steps:
         raise ValueError(f"first_step {config.first_step} must lie between 0 and max_steps {config.max_steps}")

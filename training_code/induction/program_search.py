@@ -1212,20 +1212,18 @@ def general_rule(table: dict, feature: str) -> tuple[Callable[[object], int], st
     return None
 
 
-def _recoloured(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid], conn: int,
-                parts: Callable[[Grid], tuple[Grid, list[Shape]]], features: Sequence[str] = OBJECT_FEATURES,
-                general: bool = False) -> tuple[str, tuple[Grid, ...]] | None:
-    """The first feature whose table gives every part (``parts``: the grid its features are read on, and its
-    parts) of every example its one colour in the output, in two or more colours, and colours every part of
-    the test grids (with ``general``: the first numeric feature whose ``general_rule`` does). Its text and
-    the test grids it gives, or None."""
+def feature_tables(train: Sequence[Grid], outputs: Sequence[Grid], parts: Callable[[Grid], tuple[Grid, list[Shape]]],
+                   features: Sequence[str]) -> dict[str, dict]:
+    """Per feature, the table from its values to the one colour each part (``parts``: the grid its features are
+    read on, and its parts) of every example takes in the output, for the features whose values agree on a
+    colour and give two or more colours; empty when some part is split into colours."""
     samples = []  # (features, new colour) of every training part
     for g, o in zip(train, outputs):
         read, objs = parts(g)
         for obj, feats in zip(objs, object_features(read, objs)):
             values = np.unique(o[obj.mask])
             if values.size != 1:
-                return None  # a part split into colours
+                return {}  # a part split into colours
             samples.append((feats, int(values[0])))
     tables = {}
     for feature in features:
@@ -1233,17 +1231,31 @@ def _recoloured(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[G
         if all(table.setdefault(feats[feature], colour) == colour for feats, colour in samples) \
                 and len(set(table.values())) > 1:  # one colour for all is a colour map's job
             tables[feature] = table
+    return tables
+
+
+def _recoloured(tables: dict[str, dict], test: Sequence[Grid], conn: int,
+                parts: Callable[[Grid], tuple[Grid, list[Shape]]], general: bool = False
+                ) -> tuple[str, tuple[Grid, ...]] | None:
+    """The first feature whose table (``feature_tables``) colours every part of the test grids (with
+    ``general``: the first numeric feature whose ``general_rule`` does). Its text and the test grids it gives,
+    or None."""
     if general:
         rules = [(f, *rule) for f, t in tables.items() if (rule := general_rule(t, f)) is not None]
     else:
         rules = [(f, t.__getitem__, dict(t) if f != "shape" else f"<{len(t)} shapes>") for f, t in tables.items()]
+    if not rules:
+        return None
+    test_parts = []  # (grid, its parts, their features) of every test grid
+    for g in test:
+        read, objs = parts(g)
+        test_parts.append((g, objs, object_features(read, objs)))
     for feature, colour_of, shown in rules:
         try:
             made = []
-            for g in test:
+            for g, objs, features in test_parts:
                 out = g.copy()
-                read, objs = parts(g)
-                for obj, feats in zip(objs, object_features(read, objs)):
+                for obj, feats in zip(objs, features):
                     out[obj.mask] = colour_of(feats[feature])  # KeyError: a value no example shows
                 made.append(out)
         except KeyError:
@@ -1258,10 +1270,14 @@ def fit_object_colours(train: Sequence[Grid], outputs: Sequence[Grid], test: Seq
     background untouched: its text and the test grids it gives, or None."""
     if not all(g.shape == o.shape and np.array_equal(g == 0, o == 0) for g, o in zip(train, outputs)):
         return None
+    tables: dict[int, dict[str, dict]] = {}  # per connectivity, read once when first needed
     for general in (False, True):  # a table that colours every test object first, under either connectivity
         for conn in (4, 8):
-            fitted = _recoloured(train, outputs, test, conn, lambda g, c=conn: (g, shapes(g, c, False)),
-                                 general=general)
+            def objects(g: Grid, c: int = conn) -> tuple[Grid, list[Shape]]:
+                return g, shapes(g, c, False)
+            if conn not in tables:
+                tables[conn] = feature_tables(train, outputs, objects, OBJECT_FEATURES)
+            fitted = _recoloured(tables[conn], test, conn, objects, general=general)
             if fitted is not None:
                 return "recolour_objects(" + fitted[0], fitted[1]
     return None
@@ -1280,8 +1296,8 @@ def fit_region_colours(train: Sequence[Grid], outputs: Sequence[Grid], test: Seq
         read = (g == 0).astype(np.uint8)
         return read, shapes(read, 4, False)
 
-    fitted = _recoloured(train, outputs, test, 4, regions, REGION_FEATURES) \
-        or _recoloured(train, outputs, test, 4, regions, REGION_FEATURES, general=True)
+    tables = feature_tables(train, outputs, regions, REGION_FEATURES)
+    fitted = _recoloured(tables, test, 4, regions) or _recoloured(tables, test, 4, regions, general=True)
     return None if fitted is None else ("fill_regions(" + fitted[0], fitted[1])
 
 

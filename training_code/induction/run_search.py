@@ -35,6 +35,7 @@ from ..arc_loader import ArcDataset, RunFiles, Task, submission_counts
 from ..cli import add_config_arguments, config_from_args, options
 from ..grids import ArcDataError
 from ..submission import build_submission, score_submission, write_verified_submission
+from ..task_choice import is_count
 from .program_search import SEARCH_VERSION, SearchConfig, search_task
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def selected(ids: Sequence[str], spec: str) -> list[str]:
     spec = spec.strip()
     if not spec:
         return list(ids)
-    if spec.isdigit() and spec not in ids:  # a count; a lone id of digits (00576224) is that task
+    if is_count(spec, ids):
         return sorted(ids)[: int(spec)]
     wanted = [t.strip() for t in spec.split(",") if t.strip()]
     unknown = [t for t in wanted if t not in ids]
