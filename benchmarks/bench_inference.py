@@ -15,6 +15,11 @@ Reported per test input and stage: seconds, and whether the two found the same c
 generation and scoring NLLs within 1e-4, and chose the same two attempts (the submission). The
 summary gives the median seconds per stage and the ratio of medians (previous / current).
 
+Both implementations run each decoding view's prompt once, and nothing that keeps the same candidates can
+skip that. So each test input's decoding-view prompt passes are also timed alone (``prompt_passes``), and
+the summary gives the bound they set: previous decoding and scoring over those passes, the largest ratio
+an implementation that did nothing else could reach.
+
 --smoke: a tiny random model nudged toward grids of zeros, 2 tasks, 2 views (seconds; the test suite runs it).
 """
 
@@ -48,7 +53,7 @@ from training_code.evaluation import (
 )
 from training_code.formats import FormatParseError, format_from_spec
 from training_code.grids import Grid
-from training_code.inference_tools import batched_nll, dfs_decode
+from training_code.inference_tools import _prompt_pass, batched_nll, dfs_decode
 from training_code.model_session import ModelSession
 from training_code.selection import ScoredCandidate, merge_candidates, rank_candidates
 from training_code.task_choice import select_tasks
@@ -184,6 +189,24 @@ def run_one(name: str, dataset, task, index, session, config) -> dict:
             "scoring_passes": counter.passes - counts["passes"]}
 
 
+def prompt_passes(dataset: ArcDataset, task: Task, test_index: int, session: ModelSession,
+                  config: EvalConfig) -> float:
+    """Seconds of the decoding views' prompt passes alone (one row each, the first pass of every DFS): the
+    part of decoding that both implementations run."""
+    from training_code.inference_tools import torch_generator
+
+    rng = np.random.default_rng(stable_seed(config.seed, task.task_id, test_index, "views"))
+    room = reply_room(task, session.fmt)
+    torch_generator(rng)  # as in the pipeline: the same views as the decoders see
+    prompts = [session.ids(dataset.render(fit_key(dataset, key, session, room), session.fmt, with_reply=False).prompt)
+               for key in decoding_keys(task, test_index, config.decoding.views, rng, config.keep_background)]
+    start = time.perf_counter()
+    with torch.no_grad():
+        for ids in prompts:
+            _prompt_pass(session.model, ids)
+    return time.perf_counter() - start
+
+
 def agree(a: list[ScoredCandidate], b: list[ScoredCandidate]) -> dict:
     """Same candidates in the same order, and the largest NLL differences."""
     same = [c.grid.tolist() for c in a] == [c.grid.tolist() for c in b]
@@ -214,9 +237,10 @@ def run(args: argparse.Namespace) -> dict:
         for index in range(len(task.test)):
             order = ["previous", "current"] if len(records) % 2 == 0 else ["current", "previous"]
             runs = {name: run_one(name, dataset, task, index, session, config) for name in order}
+            floor = prompt_passes(dataset, task, index, session, config)
             old, new = runs["previous"], runs["current"]
             record = {"task_id": task_id, "test_index": index, "first": order[0],
-                      "candidates": len(new["candidates"]),
+                      "candidates": len(new["candidates"]), "prompt_passes": floor,
                       **{f"{stage}_{name}": runs[name][stage] for stage in ("decoding", "scoring") for name in runs},
                       **{f"{what}_{name}": runs[name]["decoding_counts"][what] for name in runs
                          for what in ("passes", "one_token_passes", "one_token_rows")},
@@ -225,7 +249,8 @@ def run(args: argparse.Namespace) -> dict:
                       "same_attempts": old["attempts"] == new["attempts"]}
             records.append(record)
             print(f"  {task_id} test {index}: {record['candidates']} candidates; decoding {old['decoding']:.2f} -> "
-                  f"{new['decoding']:.2f} s, scoring {old['scoring']:.2f} -> {new['scoring']:.2f} s; same "
+                  f"{new['decoding']:.2f} s (prompt passes alone {floor:.2f} s), scoring {old['scoring']:.2f} -> "
+                  f"{new['scoring']:.2f} s; same "
                   f"candidates {record['same_candidates']}, attempts {record['same_attempts']}", flush=True)
     return {"benchmark": "inference", "command": args.command, "machine": machine(), "config": options(config),
             "tasks": task_ids, "seconds": time.perf_counter() - began, "records": records,
@@ -249,6 +274,13 @@ def summarize(records: list[dict]) -> dict:
         summary[stage] = {"previous_median": old, "current_median": new, "ratio_of_medians": old / new if new else 0.0,
                           "median_ratio": statistics.median(ratios) if ratios else 0.0}
     records = all_records
+    bounds = [(r["decoding_previous"] + r["scoring_previous"]) / r["prompt_passes"] for r in records
+              if r.get("prompt_passes")]
+    summary["prompt_passes"] = {
+        "median": statistics.median(r["prompt_passes"] for r in records) if bounds else 0.0,
+        "bound_median_ratio": statistics.median(bounds) if bounds else 0.0,
+        "bound_ratio_of_medians": (summary["total"]["previous_median"]
+                                   / statistics.median(r["prompt_passes"] for r in records)) if bounds else 0.0}
     for what in ("passes", "one_token_passes", "one_token_rows", "scoring_passes"):
         summary[what] = {name: sum(r[f"{what}_{name}"] for r in records) for name in ("previous", "current")}
     summary["same_candidates"] = sum(r["same_candidates"] for r in records)
@@ -267,6 +299,9 @@ def print_table(result: dict) -> None:
         print(f"{stage:<10} {row['previous_median']:>20.2f} {row['current_median']:>19.2f} "
               f"{row['ratio_of_medians']:>16.2f}x {row['median_ratio']:>12.2f}x")
     n = s["test_inputs"]
+    floor = s["prompt_passes"]
+    print(f"{'prompts':<10} {'':>20} {floor['median']:>19.2f} {floor['bound_ratio_of_medians']:>16.2f}x "
+          f"{floor['bound_median_ratio']:>12.2f}x   (the decoding views' prompt passes alone: the bound)")
     print(f"scoring over the {s['scored']} test inputs with candidates; decoding passes (one-token passes, their "
           f"rows) previous {s['passes']['previous']} ({s['one_token_passes']['previous']}, "
           f"{s['one_token_rows']['previous']}), current {s['passes']['current']} ({s['one_token_passes']['current']}, "
