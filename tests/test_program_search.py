@@ -891,3 +891,100 @@ def test_bars_are_recoloured_by_their_place_in_the_order_of_sizes():
     test = scene((2, 11, 4, 10))  # heights 10 and 11: no example shows them
     fitted = fit_pairs(program_search.fit_object_colours, train, [test[0]])
     assert fitted is not None and "'size-order'" in fitted[0] and np.array_equal(fitted[1][0], test[1])
+
+
+def test_parts_are_laid_over_each_other_in_the_colour_order_the_examples_teach():
+    # four 4x4 quadrants, one colour each (2, 3, 5, 7); where they overlap, 3 covers 5, 5 covers 2, 2 covers 7
+    rng = np.random.default_rng(6)
+    colours = (2, 3, 5, 7)
+    order = [3, 5, 2, 7]
+
+    def example():
+        quads = [np.where(rng.random((4, 4)) < 0.45, c, 0).astype(np.uint8) for c in colours]
+        grid = np.block([[quads[0], quads[1]], [quads[2], quads[3]]]).astype(np.uint8)
+        out = np.zeros((4, 4), np.uint8)
+        for c in reversed(order):
+            out[np.any([q == c for q in quads], axis=0)] = c
+        return grid, out
+
+    examples = [example() for _ in range(4)]
+    train, test = examples[:3], examples[3]
+    fitted = fit_pairs(program_search.fit_part_overlay, train, [test[0]])
+    assert fitted is not None and fitted[0] == "overlay_by_priority(parts_equal({}, 2, 2), [3, 5, 2, 7])"
+    assert np.array_equal(fitted[1][0], test[1])
+    right, result = solves(train, test, SearchConfig(seconds=30, max_depth=1, cpu_time=True))
+    assert right and "overlay_by_priority" in result.programs[0][0]
+    # an output with a colour that no part has in that cell: no order explains it
+    outputs = [o.copy() for _, o in train]
+    empty = np.argwhere(~np.any([p != 0 for p in program_search.parts_equal(train[0][0], 2, 2)], axis=0))
+    outputs[0][tuple(empty[0])] = 3
+    assert program_search.fit_part_overlay([g for g, _ in train], outputs, [test[0]]) is None
+
+
+def test_an_overlay_order_with_a_cycle_or_untaught_pairs_gives_no_answer():
+    a, b = np.array([[1, 0]], np.uint8), np.array([[2, 2]], np.uint8)
+    # 1 over 2 in one example, 2 over 1 in the other: a cycle
+    wins = program_search._wins([([a, b], np.array([[1, 2]], np.uint8)), ([a, b], np.array([[2, 2]], np.uint8))])
+    assert program_search.colour_priority(wins) is None
+    # 1 over 2 taught; a test where 1 meets 3, which the examples never ranked against 1, is no answer
+    wins = program_search._wins([([a, b], np.array([[1, 2]], np.uint8))])
+    order = program_search.colour_priority(wins)
+    assert order == [1, 2]
+    assert program_search._taught(wins, order, [a, b])
+    assert not program_search._taught(wins, order, [a, np.array([[3, 0]], np.uint8)])
+    assert np.array_equal(program_search.overlay_by_priority([a, b], order), [[1, 2]])
+
+
+def test_the_box_with_the_most_cells_of_one_colour_is_cropped():
+    # 3x3 boxes of 8 with some red (2) and blue (1) cells in them; the output is the box with the most red
+    rng = np.random.default_rng(9)
+
+    def example():
+        grid = np.zeros((12, 12), np.uint8)
+        reds = rng.permutation([1, 2, 3])
+        boxes = []
+        for (r, c), n in zip([(0, 0), (0, 7), (7, 3)], reds):
+            box = np.full((3, 3), 8, np.uint8)
+            cells = rng.permutation(9)
+            box.flat[cells[:n]] = 2
+            box.flat[cells[n:n + {1: 1, 2: 3, 3: 2}[n]]] = 1  # the reddest box has neither most nor fewest blues
+            grid[r:r + 3, c:c + 3] = box
+            boxes.append((n, box))
+        return grid, max(boxes, key=lambda x: x[0])[1]
+
+    examples = [example() for _ in range(4)]
+    train, test = examples[:3], examples[3]
+    fitted = fit_pairs(program_search.fit_object_crop, train, [test[0]])
+    assert fitted is not None and "'cells-2', 'max'" in fitted[0]
+    assert np.array_equal(fitted[1][0], test[1])
+
+
+def test_cells_of_one_colour_on_a_diagonal_are_joined():
+    grid = np.zeros((5, 5), np.uint8)
+    grid[0, 0] = grid[3, 3] = 2  # one down-right diagonal
+    grid[0, 4] = grid[2, 2] = 3  # one down-left diagonal, crossing it at (2, 2)
+    grid[4, 0] = 4  # alone on its diagonals: nothing to join
+    right = program_search.connect_same_diagonal(grid, anti=False)
+    assert [int(right[i, i]) for i in range(5)] == [2, 2, 3, 2, 0]  # a coloured cell on the way stays
+    left = program_search.connect_same_diagonal(grid, anti=True)
+    assert [int(left[i, 4 - i]) for i in range(5)] == [3, 3, 3, 0, 4]
+    assert np.count_nonzero(left) == np.count_nonzero(grid) + 1
+    # the search composes both directions when the outputs join both kinds of diagonal
+    def join(g):
+        return program_search.connect_same_diagonal(program_search.connect_same_diagonal(g, False), True)
+
+    rng = np.random.default_rng(3)
+
+    def example():
+        g = np.zeros((8, 8), np.uint8)
+        for colour in rng.permutation(np.arange(1, 10))[:3]:
+            r, c, n = int(rng.integers(0, 4)), int(rng.integers(0, 4)), int(rng.integers(2, 5))
+            if rng.random() < 0.5:
+                g[r, c] = g[r + n, c + n] = colour
+            else:
+                g[r, 7 - c] = g[r + n, 7 - c - n] = colour
+        return g, join(g)
+
+    examples = [example() for _ in range(4)]
+    right, result = solves(examples[:3], examples[3], SearchConfig(seconds=30, max_depth=2, cpu_time=True))
+    assert right and "connect_same_diagonal" in result.programs[0][0]

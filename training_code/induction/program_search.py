@@ -20,8 +20,9 @@ At each state the *fitters* ask whether a last move reproduces every training ou
   themselves: a local cell rule (``cell_rules``: each output cell from what its cell sees around it),
   stamps (each cell of a colour, or on the inputs each object of one colour and shape, paints a fixed
   pattern on the background around it), the one object of each grid that a number picks (the largest,
-  smallest or only value of its size, height, symmetry, colours...) cropped out (or, for one-cell outputs,
-  its colour), the one part of a grid cut by lines or into equal parts that a number picks, copies of the
+  smallest or only value of its size, height, symmetry, colours, cells of one colour...) cropped out (or,
+  for one-cell outputs, its colour), the one part of a grid cut by lines or into equal parts that a number
+  picks, or all those parts laid over each other in an order of colours the examples teach, copies of the
   grid each turned its own way in the blocks of the output, or each cell blown up to a block its colour
   decides;
 - on the inputs alone, an output drawn from a number of its grid (objects, colours, cells): a row, a
@@ -73,7 +74,7 @@ log = logging.getLogger(__name__)
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 9
+SEARCH_VERSION = 10
 
 
 @dataclass(frozen=True)
@@ -430,6 +431,24 @@ def connect_same(grid: Grid, axis: int) -> Grid:
         between = np.logical_or.accumulate(mask, axis=1) & np.logical_or.accumulate(mask[:, ::-1], axis=1)[:, ::-1]
         out[between & (out == 0)] = colour
     return np.ascontiguousarray(out if axis == 1 else out.T)
+
+
+def connect_same_diagonal(grid: Grid, anti: bool) -> Grid:
+    """Background cells between two cells of one colour on a diagonal (down-right, or down-left when
+    ``anti``) take that colour."""
+    g = grid[:, ::-1] if anti else grid
+    out = g.copy()
+    height, width = g.shape
+    for offset in range(-(height - 1), width):
+        rows = np.arange(max(0, -offset), min(height, width - offset))
+        cols = rows + offset
+        line = g[rows, cols]
+        for colour in np.unique(line[line != 0]):
+            mask = line == colour
+            between = np.logical_or.accumulate(mask) & np.logical_or.accumulate(mask[::-1])[::-1]
+            fill = between & (out[rows, cols] == 0)
+            out[rows[fill], cols[fill]] = colour
+    return np.ascontiguousarray(out[:, ::-1] if anti else out)
 
 
 def shoot_to_objects(grid: Grid) -> Grid:
@@ -1102,6 +1121,8 @@ def static_steps(facts: TaskFacts) -> list[Step]:
     steps += [Step("draw_diagonals({})", "lines", draw_diagonals),
               Step("connect_same({}, 1)", "lines", lambda g: connect_same(g, 1)),
               Step("connect_same({}, 0)", "lines", lambda g: connect_same(g, 0)),
+              Step("connect_same_diagonal({}, False)", "lines", lambda g: connect_same_diagonal(g, False)),
+              Step("connect_same_diagonal({}, True)", "lines", lambda g: connect_same_diagonal(g, True)),
               Step("shoot_to_objects({})", "lines", shoot_to_objects),
               Step("dedupe({})", "dedupe", dsl.dedupe)]
     return steps
@@ -1402,7 +1423,8 @@ def fit_object_stamps(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequ
 
 
 def _crop_features(grid: Grid, obj: Shape) -> dict[str, int]:
-    """Numbers an object may be picked by: the most, the fewest, or the only one with its value."""
+    """Numbers an object may be picked by: the most, the fewest, or the only one with its value (among them
+    its cells of each colour: the box with the most red cells)."""
     box = obj.mask[obj.top:obj.bottom, obj.left:obj.right]
     patch = obj.patch(grid)
     counts = np.bincount(patch[box], minlength=NUM_COLOURS + 1)
@@ -1411,7 +1433,8 @@ def _crop_features(grid: Grid, obj: Shape) -> dict[str, int]:
             "colours": obj.colours, "holes": int(dsl.enclosed(~box).sum()), "empty": int(box.size - obj.size),
             "minority": int(present.min()) if present.size > 1 else 0,
             "symmetric": int(np.array_equal(patch, patch[:, ::-1])) + 2 * int(np.array_equal(patch, patch[::-1])),
-            "colour": int(np.argmax(counts))}
+            "colour": int(np.argmax(counts)),
+            **{f"cells-{c}": int(counts[c]) for c in range(1, NUM_COLOURS)}}
 
 
 def _pick(values: list[int], which: str) -> int | None:
@@ -1637,17 +1660,115 @@ def _part_layout(grid: Grid, output: Grid) -> tuple[int, int] | None:
     return (counts[0], counts[1]) if counts[0] * counts[1] >= 2 else None
 
 
+def _part_cuts(grid: Grid, output: Grid) -> list[tuple[str, Callable[[Grid], list[Grid]]]]:
+    """The ways a grid may be cut into parts the size of its output: the blocks between separator lines,
+    and equal parts laid out as this grid's are, when the output's size divides it."""
+    cuts: list[tuple[str, Callable[[Grid], list[Grid]]]] = [("parts_by_lines({})", parts_by_lines)]
+    layout = _part_layout(grid, output)
+    if layout is not None:
+        cuts.append((f"parts_equal({{}}, {layout[0]}, {layout[1]})",
+                     lambda g, a=layout[0], b=layout[1]: parts_equal(g, a, b)))
+    return cuts
+
+
+def _wins(parts_outputs: Sequence[tuple[list[Grid], Grid]]) -> dict[int, set[int]] | None:
+    """Which colours each colour covers when parts are laid over each other to give the outputs: where parts
+    have colours, the output shows one of them, which covers the others there; where none has, the output
+    shows background. None when an output shows anything else."""
+    wins: dict[int, set[int]] = {}
+    for parts, out in parts_outputs:
+        if any(p.shape != out.shape for p in parts):
+            return None
+        stack = np.stack(parts)
+        present = stack != 0
+        covered = present.any(axis=0)
+        if np.any(out[~covered] != 0) or np.any(covered & ~(present & (stack == out[None])).any(axis=0)):
+            return None
+        for colour in np.unique(out[covered]):
+            here = out == colour
+            losers = np.unique(stack[:, here][present[:, here]])
+            wins.setdefault(int(colour), set()).update(int(c) for c in losers if c != colour)
+    return wins
+
+
+def colour_priority(wins: dict[int, set[int]]) -> list[int] | None:
+    """The colours in an order (first on top) that keeps every win, ties by colour number; None when the
+    wins go round in a cycle (red over blue and blue over red)."""
+    order: list[int] = []
+    colours = set(wins) | {c for losers in wins.values() for c in losers}
+    while colours:
+        free = sorted(c for c in colours if not any(c in wins.get(d, ()) for d in colours if d != c))
+        if not free:
+            return None
+        order.append(free[0])
+        colours.remove(free[0])
+    return order
+
+
+def _taught(wins: dict[int, set[int]], order: Sequence[int], parts: list[Grid]) -> bool:
+    """Whether every two colours that meet in a cell of these parts were ranked by the examples, directly
+    or through a third colour: otherwise their overlay would be a guess."""
+    beats = {c: set(wins.get(c, ())) for c in order}
+    for colour in reversed(order):  # lowest first: what a colour beats, directly or through another
+        for other in list(beats[colour]):
+            beats[colour] |= beats[other]
+    stack = np.stack(parts)
+    present = {int(c): np.any(stack == c, axis=0) for c in np.unique(stack[stack != 0])}
+    for a in present:
+        for b in present:
+            if a < b and np.any(present[a] & present[b]):
+                if a not in beats or b not in beats or not (b in beats[a] or a in beats[b]):
+                    return False
+    return True
+
+
+def overlay_by_priority(parts: list[Grid], order: Sequence[int]) -> Grid:
+    """Parts of one shape laid over each other, a cell taking the first colour of ``order`` that any part
+    has there (background where none has one); ValueError when parts differ in shape or show a colour that
+    ``order`` does not rank."""
+    if len({p.shape for p in parts}) != 1:
+        raise ValueError("parts differ in shape")
+    stack = np.stack(parts)
+    if not set(np.unique(stack[stack != 0]).tolist()) <= set(order):
+        raise ValueError("a colour the order does not rank")
+    out = np.zeros_like(parts[0])
+    for colour in reversed(order):
+        out[np.any(stack == colour, axis=0)] = colour
+    return out
+
+
+def fit_part_overlay(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
+                     ) -> tuple[str, tuple[Grid, ...]] | None:
+    """Each output is its grid's parts (the blocks between separator lines, or equal parts the size of the
+    output) laid over each other, where they overlap the colour that comes first in an order the examples
+    teach: the text and the test outputs, or None (also when the test parts bring together two colours
+    the examples never ranked)."""
+    for text, cut in _part_cuts(train[0], outputs[0]):
+        try:
+            cut_train = [cut(g) for g in train]
+            cut_test = [cut(g) for g in test]
+        except ValueError:
+            continue
+        if any(len(parts) < 2 for parts in cut_train + cut_test):
+            continue
+        wins = _wins(list(zip(cut_train, outputs)))
+        order = None if wins is None else colour_priority(wins)
+        if order is None or not all(_taught(wins, order, parts) for parts in cut_test):
+            continue
+        try:
+            made = tuple(overlay_by_priority(parts, order) for parts in cut_test)
+        except ValueError:
+            continue
+        return (f"overlay_by_priority({text}, {order})", made)
+    return None
+
+
 def fit_part_pick(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
                   ) -> tuple[str, tuple[Grid, ...]] | None:
     """Each output is one part of its grid (the blocks between separator lines, or equal parts laid out as
     the first example's): a rule that picks that part on every example by one of its numbers (the largest,
     the smallest, the only one of its value), its text and the parts it picks in the test grids, or None."""
-    cuts: list[tuple[str, Callable[[Grid], list[Grid]]]] = [("parts_by_lines({})", parts_by_lines)]
-    layout = _part_layout(train[0], outputs[0])
-    if layout is not None:
-        cuts.append((f"parts_equal({{}}, {layout[0]}, {layout[1]})",
-                     lambda g, a=layout[0], b=layout[1]: parts_equal(g, a, b)))
-    for text, cut in cuts:
+    for text, cut in _part_cuts(train[0], outputs[0]):
         try:
             first = cut(train[0])
             if not any(p.shape == outputs[0].shape and np.array_equal(p, outputs[0]) for p in first):
@@ -1996,7 +2117,7 @@ class _Search:
         self.layers.offer(train, test, text.format("grid"), depth)
         if cell_rule and any(g.shape != o.shape for g, o in zip(train, self.outputs)):
             fitted = fit_object_crop(train, self.outputs, test)
-            for fitter in (fit_tile_transforms, fit_colour_blocks, fit_part_pick):
+            for fitter in (fit_tile_transforms, fit_colour_blocks, fit_part_pick, fit_part_overlay):
                 fitted = fitted or fitter(train, self.outputs, test)
             if fitted is None and depth == 0:  # numbers and colours of the inputs themselves: a few ms, once
                 fitted = fit_count(train, self.outputs, test) or fit_colour_strip(train, self.outputs, test)
