@@ -20,6 +20,10 @@ skip that. So each test input's decoding-view prompt passes are also timed alone
 the summary gives the bound they set: previous decoding and scoring over those passes, the largest ratio
 an implementation that did nothing else could reach.
 
+--previous copies compares the current implementation with itself under transformers' own attention code
+(keys and values copied per query head wherever a mask is given) instead of with the reference: the gain
+of ``inference_tools.grouped_attention`` alone.
+
 --smoke: a tiny random model nudged toward grids of zeros, 2 tasks, 2 views (seconds; the test suite runs it).
 """
 
@@ -29,6 +33,8 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -170,7 +176,34 @@ class PassCounter(torch.nn.Module):
         return self.inner(**kwargs)
 
 
-def run_one(name: str, dataset, task, index, session, config) -> dict:
+COPYING_SDPA = "sdpa_copying"  # transformers' SDPA under another name, which ``grouped_attention`` leaves alone
+
+
+@contextmanager
+def copying_attention(model: torch.nn.Module) -> Iterator[None]:
+    """The model runs transformers' own SDPA attention throughout (keys and values copied per query head
+    wherever a mask is given): the current decoders as they were before ``grouped_attention``."""
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import sdpa_mask
+
+    AttentionInterface.register(COPYING_SDPA, sdpa_attention_forward)
+    AttentionMaskInterface.register(COPYING_SDPA, sdpa_mask)
+    configs = {id(c): c for m in model.modules() if getattr(c := getattr(m, "config", None), "_attn_implementation",
+                                                                None) == "sdpa"}
+    for c in configs.values():
+        c._attn_implementation = COPYING_SDPA
+    try:
+        yield
+    finally:
+        for c in configs.values():
+            c._attn_implementation = "sdpa"
+
+
+def run_one(name: str, dataset, task, index, session, config, previous: str = "reference") -> dict:
+    if name == "previous" and previous == "copies":
+        with copying_attention(session.model):
+            return run_one("current", dataset, task, index, session, config)
     decode_fn, score_fn = IMPLEMENTATIONS[name]
     rng = np.random.default_rng(stable_seed(config.seed, task.task_id, index, "views"))
     counter = session.model
@@ -228,7 +261,8 @@ def run(args: argparse.Namespace) -> dict:
     dataset, _counts = load_challenges(config)
     task_ids = select_tasks(dataset, args.tasks, session.fmt)
     print(f"{len(task_ids)} tasks; {args.views} views, {args.scoring_views} scoring views, DFS at "
-          f"{args.min_prob:g}; bf16 passes {args.bf16_passes}; adapter {config.adapter or 'none'}; {machine()}",
+          f"{args.min_prob:g}; bf16 passes {args.bf16_passes}; adapter {config.adapter or 'none'}; previous: "
+          f"{args.previous}; {machine()}",
           flush=True)
     records = []
     began = time.perf_counter()
@@ -236,7 +270,7 @@ def run(args: argparse.Namespace) -> dict:
         task = dataset.tasks[task_id]
         for index in range(len(task.test)):
             order = ["previous", "current"] if len(records) % 2 == 0 else ["current", "previous"]
-            runs = {name: run_one(name, dataset, task, index, session, config) for name in order}
+            runs = {name: run_one(name, dataset, task, index, session, config, args.previous) for name in order}
             floor = prompt_passes(dataset, task, index, session, config)
             old, new = runs["previous"], runs["current"]
             record = {"task_id": task_id, "test_index": index, "first": order[0],
@@ -253,6 +287,7 @@ def run(args: argparse.Namespace) -> dict:
                   f"{new['scoring']:.2f} s; same "
                   f"candidates {record['same_candidates']}, attempts {record['same_attempts']}", flush=True)
     return {"benchmark": "inference", "command": args.command, "machine": machine(), "config": options(config),
+            "previous": args.previous,
             "tasks": task_ids, "seconds": time.perf_counter() - began, "records": records,
             "summary": summarize(records)}
 
@@ -325,6 +360,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bf16-passes", default="no", choices=["auto", "yes", "no"],
                         help="the current implementation's bfloat16 prompt and scoring passes (the previous one "
                              "runs in the model's own format): 'no' compares float32 with float32")
+    parser.add_argument("--previous", default="reference", choices=["reference", "copies"],
+                        help="what the current implementation is compared with: 'reference', the previous "
+                             "decoders and scoring (above); 'copies', the current ones with transformers' own "
+                             "SDPA attention, which copies keys and values per query head where a mask is given")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     parser.add_argument("--out", default=str(RESULTS / "inference.json"))

@@ -95,6 +95,16 @@ def test_inference_benchmark_runs_both_implementations_on_the_same_views(tmp_pat
     assert "ratio of medians" in printed and "prompt passes alone" in printed
 
 
+def test_inference_benchmark_compares_the_grouped_attention_with_transformers_copies(tmp_path):
+    result = bench_inference.main(["--smoke", "--previous", "copies", "--out", str(tmp_path / "copies.json")])
+    assert result["previous"] == "copies"
+    records = result["records"]
+    assert all(r["same_candidates"] and r["same_attempts"] for r in records)
+    assert result["summary"]["max_generation_nll_diff"] <= 1e-4 and result["summary"]["max_scoring_nll_diff"] <= 1e-4
+    # both sides are the current decoders: the same passes over the same rows
+    assert all(r["passes_previous"] == r["passes_current"] for r in records)
+
+
 @pytest.mark.slow
 def test_ablation_smoke_and_resume(tmp_path):
     out = tmp_path / "ablation.json"

@@ -681,3 +681,34 @@ def test_cpu_bf16_check_reads_the_processor_flags(monkeypatch, tmp_path):
     assert not cpu_computes_bf16()
     cpuinfo.unlink()
     assert not cpu_computes_bf16()
+
+
+def test_shared_passes_read_grouped_keys_without_copies_and_give_the_same_nlls():
+    """On a CPU the one-token passes of many searches (and the reply passes of scoring) run torch's grouped-query
+    attention in place of transformers' copy of the keys per query head; the results are the same and the
+    model's attention setting is restored after."""
+    model = tiny_model(2)
+    assert model.config._attn_implementation == "sdpa" and model.config.num_key_value_heads < 4
+    seen = []
+    hook = model.register_forward_pre_hook(lambda m, args: seen.append(m.config._attn_implementation))
+    checker = RowsChecker(cells="012", max_side=2)
+    prompts = [PROMPT, [IDS["<s>"], IDS["O"]]]
+    try:
+        found = dfs_decode_many(model, prompts, min_prob=0.002, **kwargs(checker))
+    finally:
+        hook.remove()
+    assert seen[:2] == ["sdpa", "sdpa"] and set(seen[2:]) == {inference_tools.GROUPED_SDPA}
+    assert model.config._attn_implementation == "sdpa"
+    for prompt, result in zip(prompts, found, strict=True):
+        assert_same_candidates(dfs_decode(model, prompt, min_prob=0.002, **kwargs(checker)), result)
+    # the grouped attention itself: the same numbers as transformers' SDPA with its copies
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    attention = model.model.layers[0].self_attn
+    gen = torch.Generator().manual_seed(0)
+    query, key, value = (torch.randn(3, h, n, 8, generator=gen) for h, n in ((4, 1), (2, 7), (2, 7)))
+    mask = torch.zeros(3, 1, 1, 7)
+    mask[1, ..., 2:5] = torch.finfo(torch.float32).min
+    ours, _ = inference_tools._sdpa_grouped(attention, query, key, value, mask, scaling=0.3)
+    theirs, _ = sdpa_attention_forward(attention, query, key, value, mask, scaling=0.3)
+    assert torch.allclose(ours, theirs, atol=1e-6)
