@@ -988,3 +988,28 @@ def test_cells_of_one_colour_on_a_diagonal_are_joined():
     examples = [example() for _ in range(4)]
     right, result = solves(examples[:3], examples[3], SearchConfig(seconds=30, max_depth=2, cpu_time=True))
     assert right and "connect_same_diagonal" in result.programs[0][0]
+
+
+def test_a_pattern_of_diagonal_stripes_is_completed_on_its_slanted_lattice():
+    # colour by (row + column) mod 3: no upright tile of 3 x 3 is seen whole in a narrow band of it, a
+    # slanted one of 3 cells is
+    stripes = np.array([[(2, 8, 3)[(r + c) % 3] for c in range(7)] for r in range(7)], dtype=np.uint8)
+    band = np.where(np.add.outer(np.arange(7), np.arange(7)) < 3, stripes, 0).astype(np.uint8)
+    assert np.array_equal(program_search.complete_lattice(band, 0), stripes)
+    assert (dsl.complete_period(band, 0) == 0).any()  # the upright lattices do not fill it
+    # cells that disagree on every small lattice: nothing filled
+    noise = np.random.default_rng(0).integers(1, 10, (6, 6)).astype(np.uint8)
+    noise[2:4, 2:4] = 0
+    assert np.array_equal(program_search.complete_lattice(noise, 0), noise)
+
+    def example(seed: int):
+        rng = np.random.default_rng(seed)
+        colours = rng.permutation(np.arange(1, 10))[:3]
+        full = np.array([[colours[(r + c) % 3] for c in range(7)] for r in range(7)], dtype=np.uint8)
+        diagonal = np.add.outer(np.arange(7), np.arange(7))
+        keep = diagonal < 3 if rng.random() < 0.5 else diagonal > 9  # a band in one corner
+        return np.where(keep, full, 0).astype(np.uint8), full
+
+    examples = [example(s) for s in range(4)]
+    right, result = solves(examples[:3], examples[3], SearchConfig(seconds=30, max_depth=1, cpu_time=True))
+    assert right and result.programs[0][0] == "complete_with(grid, 0, 'lattice')"

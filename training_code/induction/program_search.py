@@ -74,7 +74,7 @@ log = logging.getLogger(__name__)
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 10
+SEARCH_VERSION = 11
 
 
 @dataclass(frozen=True)
@@ -560,6 +560,33 @@ def symmetrize(grid: Grid, how: str) -> Grid:
 _COMPLETED_CACHE: dict[tuple, Grid] = {}  # complete_hidden asks again for what complete_with just made
 
 
+LATTICE_TILE = 36  # cells of a slanted tile at most: larger repeats are rare and costly to look for
+
+
+def complete_lattice(grid: Grid, unknown: int) -> Grid:
+    """The grid with cells of colour ``unknown`` filled by a pattern that repeats on a slanted lattice: every
+    ``pc`` columns along a row, and every ``pr`` rows shifted ``s`` columns (diagonal stripes, bricks). The
+    lattice with the smallest tile under which every known cell agrees and every cell of the tile is seen
+    is used (up to ``LATTICE_TILE`` cells); the upright lattices are ``complete_period``'s. The grid is
+    returned unchanged when none fits."""
+    g = np.array(grid, dtype=np.uint8)
+    h, w = g.shape
+    rows, cols = np.nonzero(g != unknown)
+    values = g[rows, cols].astype(np.int16)
+    every_r, every_c = np.indices(g.shape)
+    lattices = sorted((pr * pc, pr, pc, s) for pr in range(1, h + 1) for pc in range(2, w + 1)
+                      if pr * pc <= LATTICE_TILE for s in range(1, pc))
+    for cells, pr, pc, s in lattices:
+        slot = (rows % pr) * pc + (cols - (rows // pr) * s) % pc
+        low = np.full(cells, 99, dtype=np.int16)
+        high = np.full(cells, -1, dtype=np.int16)
+        np.minimum.at(low, slot, values)
+        np.maximum.at(high, slot, values)
+        if np.array_equal(low, high):  # every slot seen, and all its known cells agree
+            return low[(every_r % pr) * pc + (every_c - (every_r // pr) * s) % pc].astype(np.uint8)
+    return g
+
+
 def complete_with(grid: Grid, unknown: int, how: str) -> Grid:
     if not (grid == unknown).any():
         return grid.copy()  # nothing to fill: what either completion gives back unchanged
@@ -568,7 +595,8 @@ def complete_with(grid: Grid, unknown: int, how: str) -> Grid:
     if out is None:
         if len(_COMPLETED_CACHE) >= _SHAPES_CACHE_SIZE:
             _COMPLETED_CACHE.clear()
-        out = dsl.complete_symmetry(grid, unknown) if how == "symmetry" else dsl.complete_period(grid, unknown)
+        completions = {"symmetry": dsl.complete_symmetry, "period": dsl.complete_period, "lattice": complete_lattice}
+        out = completions[how](grid, unknown)
         _COMPLETED_CACHE[key] = out
     if (out == unknown).any():
         raise ValueError("cells left unknown")
@@ -1079,6 +1107,9 @@ def static_steps(facts: TaskFacts) -> list[Step]:
                           lambda g, u=unknown: complete_with(g, u, "symmetry")))
         steps.append(Step(f"complete_with({{}}, {unknown}, 'period')", "complete",
                           lambda g, u=unknown: complete_with(g, u, "period")))
+        # slanted lattices: many more to try, so on the inputs and crops of them only
+        steps.append(Step(f"complete_with({{}}, {unknown}, 'lattice')", "symmetry-centre",
+                          lambda g, u=unknown: complete_with(g, u, "lattice")))
         steps.append(Step(f"complete_hidden({{}}, {unknown}, 'symmetry')", "crop",
                           lambda g, u=unknown: complete_hidden(g, u, "symmetry")))
         steps.append(Step(f"complete_hidden({{}}, {unknown}, 'period')", "crop",
