@@ -182,7 +182,12 @@ def test_a_task_no_program_fits_gives_no_candidates():
 def test_stored_states_stay_under_the_cap():
     train, test = pairs(lambda g: np.zeros((2, 2), np.uint8) + g.sum() % 7, sparse=True)
     result = search_task(train, [test[0]], SearchConfig(seconds=30, max_depth=2, max_states=50))
-    assert result.states <= 50
+    # the task's own colours and each renaming of them are searched one after another, each storing at most
+    # max_states (and freeing them before the next); ``states`` adds up what every pass met
+    passes = 1 + sum(program_search.ranked_task(train, [test[0]], by) is not None for by in program_search.NAMINGS)
+    assert result.states <= 50 * passes
+    alone = program_search._search_task(train, [test[0]], SearchConfig(seconds=30, max_depth=2, max_states=50), "")
+    assert alone.states <= 50
 
 
 def test_the_same_budget_gives_the_same_result():
@@ -193,8 +198,10 @@ def test_the_same_budget_gives_the_same_result():
     for record in (first, second):
         record.pop("seconds")
     # the inputs rank their colours differently, so the search of the task's own colours gets its share of
-    # the budget (and finds the program there); that share is spent to the last step
-    assert first == second and first["steps"] == int(3000 * RANKED_SHARE) + 1
+    # the budget (and finds the depth-2 program there), spent to the last step; the renamed tasks are then
+    # searched for a shallower program with the rest
+    assert first == second and first["found_depth"] == 2
+    assert int(3000 * RANKED_SHARE) + 1 < first["steps"] <= 3000 + 2
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1013,3 +1020,37 @@ def test_a_pattern_of_diagonal_stripes_is_completed_on_its_slanted_lattice():
     examples = [example(s) for s in range(4)]
     right, result = solves(examples[:3], examples[3], SearchConfig(seconds=30, max_depth=1, cpu_time=True))
     assert right and result.programs[0][0] == "complete_with(grid, 0, 'lattice')"
+
+
+def test_a_shallower_program_of_a_renamed_task_comes_before_a_deeper_one_of_the_own_colours(monkeypatch):
+    # three passes: the task's own colours, then two renamings; each pass's result is made up here, and the
+    # depth each pass may search is recorded
+    identity = np.arange(10, dtype=np.uint8)
+    monkeypatch.setattr(program_search, "ranked_task", lambda train, tests, by: (list(train), list(tests), [identity]))
+    answers = {0: (3, 1), 1: (2, 2), 2: (None, None)}  # pass -> (depth of its program, its answer's colour)
+    depths = []
+
+    def fake(pairs, tests, config, task_id):
+        index = len(depths)
+        depths.append(config.max_depth)
+        result = program_search.SearchResult(task_id, [[]], [[]])
+        depth, colour = answers[index]
+        if depth is not None:
+            result.found_depth = depth
+            result.candidates = [[np.full((2, 2), colour, np.uint8)]]
+            result.programs = [[f"program of depth {depth}"]]
+        return result
+
+    monkeypatch.setattr(program_search, "_search_task", fake)
+    grid = np.zeros((2, 2), np.uint8)
+    result = search_task([(grid, grid)], [grid], SearchConfig(seconds=1, max_depth=3))
+    # after the depth-3 program the renamed tasks are searched to depth 2 only; the depth-2 program keeps it there
+    assert depths == [3, 2, 1]
+    assert result.found_depth == 2
+    assert result.programs[0] == ["by_colour_rank(program of depth 2)", "program of depth 3"]
+    assert [int(c[0, 0]) for c in result.candidates[0]] == [2, 1]
+    # a program of depth 1 ends the search as before: nothing shallower to look for
+    depths.clear()
+    answers[0] = (1, 1)
+    result = search_task([(grid, grid)], [grid], SearchConfig(seconds=1, max_depth=3))
+    assert depths == [3] and result.programs[0] == ["program of depth 1"]

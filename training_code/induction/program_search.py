@@ -30,8 +30,9 @@ At each state the *fitters* ask whether a last move reproduces every training ou
   or a strip listing its colours in an order (by their cells, or as they lie across or down the grid).
 
 Where the inputs rank their colours differently, the search of the task's own colours gets half the
-budget; while nothing finds a program, the rest goes to the task with each pair's colours named by their
-rank in its input, by count and then in reading order (``ranked_task``), and the answers are renamed back.
+budget, and the rest goes to the task with each pair's colours named by their rank in its input, by count
+and then in reading order (``ranked_task``), the answers renamed back; once one of them has a program, the
+later ones look only for a shallower one, and the shallowest program's answers come first.
 
 When no program fits by the end, states that draw part of every output and nothing wrong (the *layers*)
 are laid over one another, greedily, until they cover every output cell that is not background: the
@@ -74,7 +75,7 @@ log = logging.getLogger(__name__)
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 11
+SEARCH_VERSION = 12
 
 
 @dataclass(frozen=True)
@@ -2232,11 +2233,15 @@ def search_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid],
     """Programs that reproduce every training pair, breadth first, and their test outputs as candidates.
 
     Where the inputs rank their colours differently, the search of the task's own colours gets
-    ``RANKED_SHARE`` of the budget; while nothing has found a program, the rest goes in equal shares to the
+    ``RANKED_SHARE`` of the budget; the rest goes in equal shares to the
     same search of the task with each pair's colours named by their rank in its input, by count and then
     by first appearance (``NAMINGS``: a rule about "the most common colour" or "the colour met first" is
     then one rule on every example), and their answers are renamed back. Their programs read
-    ``by_colour_rank(...)`` and ``by_colour_order(...)``."""
+    ``by_colour_rank(...)`` and ``by_colour_order(...)``. Once a pass has a program of depth d > 1, the later
+    passes search chains of at most d - 1 steps; the answers of the shallowest program come first, then
+    those of the others (with more time, the own colours' search can finish a deeper depth and find a
+    program that fits the examples through a quirk of them before a renamed task's simpler one is looked
+    for)."""
     views = [(by, ranked) for by in NAMINGS if (ranked := ranked_task(train, test_inputs, by)) is not None]
     if not views:
         return _search_task(train, test_inputs, config, task_id)
@@ -2246,11 +2251,12 @@ def search_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid],
     passes = [(None, (list(train), list(test_inputs), None)), *views]
     results: list[SearchResult] = []
     spent_steps = 0
+    max_depth = config.max_depth
     for index, ((by, (pairs, tests, inverses)), share) in enumerate(zip(passes, shares)):
         last = index == len(passes) - 1
         seconds = (config.seconds - (clock() - began)) if last else config.seconds * share
         steps = (config.max_steps - spent_steps if last else int(config.max_steps * share)) if config.max_steps else 0
-        result = _search_task(pairs, tests, dataclasses.replace(config, seconds=max(0.0, seconds),
+        result = _search_task(pairs, tests, dataclasses.replace(config, seconds=max(0.0, seconds), max_depth=max_depth,
                                                                 max_steps=max(1, steps) if config.max_steps else 0),
                               task_id)
         spent_steps += result.steps
@@ -2259,10 +2265,23 @@ def search_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid],
             result.programs = [[f"{NAMINGS[by]}({text})" for text in texts] for texts in result.programs]
         results.append(result)
         if result.found_depth is not None and not _assembled(result):
-            break
-    # a program beats a guess assembled from partial results; between guesses, the earliest pass's
+            if result.found_depth <= 1:
+                break  # nothing simpler to look for
+            # the later passes look for shallower programs only: chains of at most d - 1 steps (a depth-d
+            # program may turn up there too, and then comes after this one)
+            max_depth = min(max_depth, result.found_depth - 1)
+    # a program beats a guess assembled from partial results; the shallowest program's answers come first,
+    # then the others' (a deeper program fits the examples too, but is the likelier to have found a quirk
+    # of them); between guesses, the earliest pass's
     found = [r for r in results if r.found_depth is not None]
-    kept = next((r for r in found if not _assembled(r)), found[0] if found else results[-1])
+    programs = sorted((r for r in found if not _assembled(r)), key=lambda r: r.found_depth)
+    kept = programs[0] if programs else found[0] if found else results[-1]
+    for other in programs[1:]:
+        for cands, texts, more, more_texts in zip(kept.candidates, kept.programs, other.candidates, other.programs):
+            for grid, text in zip(more, more_texts):
+                if len(cands) < config.max_candidates and not any(np.array_equal(grid, c) for c in cands):
+                    cands.append(grid)
+                    texts.append(text)
     for other in results:
         if other is not kept:
             kept.steps += other.steps
