@@ -59,7 +59,7 @@ from training_code.evaluation import (
 )
 from training_code.formats import FormatParseError, format_from_spec
 from training_code.grids import Grid
-from training_code.inference_tools import _prompt_pass, batched_nll, dfs_decode
+from training_code.inference_tools import _prompt_pass, attention_implementation, batched_nll, dfs_decode
 from training_code.model_session import ModelSession
 from training_code.selection import ScoredCandidate, merge_candidates, rank_candidates
 from training_code.task_choice import select_tasks
@@ -95,20 +95,27 @@ def nudged_session(session: ModelSession) -> ModelSession:
 # The previous implementation (the reference)
 
 
+def decoding_prompts(dataset: ArcDataset, task: Task, test_index: int, session: ModelSession, config: EvalConfig,
+                     rng: np.random.Generator) -> list[tuple]:
+    """Each decoding view's key and prompt ids, drawn as the pipeline draws them."""
+    from training_code.inference_tools import torch_generator
+
+    room = reply_room(task, session.fmt)
+    torch_generator(rng)  # the pipeline draws a sampling generator first: keep the views the same
+    keys = [fit_key(dataset, key, session, room)
+            for key in decoding_keys(task, test_index, config.decoding.views, rng, config.keep_background)]
+    return [(key, session.ids(dataset.render(key, session.fmt, with_reply=False).prompt)) for key in keys]
+
+
 def reference_candidates(dataset: ArcDataset, task: Task, test_index: int, session: ModelSession,
                          config: EvalConfig, rng: np.random.Generator) -> list[ScoredCandidate]:
     """Candidates as the pipeline found them before: one view at a time, each a one-row DFS that
     follows the best candidate so far first; ranked by generation probability."""
-    from training_code.inference_tools import torch_generator
-
     room = reply_room(task, session.fmt)
     found: list[tuple[Grid, float]] = []
     best: tuple[float, Grid] | None = None
     checker = session.fmt.reply_checker()
-    torch_generator(rng)  # the pipeline draws a sampling generator first: keep the views the same
-    for key in decoding_keys(task, test_index, config.decoding.views, rng, config.keep_background):
-        key = fit_key(dataset, key, session, room)
-        prompt_ids = session.ids(dataset.render(key, session.fmt, with_reply=False).prompt)
+    for key, prompt_ids in decoding_prompts(dataset, task, test_index, session, config, rng):
         guess = None if best is None else session.ids(session.fmt.reply_text(key.transform(best[1])))[:-1]
         for cand in dfs_decode(session.model, prompt_ids, eos_id=session.eos_id, token_texts=session.token_texts,
                                checker=checker, min_prob=config.decoding.min_prob, max_new_tokens=room, guess=guess):
@@ -189,15 +196,8 @@ def copying_attention(model: torch.nn.Module) -> Iterator[None]:
 
     AttentionInterface.register(COPYING_SDPA, sdpa_attention_forward)
     AttentionMaskInterface.register(COPYING_SDPA, sdpa_mask)
-    configs = {id(c): c for m in model.modules() if getattr(c := getattr(m, "config", None), "_attn_implementation",
-                                                                None) == "sdpa"}
-    for c in configs.values():
-        c._attn_implementation = COPYING_SDPA
-    try:
+    with attention_implementation(model, COPYING_SDPA):
         yield
-    finally:
-        for c in configs.values():
-            c._attn_implementation = "sdpa"
 
 
 def run_one(name: str, dataset, task, index, session, config, previous: str = "reference") -> dict:
@@ -226,16 +226,11 @@ def prompt_passes(dataset: ArcDataset, task: Task, test_index: int, session: Mod
                   config: EvalConfig) -> float:
     """Seconds of the decoding views' prompt passes alone (one row each, the first pass of every DFS): the
     part of decoding that both implementations run."""
-    from training_code.inference_tools import torch_generator
-
     rng = np.random.default_rng(stable_seed(config.seed, task.task_id, test_index, "views"))
-    room = reply_room(task, session.fmt)
-    torch_generator(rng)  # as in the pipeline: the same views as the decoders see
-    prompts = [session.ids(dataset.render(fit_key(dataset, key, session, room), session.fmt, with_reply=False).prompt)
-               for key in decoding_keys(task, test_index, config.decoding.views, rng, config.keep_background)]
+    prompts = decoding_prompts(dataset, task, test_index, session, config, rng)
     start = time.perf_counter()
     with torch.no_grad():
-        for ids in prompts:
+        for _key, ids in prompts:
             _prompt_pass(session.model, ids)
     return time.perf_counter() - start
 
@@ -311,11 +306,9 @@ def summarize(records: list[dict]) -> dict:
     records = all_records
     bounds = [(r["decoding_previous"] + r["scoring_previous"]) / r["prompt_passes"] for r in records
               if r.get("prompt_passes")]
-    summary["prompt_passes"] = {
-        "median": statistics.median(r["prompt_passes"] for r in records) if bounds else 0.0,
-        "bound_median_ratio": statistics.median(bounds) if bounds else 0.0,
-        "bound_ratio_of_medians": (summary["total"]["previous_median"]
-                                   / statistics.median(r["prompt_passes"] for r in records)) if bounds else 0.0}
+    floor = statistics.median(r["prompt_passes"] for r in records) if bounds else 0.0
+    summary["prompt_passes"] = {"median": floor, "bound_median_ratio": statistics.median(bounds) if bounds else 0.0,
+                                "bound_ratio_of_medians": summary["total"]["previous_median"] / floor if floor else 0.0}
     for what in ("passes", "one_token_passes", "one_token_rows", "scoring_passes"):
         summary[what] = {name: sum(r[f"{what}_{name}"] for r in records) for name in ("previous", "current")}
     summary["same_candidates"] = sum(r["same_candidates"] for r in records)

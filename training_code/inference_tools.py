@@ -116,29 +116,34 @@ def _register_grouped_sdpa() -> None:
 
 
 @contextmanager
+def attention_implementation(model: torch.nn.Module, name: str) -> Iterator[None]:
+    """Run the model's parts that use transformers' SDPA attention with the registered implementation
+    ``name`` instead, restored after."""
+    configs = {}
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if getattr(config, "_attn_implementation", None) == "sdpa":
+            configs[id(config)] = config
+    for config in configs.values():
+        config._attn_implementation = name
+    try:
+        yield
+    finally:
+        for config in configs.values():
+            config._attn_implementation = "sdpa"
+
+
+@contextmanager
 def grouped_attention(model: torch.nn.Module) -> Iterator[None]:
     """On a CPU, run a model that uses transformers' SDPA attention with ``_sdpa_grouped`` instead, restored
     after; elsewhere (CUDA's fast kernels take no mask with grouped heads) and for other attention code,
     nothing changes."""
-    configs = []
-    if compute_device(model).type == "cpu":
-        seen = set()
-        for module in model.modules():
-            config = getattr(module, "config", None)
-            if id(config) not in seen and getattr(config, "_attn_implementation", None) == "sdpa":
-                seen.add(id(config))
-                configs.append(config)
-    if not configs:
+    if compute_device(model).type != "cpu":
         yield
         return
     _register_grouped_sdpa()
-    for config in configs:
-        config._attn_implementation = GROUPED_SDPA
-    try:
+    with attention_implementation(model, GROUPED_SDPA):
         yield
-    finally:
-        for config in configs:
-            config._attn_implementation = "sdpa"
 
 
 def _crop_cache(cache: Any, length: int) -> None:

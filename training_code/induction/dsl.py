@@ -743,6 +743,16 @@ def complete_symmetry(grid: Grid, unknown: int, axes: str = "hvd") -> Grid:
     return g
 
 
+def agreeing_tile(slot: np.ndarray, values: np.ndarray, cells: int) -> np.ndarray | None:
+    """The tile of ``cells`` cells that known cells fill (cell ``i`` lands on ``slot[i]`` with ``values[i]``),
+    or None unless every slot is seen and all the cells on a slot agree."""
+    low = np.full(cells, 99, dtype=np.int16)
+    high = np.full(cells, -1, dtype=np.int16)
+    np.minimum.at(low, slot, values)
+    np.maximum.at(high, slot, values)
+    return low if np.array_equal(low, high) else None
+
+
 def complete_period(grid: Grid, unknown: int) -> Grid:
     """The grid with cells of colour ``unknown`` filled by repeating its pattern: the smallest
     row and column periods (2-D translation) under which every known cell agrees are used. The
@@ -756,13 +766,9 @@ def complete_period(grid: Grid, unknown: int) -> Grid:
     for pr, pc in sorted(((pr, pc) for pr in range(1, h + 1) for pc in range(1, w + 1)), key=lambda p: p[0] * p[1]):
         if pr == h and pc == w:
             continue
-        slot = (rows % pr) * pc + cols % pc
-        low = np.full(pr * pc, 99, dtype=np.int16)
-        high = np.full(pr * pc, -1, dtype=np.int16)
-        np.minimum.at(low, slot, values)
-        np.maximum.at(high, slot, values)
-        if np.array_equal(low, high):  # every slot seen, and all its known cells agree
-            best = low.reshape(pr, pc)
+        tile = agreeing_tile((rows % pr) * pc + cols % pc, values, pr * pc)
+        if tile is not None:
+            best = tile.reshape(pr, pc)
             break
     if best is None:
         return g

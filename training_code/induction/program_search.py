@@ -578,13 +578,9 @@ def complete_lattice(grid: Grid, unknown: int) -> Grid:
     lattices = sorted((pr * pc, pr, pc, s) for pr in range(1, h + 1) for pc in range(2, w + 1)
                       if pr * pc <= LATTICE_TILE for s in range(1, pc))
     for cells, pr, pc, s in lattices:
-        slot = (rows % pr) * pc + (cols - (rows // pr) * s) % pc
-        low = np.full(cells, 99, dtype=np.int16)
-        high = np.full(cells, -1, dtype=np.int16)
-        np.minimum.at(low, slot, values)
-        np.maximum.at(high, slot, values)
-        if np.array_equal(low, high):  # every slot seen, and all its known cells agree
-            return low[(every_r % pr) * pc + (every_c - (every_r // pr) * s) % pc].astype(np.uint8)
+        tile = dsl.agreeing_tile((rows % pr) * pc + (cols - (rows // pr) * s) % pc, values, cells)
+        if tile is not None:
+            return tile[(every_r % pr) * pc + (every_c - (every_r // pr) * s) % pc].astype(np.uint8)
     return g
 
 
