@@ -24,6 +24,12 @@ an implementation that did nothing else could reach.
 (keys and values copied per query head wherever a mask is given) instead of with the reference: the gain
 of ``inference_tools.grouped_attention`` alone.
 
+--previous unfolded compares the current implementation with itself after test-time training (the SmolLM2
+preset's: 12 steps, LoRA rank 16, on every linear layer), the adapter run as peft runs it (each LoRA layer's
+two small products beside the base layer's) against folded into the base weights
+(``ModelSession.adapter_folded``, what the pipeline does on a CPU): the gain of folding alone. Each task
+trains once; both runs decode and score with the same adapter.
+
 --smoke: a tiny random model nudged toward grids of zeros, 2 tasks, 2 views (seconds; the test suite runs it).
 """
 
@@ -34,7 +40,8 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,11 +63,13 @@ from training_code.evaluation import (
     EvalConfig,
     load_challenges,
     stable_seed,
+    test_time_train,
 )
 from training_code.formats import FormatParseError, format_from_spec
 from training_code.grids import Grid
 from training_code.inference_tools import _prompt_pass, attention_implementation, batched_nll, dfs_decode
 from training_code.model_session import ModelSession
+from training_code.run_evaluation_smollm import PRESET as SMOLLM2_PRESET
 from training_code.selection import ScoredCandidate, merge_candidates, rank_candidates
 from training_code.task_choice import select_tasks
 
@@ -200,9 +209,16 @@ def copying_attention(model: torch.nn.Module) -> Iterator[None]:
         yield
 
 
-def run_one(name: str, dataset, task, index, session, config, previous: str = "reference") -> dict:
+def run_one(name: str, dataset, task, index, session, config, previous: str = "reference",
+            adapted: ModelSession | None = None) -> dict:
+    """``adapted``: for --previous unfolded, the session whose model carries the test-time adapter."""
     if name == "previous" and previous == "copies":
         with copying_attention(session.model):
+            return run_one("current", dataset, task, index, session, config)
+    if previous == "unfolded":
+        with adapted.adapter_folded() if name == "current" else nullcontext(False) as folded:
+            if folded != (name == "current"):
+                raise RuntimeError(f"the test-time adapter is {'not ' * (not folded)}folded for the {name} run")
             return run_one("current", dataset, task, index, session, config)
     decode_fn, score_fn = IMPLEMENTATIONS[name]
     rng = np.random.default_rng(stable_seed(config.seed, task.task_id, index, "views"))
@@ -249,11 +265,16 @@ def run(args: argparse.Namespace) -> dict:
                           adapter=resolve_adapter(args.adapter), format=args.format, max_tokens=args.max_tokens,
                           ttt=False, views=args.views, scoring_views=args.scoring_views, min_prob=args.min_prob,
                           bf16_passes=args.bf16_passes, seed=args.seed, progress=False, cache=False, report=False)
-    session = session_for(config, smoke=args.smoke)
-    if args.smoke:
-        session = nudged_session(session)
-    session = session.with_model(PassCounter(session.model))
+    base = session_for(config, smoke=args.smoke)
+
+    def counted(session: ModelSession) -> ModelSession:
+        """The session's model (nudged in the smoke run), counting its passes."""
+        session = nudged_session(session) if args.smoke else session
+        return session.with_model(PassCounter(session.model))
+
+    session = counted(base)
     dataset, _counts = load_challenges(config)
+    ttt_config = replace(config, ttt=SMOLLM2_PRESET.ttt)  # --previous unfolded: the preset's test-time training
     task_ids = select_tasks(dataset, args.tasks, session.fmt)
     print(f"{len(task_ids)} tasks; {args.views} views, {args.scoring_views} scoring views, DFS at "
           f"{args.min_prob:g}; bf16 passes {args.bf16_passes}; adapter {config.adapter or 'none'}; previous: "
@@ -263,9 +284,14 @@ def run(args: argparse.Namespace) -> dict:
     began = time.perf_counter()
     for task_id in task_ids:
         task = dataset.tasks[task_id]
+        if args.previous == "unfolded":
+            base.remove_adapter()
+            rng = np.random.default_rng(stable_seed(config.seed, task_id))
+            test_time_train(dataset, task_id, base, ttt_config, rng)
+            session = counted(base)
         for index in range(len(task.test)):
             order = ["previous", "current"] if len(records) % 2 == 0 else ["current", "previous"]
-            runs = {name: run_one(name, dataset, task, index, session, config, args.previous) for name in order}
+            runs = {name: run_one(name, dataset, task, index, session, config, args.previous, base) for name in order}
             floor = prompt_passes(dataset, task, index, session, config)
             old, new = runs["previous"], runs["current"]
             record = {"task_id": task_id, "test_index": index, "first": order[0],
@@ -281,6 +307,7 @@ def run(args: argparse.Namespace) -> dict:
                   f"{new['decoding']:.2f} s (prompt passes alone {floor:.2f} s), scoring {old['scoring']:.2f} -> "
                   f"{new['scoring']:.2f} s; same "
                   f"candidates {record['same_candidates']}, attempts {record['same_attempts']}", flush=True)
+    base.remove_adapter()
     return {"benchmark": "inference", "command": args.command, "machine": machine(), "config": options(config),
             "previous": args.previous,
             "tasks": task_ids, "seconds": time.perf_counter() - began, "records": records,
@@ -353,10 +380,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bf16-passes", default="no", choices=["auto", "yes", "no"],
                         help="the current implementation's bfloat16 prompt and scoring passes (the previous one "
                              "runs in the model's own format): 'no' compares float32 with float32")
-    parser.add_argument("--previous", default="reference", choices=["reference", "copies"],
+    parser.add_argument("--previous", default="reference", choices=["reference", "copies", "unfolded"],
                         help="what the current implementation is compared with: 'reference', the previous "
                              "decoders and scoring (above); 'copies', the current ones with transformers' own "
-                             "SDPA attention, which copies keys and values per query head where a mask is given")
+                             "SDPA attention, which copies keys and values per query head where a mask is given; "
+                             "'unfolded', the current ones after test-time training with the adapter left unfolded")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     parser.add_argument("--out", default=str(RESULTS / "inference.json"))

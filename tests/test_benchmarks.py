@@ -105,6 +105,16 @@ def test_inference_benchmark_compares_the_grouped_attention_with_transformers_co
     assert all(r["passes_previous"] == r["passes_current"] for r in records)
 
 
+def test_inference_benchmark_compares_a_folded_test_time_adapter_with_an_unfolded_one(tmp_path):
+    result = bench_inference.main(["--smoke", "--previous", "unfolded", "--out", str(tmp_path / "unfolded.json")])
+    assert result["previous"] == "unfolded"
+    records = result["records"]
+    assert len(records) == 2 and all(r["candidates"] > 0 for r in records)
+    assert all(r["same_candidates"] and r["same_attempts"] for r in records)
+    assert result["summary"]["max_generation_nll_diff"] <= 1e-4 and result["summary"]["max_scoring_nll_diff"] <= 1e-4
+    assert all(r["passes_previous"] == r["passes_current"] for r in records)
+
+
 @pytest.mark.slow
 def test_ablation_smoke_and_resume(tmp_path):
     out = tmp_path / "ablation.json"

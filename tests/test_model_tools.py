@@ -444,6 +444,10 @@ def test_4bit_loads_on_a_cpu_and_keeps_its_bytes_through_passes_and_a_lora_cycle
     assert not torch.allclose(logits_of(peft_model, ids), before, atol=1e-4)
     with pytest.raises(ValueError, match="4-bit"):
         merge_adapter(peft_model)
+    adapted = logits_of(peft_model, ids)
+    with mt.adapter_folded(peft_model) as folded:  # 4-bit weights cannot take the sum: the adapter runs unfolded
+        assert not folded
+        torch.testing.assert_close(logits_of(peft_model, ids), adapted, atol=0, rtol=0)
     base = remove_adapter(peft_model)
     torch.testing.assert_close(logits_of(base, ids), before, atol=0, rtol=0)
     # after passes in inference mode (where bitsandbytes would repack the weights on a CPU) and a LoRA cycle

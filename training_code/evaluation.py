@@ -229,27 +229,29 @@ def solve_task(dataset: ArcDataset, task_id: str, session: ModelSession, config:
     try:
         if config.ttt.enabled:
             test_time_train(dataset, task_id, session, config, rng)
-        program_grids: Sequence[Sequence[Grid]] = [() for _ in task.test]
-        if config.programs.samples > 0:  # after test-time training: the model has learnt this task
-            try:
-                sources = sampled_programs(task, session, config, deadline)
-            except (RuntimeError, ValueError, MemoryError) as e:
-                # programs are an extra: their failure (out of memory, say) must not cost the task its grids
-                log.warning("task %s: program sampling failed, no program candidates: %s: %s", task_id,
-                            type(e).__name__, e)
-                sources = []
-            result.programs_sampled = len(sources)
-            if sources:
-                outputs = sampled_program_outputs(task, sources, sandbox, deadline)
-                program_grids, result.programs_valid = outputs.per_test, len(outputs.valid)
-            log.info("task %s: %d programs sampled, %d reproduce the examples", task_id, result.programs_sampled,
-                     result.programs_valid)
-        search_grids = searched_candidates(task, config, deadline, result)
-        for test_index in range(len(task.test)):
-            cands, per_view = candidates_for(dataset, task, test_index, session, config, rng, deadline,
-                                             program_grids[test_index], search_grids[test_index])
-            result.candidates[test_index] = cands
-            result.view_predictions[test_index] = per_view
+        # decoding, scoring and program sampling run with the test-time adapter folded into the weights (on a CPU)
+        with session.adapter_folded():
+            program_grids: Sequence[Sequence[Grid]] = [() for _ in task.test]
+            if config.programs.samples > 0:  # after test-time training: the model has learnt this task
+                try:
+                    sources = sampled_programs(task, session, config, deadline)
+                except (RuntimeError, ValueError, MemoryError) as e:
+                    # programs are an extra: their failure (out of memory, say) must not cost the task its grids
+                    log.warning("task %s: program sampling failed, no program candidates: %s: %s", task_id,
+                                type(e).__name__, e)
+                    sources = []
+                result.programs_sampled = len(sources)
+                if sources:
+                    outputs = sampled_program_outputs(task, sources, sandbox, deadline)
+                    program_grids, result.programs_valid = outputs.per_test, len(outputs.valid)
+                log.info("task %s: %d programs sampled, %d reproduce the examples", task_id, result.programs_sampled,
+                         result.programs_valid)
+            search_grids = searched_candidates(task, config, deadline, result)
+            for test_index in range(len(task.test)):
+                cands, per_view = candidates_for(dataset, task, test_index, session, config, rng, deadline,
+                                                 program_grids[test_index], search_grids[test_index])
+                result.candidates[test_index] = cands
+                result.view_predictions[test_index] = per_view
     finally:
         session.remove_adapter()  # the next task starts from the base model
         if own_sandbox:

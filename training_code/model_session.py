@@ -4,6 +4,7 @@ test-time training attaches to it for one task (``attach_adapter``, ``train_adap
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 
 from . import model_tools
@@ -49,6 +50,11 @@ class ModelSession:
         collate = model_tools.MaskingCollator(self.tokenizer, mask_first_n_outputs=config.mask_first_n_outputs,
                                               max_length=self.max_tokens, add_special_tokens=False)
         train(self.model, collate, data, self.fmt, config, description=description)
+
+    def adapter_folded(self) -> AbstractContextManager[bool]:
+        """A block that runs with the attached adapter folded into the base weights (on a CPU, where that saves
+        time; ``model_tools.adapter_folded``), the base restored exactly after it; yields whether it folded."""
+        return model_tools.adapter_folded(self.model) if self.adapted else nullcontext(False)
 
     def remove_adapter(self) -> None:
         """Back to the base model; nothing to do when no adapter is attached."""
