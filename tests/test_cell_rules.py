@@ -118,6 +118,26 @@ def stamp_examples(n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return grids, [stamped(g) for g in grids]
 
 
+def test_every_third_column_counted_from_the_right_is_recoloured_whatever_the_width():
+    def striped(width: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(width)
+        grid = np.where(rng.random((4, width)) < 0.6, 4, 0).astype(np.uint8)
+        out = grid.copy()
+        from_right = np.arange(width)[::-1]
+        out[:, from_right % 3 == 0] = np.where(grid[:, from_right % 3 == 0] == 4, 6, 0)
+        return grid, out
+
+    train = [striped(w) for w in (9, 10, 11, 13)]
+    test = striped(14)
+    fitted = cell_rules.fit_phase_rule([g for g, _ in train], [o for _, o in train], [test[0]])
+    assert fitted is not None and fitted[0].startswith("cell_rule({}, 'columns mod 3 from the end'")
+    assert np.array_equal(fitted[1][0], test[1])
+    # counted from the left it fits no example of another width: the place from the right is what decides
+    assert learn_rule([g for g, _ in train], [o for _, o in train], "columns mod 3") is None
+    result = search_task(train, [test[0]], SearchConfig(seconds=20, max_depth=1, cpu_time=True))
+    assert np.array_equal(result.candidates[0][0], test[1])
+
+
 def test_stamps_are_learned_from_the_examples_and_paint_a_new_arrangement():
     grids, outputs = stamp_examples(4)
     test = np.zeros((8, 11), np.uint8)

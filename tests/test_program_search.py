@@ -1054,3 +1054,111 @@ def test_a_shallower_program_of_a_renamed_task_comes_before_a_deeper_one_of_the_
     answers[0] = (1, 1)
     result = search_task([(grid, grid)], [grid], SearchConfig(seconds=1, max_depth=3))
     assert depths == [3] and result.programs[0] == ["program of depth 1"]
+
+
+def test_the_output_the_examples_show_for_the_inputs_colour_is_looked_up():
+    # a shape per colour of scattered cells (and the same number of cells throughout, so no count decides it)
+    rng = np.random.default_rng(3)
+    shapes_of = {2: np.array([[5, 5, 5], [0, 5, 0], [0, 5, 0]], np.uint8),
+                 3: np.array([[0, 0, 5], [0, 0, 5], [5, 5, 5]], np.uint8)}
+
+    def scattered(colour: int) -> np.ndarray:
+        grid = np.zeros(25, np.uint8)
+        grid[rng.choice(25, size=9, replace=False)] = colour
+        return grid.reshape(5, 5)
+
+    examples = [(scattered(c), shapes_of[c]) for c in (2, 3, 2, 3, 3)]
+    right, result = solves(examples[:4], examples[4], SearchConfig(seconds=20, max_depth=1, cpu_time=True))
+    assert right and result.programs[0][0] == "count_table(grid, 'main-colour', <2 outputs>)"
+    # a colour no example shows has no entry in the colour's table (a count may still fit by chance)
+    fitted = fit_pairs(program_search.fit_count, examples[:4], [scattered(4)])
+    assert fitted is None or "main-colour" not in fitted[0]
+
+
+def test_a_same_size_output_drawn_from_the_number_of_cells_is_looked_up():
+    # n cells anywhere in a 3 x 3 grid give a fixed pattern per n, whatever their places
+    patterns = {1: [[2, 0, 0], [0, 0, 0], [0, 0, 0]], 2: [[2, 2, 0], [0, 0, 0], [0, 0, 0]],
+                3: [[2, 2, 2], [0, 0, 0], [0, 0, 0]], 4: [[2, 2, 2], [0, 2, 0], [0, 0, 0]]}
+    rng = np.random.default_rng(1)
+
+    def cells(n: int) -> np.ndarray:
+        grid = np.zeros(9, np.uint8)
+        grid[rng.choice(9, size=n, replace=False)] = 1
+        return grid.reshape(3, 3)
+
+    examples = [(cells(n), np.array(patterns[n], np.uint8)) for n in (1, 2, 3, 4, 2, 4, 3)]
+    right, result = solves(examples[:6], examples[6], SearchConfig(seconds=20, max_depth=1, cpu_time=True))
+    assert right and "count_table(grid, 'cells'" in result.programs[0][0]
+
+
+def test_blocks_of_one_colour_are_counted_without_the_lone_cells():
+    # the 2 x 2 blocks of blue, not its single cells nor the red blocks, fill a 1 x 5 row from the left
+    def grid_with(blocks: int, specks: int) -> np.ndarray:
+        grid = np.zeros((9, 9), np.uint8)
+        for i in range(blocks):
+            grid[(i // 2) * 3:(i // 2) * 3 + 2, (i % 2) * 3:(i % 2) * 3 + 2] = 1
+        grid[7:9, 6:8] = 2
+        for i in range(specks):
+            grid[8, i * 2] = 1
+        return grid
+
+    def row(n: int) -> np.ndarray:
+        out = np.zeros((1, 5), np.uint8)
+        out[0, :n] = 1
+        return out
+
+    examples = [(grid_with(b, s), row(b)) for b, s in ((2, 3), (4, 1), (1, 2), (3, 0))]
+    right, result = solves(examples[:3], examples[3], SearchConfig(seconds=20, max_depth=1, cpu_time=True))
+    assert right and result.programs[0][0] == "counted(grid, 'blocks-of-1', layout='reading', colour='constant')"
+
+
+def test_each_row_is_decided_by_the_same_row_of_the_input_through_a_table():
+    # a row of one colour becomes grey, any other row becomes background
+    def task(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        grid = np.array(rows, np.uint8)
+        out = np.array([[5] * 3 if len(set(r)) == 1 else [0] * 3 for r in rows], np.uint8)
+        return grid, out
+
+    examples = [task([[4, 4, 4], [2, 3, 2], [2, 3, 3]]), task([[7, 3, 3], [6, 6, 6], [3, 7, 7]]),
+                task([[2, 9, 2], [4, 4, 4], [9, 9, 9]]), task([[4, 4, 4], [3, 2, 3], [8, 8, 8]])]
+    right, result = solves(examples[:3], examples[3], SearchConfig(seconds=20, max_depth=1, cpu_time=True))
+    assert right and result.programs[0][0] == "line_table(grid, rows, 'uniform', <2 lines>)"
+    # keyed by the rows themselves, a row no example shows has no entry
+    fitted = fit_pairs(program_search.fit_line_table, examples[:3], [examples[3][0]])
+    assert fitted is not None and "'uniform'" in fitted[0]
+
+
+def test_a_line_table_needs_a_line_met_twice_and_a_change():
+    grids = [np.array([[1, 0], [0, 1]], np.uint8), np.array([[2, 0], [0, 2]], np.uint8)]
+    # every row met once: any outputs would fit
+    outputs = [np.array([[3, 3], [4, 4]], np.uint8), np.array([[5, 5], [6, 6]], np.uint8)]
+    assert program_search.fit_line_table(grids, outputs, [grids[0]]) is None
+    # outputs equal to the inputs: nothing to learn
+    assert program_search.fit_line_table(grids, grids, [grids[0]]) is None
+    # rows that repeat: the table answers a test made of rows it has seen, and nothing else
+    grids = [np.array([[0, 0, 5], [0, 5, 0]], np.uint8), np.array([[0, 0, 5], [0, 0, 5]], np.uint8)]
+    outputs = [np.array([[3, 3, 3], [4, 4, 4]], np.uint8), np.array([[3, 3, 3], [3, 3, 3]], np.uint8)]
+    fitted = program_search.fit_line_table(grids, outputs, [np.array([[0, 5, 0], [0, 0, 5]], np.uint8)])
+    assert fitted is not None and fitted[1][0].tolist() == [[4, 4, 4], [3, 3, 3]]
+    assert program_search.fit_line_table(grids, outputs, [np.array([[5, 0, 0]], np.uint8)]) is None
+
+
+def test_the_holes_that_are_solid_squares_are_filled_even_where_an_example_has_none():
+    def boxed(holes: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Grey frames around holes of the given heights and widths, side by side; the square holes turn red."""
+        grid = np.zeros((8, 16), np.uint8)
+        out = grid.copy()
+        left = 0
+        for h, w in holes:
+            grid[0:h + 2, left:left + w + 2] = 5
+            grid[1:h + 1, left + 1:left + w + 1] = 0
+            out[0:h + 2, left:left + w + 2] = 5
+            out[1:h + 1, left + 1:left + w + 1] = 2 if h == w else 0
+            left += w + 3
+        return grid, out
+
+    train = [boxed([(2, 2), (2, 3)]), boxed([(1, 2), (3, 1)]), boxed([(3, 3), (1, 1), (2, 4)])]
+    assert np.array_equal(*train[1])  # an example with no square hole shows nothing to fill
+    test = boxed([(4, 4), (3, 2), (2, 2)])  # a 4 x 4 hole: a size no example shows
+    right, result = solves(train, test)
+    assert right and result.programs[0][0] == "fill_regions(grid, 4, 'square', {False: 0, True: 2})"

@@ -111,12 +111,35 @@ VIEWS: dict[str, Callable[[Grid], np.ndarray]] = {
 }
 
 
+def _phase(axis: int, period: int, from_end: bool) -> Callable[[Grid], np.ndarray]:
+    """The view of a cell's colour and its row's (axis 0) or column's (axis 1) place modulo ``period``, counted
+    from the first line or from the last."""
+    def view(grid: Grid) -> np.ndarray:
+        n = grid.shape[axis]
+        place = np.arange(n)[::-1] if from_end else np.arange(n)
+        phase = (place % period)[:, None] if axis == 0 else (place % period)[None, :]
+        return _pack([grid.astype(np.int64), np.broadcast_to(phase, grid.shape).astype(np.int64)])
+    return view
+
+
+# every second or third row or column, counted from either end: stripes of recolouring (tried on the inputs only)
+PHASE_VIEWS: dict[str, Callable[[Grid], np.ndarray]] = {
+    f"{'rows' if axis == 0 else 'columns'} mod {period}{' from the end' if from_end else ''}":
+        _phase(axis, period, from_end)
+    for axis in (0, 1) for period in (2, 3) for from_end in (False, True)
+}
+
+
+def _view(name: str) -> Callable[[Grid], np.ndarray]:
+    return VIEWS[name] if name in VIEWS else PHASE_VIEWS[name]
+
+
 def learn_rule(grids: Sequence[Grid], outputs: Sequence[Grid], view: str) -> tuple[np.ndarray, np.ndarray] | None:
     """The table (sorted views, their output colours) that turns every grid into its output, or None
     when the shapes differ or one view asks for two colours."""
     if any(g.shape != o.shape for g, o in zip(grids, outputs)):
         return None
-    keys = np.concatenate([VIEWS[view](g) for g in grids])
+    keys = np.concatenate([_view(view)(g) for g in grids])
     colours = np.concatenate([o.ravel().astype(np.int64) for o in outputs])
     pairs = np.unique(keys * 16 + colours)
     views = pairs // 16
@@ -128,7 +151,7 @@ def learn_rule(grids: Sequence[Grid], outputs: Sequence[Grid], view: str) -> tup
 def apply_rule(grid: Grid, table: tuple[np.ndarray, np.ndarray], view: str) -> Grid | None:
     """The grid under the rule, or None when one of its cells shows a view that no example does."""
     views, colours = table
-    keys = VIEWS[view](grid)
+    keys = _view(view)(grid)
     at = np.minimum(np.searchsorted(views, keys), len(views) - 1)
     if not np.array_equal(views[at], keys):
         return None
@@ -162,6 +185,22 @@ def fit_cell_rule(grids: Sequence[Grid], outputs: Sequence[Grid], tests: Sequenc
         if any(m is None for m in made):
             continue
         return f"cell_rule({{}}, {view!r}, <{len(table[0])} views>)", tuple(made)
+    return None
+
+
+def fit_phase_rule(grids: Sequence[Grid], outputs: Sequence[Grid], tests: Sequence[Grid]
+                   ) -> tuple[str, tuple[Grid, ...]] | None:
+    """A cell rule from each cell's colour and its place in every second or third row or column (``PHASE_VIEWS``),
+    consistent on the training pairs and complete on the test inputs: its text and the test grids, or None."""
+    if any(g.shape != o.shape for g, o in zip(grids, outputs)):
+        return None
+    for view in PHASE_VIEWS:
+        table = learn_rule(grids, outputs, view)
+        if table is None:
+            continue
+        made = [apply_rule(g, table, view) for g in tests]
+        if all(m is not None for m in made):
+            return f"cell_rule({{}}, {view!r}, <{len(table[0])} views>)", tuple(made)
     return None
 
 

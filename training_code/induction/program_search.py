@@ -67,7 +67,7 @@ import numpy as np
 
 from ..grids import MAX_SIDE, NUM_COLOURS
 from . import dsl
-from .cell_rules import fit_cell_rule, fit_stamps
+from .cell_rules import fit_cell_rule, fit_phase_rule, fit_stamps
 from .dsl import label
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ log = logging.getLogger(__name__)
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 12
+SEARCH_VERSION = 13
 
 
 @dataclass(frozen=True)
@@ -1208,13 +1208,14 @@ def apply_colour_map(grid: Grid, mapping: dict[int, int]) -> Grid:
 
 
 OBJECT_FEATURES = ("size", "size-rank", "size-order", "shape", "holes", "border", "colour", "height", "width",
-                   "hole-count")
+                   "hole-count", "square")
 
 
 def object_features(grid: Grid, objs: list[Shape]) -> list[dict[str, object]]:
     """What a rule may recolour objects by: size, rank of size (largest, smallest, between), place in the
     order of sizes (0 for the largest, 1 for the next size down, ...), shape,
-    whether it has holes (and how many) or touches the border, its colour, its height and width."""
+    whether it has holes (and how many) or touches the border, its colour, its height and width, and whether
+    it is a solid square."""
     sizes = [o.size for o in objs]
     order = {size: i for i, size in enumerate(sorted(set(sizes), reverse=True))}
     h, w = grid.shape
@@ -1228,13 +1229,14 @@ def object_features(grid: Grid, objs: list[Shape]) -> list[dict[str, object]]:
                       "shape": (box.shape, box.tobytes()),
                       "holes": count > 0, "border": o.top == 0 or o.left == 0 or o.bottom == h
                       or o.right == w, "colour": int(grid[o.mask][0]), "height": o.bottom - o.top,
-                      "width": o.right - o.left, "hole-count": count})
+                      "width": o.right - o.left, "hole-count": count,
+                      "square": box.shape[0] == box.shape[1] and bool(box.all())})
     return found
 
 
 NUMERIC_FEATURES = ("size", "height", "width", "hole-count")
 # the features a region of background is filled by, the likeliest first (whether it is enclosed, above all)
-REGION_FEATURES = ("border", "size-rank", "size-order", "shape", "size", "height", "width")
+REGION_FEATURES = ("border", "square", "size-rank", "size-order", "shape", "size", "height", "width")
 
 
 def general_rule(table: dict, feature: str) -> tuple[Callable[[object], int], str] | None:
@@ -1337,8 +1339,8 @@ def fit_region_colours(train: Sequence[Grid], outputs: Sequence[Grid], test: Seq
     """A rule that fills whole regions of background (4-connected) by one of their features (size and its
     rank, shape, whether they touch the border, ...), the same rule on every example, every other cell
     untouched: its text and the test grids it gives, or None. 0 as a region's colour leaves it empty."""
-    if not all(g.shape == o.shape and np.array_equal(g[g != 0], o[g != 0]) and not np.array_equal(g, o)
-               for g, o in zip(train, outputs)):
+    if not all(g.shape == o.shape and np.array_equal(g[g != 0], o[g != 0]) for g, o in zip(train, outputs)) \
+            or all(np.array_equal(g, o) for g, o in zip(train, outputs)):  # some example may show nothing to fill
         return None
 
     def regions(g: Grid) -> tuple[Grid, list[Shape]]:
@@ -1477,19 +1479,35 @@ def _pick(values: list[int], which: str) -> int | None:
 
 def _counts(grid: Grid) -> dict[str, int]:
     """Numbers of a grid an output may be drawn from: its objects (by connectivity and colours), colours,
-    cells that are not background, cells of its least common colour, and objects and cells of each colour."""
+    cells that are not background, cells of its least common colour, and of each colour its objects, its
+    objects of more than one cell (blocks) and its cells."""
     found = {f"objects-{conn}-{'any' if multi else 'one'}-colour": len(shapes(grid, conn, multi))
              for conn, multi in ((4, False), (8, False), (8, True), (4, True))}
     counts = dsl.colour_counts(grid, exclude=[0])
     found["colours"] = len(counts)
     found["cells"] = int((grid != 0).sum())
     found["rarest-cells"] = min(counts.values()) if counts else 0
-    objects_of = Counter(int(grid[o.top:o.bottom, o.left:o.right][o.mask[o.top:o.bottom, o.left:o.right]][0])
-                         for o in shapes(grid, 4, False))
+    objects_of: Counter = Counter()
+    blocks_of: Counter = Counter()
+    for o in shapes(grid, 4, False):
+        colour = int(grid[o.top:o.bottom, o.left:o.right][o.mask[o.top:o.bottom, o.left:o.right]][0])
+        objects_of[colour] += 1
+        blocks_of[colour] += o.size > 1
     for colour in range(1, NUM_COLOURS):
         found[f"objects-of-{colour}"] = objects_of[colour]
+        found[f"blocks-of-{colour}"] = blocks_of[colour]
         found[f"cells-of-{colour}"] = counts.get(colour, 0)
     return found
+
+
+_KINDS = ("main-colour", "colour-set")
+
+
+def _kinds(grid: Grid) -> dict[str, object]:
+    """What a grid is, for a table from inputs to outputs (never drawn as a number): its most common colour
+    that is not background, and the set of its colours."""
+    return {"main-colour": dsl.most_common_colour(grid, exclude=[0]) if (grid != 0).any() else 0,
+            "colour-set": tuple(dsl.colours(grid, exclude=[0]))}
 
 
 def _counted(n: int, layout: str, colour: int, shape: tuple[int, int]) -> Grid | None:
@@ -1514,10 +1532,12 @@ def _counted(n: int, layout: str, colour: int, shape: tuple[int, int]) -> Grid |
 def fit_count(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
               ) -> tuple[str, tuple[Grid, ...]] | None:
     """Each output drawn from one number of its grid (``_counts``): a row, a column or a
-    diagonal that long, or that many cells of an output-sized grid in reading order, in the one colour
+    diagonal that long, or that many cells of an output-sized grid in reading order (where the outputs are not
+    all the sizes of their inputs), in the one colour
     of every output (or the grid's most common colour); else a table from the number to the output grid
     when two numbers give different outputs, one number is met on two examples with the same output and
-    the examples show the test's numbers. Its text and the test grids it gives, or None."""
+    the examples show the test's numbers, or the test's kinds of grid (``_kinds``: the same colour, say). Its
+    text and the test grids it gives, or None."""
     colours = []
     for o in outputs:
         present = dsl.colours(o, exclude=[0])
@@ -1525,8 +1545,12 @@ def fit_count(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Gri
     if any(c is None for c in colours):
         colours = None
     sizes = {o.shape for o in outputs}
-    train_counts = [_counts(g) for g in train]
-    test_counts = [_counts(g) for g in test]
+    layouts = ("row", "column", "diagonal", "reading") if len(sizes) > 1 else ("reading",)
+    # an output the size of its input is drawn from a number by a table only: a few cells in reading order
+    # would fit any task of single cells
+    same_sizes = all(g.shape == o.shape for g, o in zip(train, outputs))
+    train_counts = [_kinds(g) | _counts(g) for g in train]  # what a grid is before how many
+    test_counts = [_kinds(g) | _counts(g) for g in test]
     colour_rules = []
     if colours is not None and len(set(colours)) == 1:
         colour_rules.append(("constant", [colours[0]] * len(train), [colours[0]] * len(test)))
@@ -1536,7 +1560,7 @@ def fit_count(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Gri
     for feature in train_counts[0]:
         numbers = [c[feature] for c in train_counts]
         tests = [c[feature] for c in test_counts]
-        for layout in ("row", "column", "diagonal", "reading") if len(sizes) > 1 else ("reading",):
+        for layout in () if feature in _KINDS or same_sizes else layouts:
             for rule, made_colours, test_colours in colour_rules:
                 shape = outputs[0].shape
                 if all((m := _counted(n, layout, c, shape)) is not None and m.shape == o.shape
@@ -1544,7 +1568,7 @@ def fit_count(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Gri
                     made = [_counted(n, layout, c, shape) for n, c in zip(tests, test_colours)]
                     if all(m is not None for m in made):
                         return f"counted({{}}, {feature!r}, layout={layout!r}, colour={rule!r})", tuple(made)
-        table: dict[int, bytes] = {}
+        table: dict[object, bytes] = {}
         if any(table.setdefault(n, o.tobytes() + bytes(o.shape)) != o.tobytes() + bytes(o.shape)
                for n, o in zip(numbers, outputs)):
             continue
@@ -1590,6 +1614,50 @@ def _colour_orders(grid: Grid) -> dict[str, tuple[list[int], str]]:
             "along": ((mean_col, "row") if across else (mean_row, "column"))}
     return {name: (sorted(present, key=key.__getitem__), layout) for name, (key, layout) in keys.items()
             if len(set(key.values())) == len(present)}
+
+
+LINE_KEYS = ("line", "uniform")  # a line as it is; whether it is of one colour
+
+
+def _line_key(line: np.ndarray, key: str) -> tuple:
+    """A line's entry in a line table: its length, and the line itself or whether it is of one colour."""
+    return len(line), line.tobytes() if key == "line" else bool((line == line[0]).all())
+
+
+def _line_table(pairs: Sequence[tuple[Grid, Grid]], key: str) -> dict[tuple, bytes] | None:
+    """From each input row's key to the output's row, when no two rows of the same key disagree."""
+    table: dict[tuple, bytes] = {}
+    for grid, output in pairs:
+        for line, out in zip(grid, output):
+            if table.setdefault(_line_key(line, key), out.tobytes()) != out.tobytes():
+                return None
+    return table
+
+
+def fit_line_table(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
+                   ) -> tuple[str, tuple[Grid, ...]] | None:
+    """Each row (or each column) of an output decided by the same line of its input alone, through a table the
+    examples fill: from the line as it is, or from whether it is of one colour, to the output's line. Fits when
+    the inputs and outputs have the same sizes, the lines disagree on nothing, some key is met twice, the
+    outputs are not the inputs, and the test's lines all have keys the examples show. Text and test grids, or
+    None."""
+    if (any(g.shape != o.shape for g, o in zip(train, outputs))
+            or all(np.array_equal(g, o) for g, o in zip(train, outputs))):
+        return None
+    for axis, name in ((0, "rows"), (1, "columns")):
+        pairs = [(g, o) if axis == 0 else (g.T, o.T) for g, o in zip(train, outputs)]
+        tests = [g if axis == 0 else g.T for g in test]
+        for key in LINE_KEYS:
+            table = _line_table(pairs, key)
+            # every line met once: a table that fits anything
+            if table is None or len(table) == sum(len(g) for g, _ in pairs):
+                continue
+            keys = [[_line_key(line, key) for line in g] for g in tests]
+            if all(k in table for ks in keys for k in ks):
+                made = [np.stack([np.frombuffer(table[k], np.uint8) for k in ks]) for ks in keys]
+                return (f"line_table({{}}, {name}, {key!r}, <{len(table)} lines>)",
+                        tuple(m if axis == 0 else m.T.copy() for m in made))
+    return None
 
 
 def fit_colour_strip(train: Sequence[Grid], outputs: Sequence[Grid], test: Sequence[Grid]
@@ -2158,7 +2226,8 @@ class _Search:
             if fitted is None and cell_rule:
                 fitted = fit_cell_rule(train, self.outputs, test) or fit_stamps(train, self.outputs, test)
             if fitted is None and cell_rule and depth == 0:  # the inputs only: after a step, chance fits
-                fitted = fit_object_stamps(train, self.outputs, test)
+                fitted = (fit_object_stamps(train, self.outputs, test) or fit_count(train, self.outputs, test)
+                          or fit_line_table(train, self.outputs, test) or fit_phase_rule(train, self.outputs, test))
             if fitted is not None:
                 self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
             return
