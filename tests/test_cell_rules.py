@@ -138,6 +138,22 @@ def test_every_third_column_counted_from_the_right_is_recoloured_whatever_the_wi
     assert np.array_equal(result.candidates[0][0], test[1])
 
 
+def test_the_middle_column_is_kept_whatever_the_width():
+    rng = np.random.default_rng(2)
+
+    def example(width: int) -> tuple[np.ndarray, np.ndarray]:
+        grid = rng.integers(0, 4, size=(5, width)).astype(np.uint8)
+        out = np.zeros_like(grid)
+        out[:, width // 2] = grid[:, width // 2]
+        return grid, out
+
+    train = [example(w) for w in (3, 5, 7, 9)]
+    test = example(11)
+    fitted = cell_rules.fit_phase_rule([g for g, _ in train], [o for _, o in train], [test[0]])
+    assert fitted is not None and fitted[0].startswith("cell_rule({}, 'middle column'")
+    assert np.array_equal(fitted[1][0], test[1])
+
+
 def test_stamps_are_learned_from_the_examples_and_paint_a_new_arrangement():
     grids, outputs = stamp_examples(4)
     test = np.zeros((8, 11), np.uint8)

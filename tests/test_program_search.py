@@ -1162,3 +1162,18 @@ def test_the_holes_that_are_solid_squares_are_filled_even_where_an_example_has_n
     test = boxed([(4, 4), (3, 2), (2, 2)])  # a 4 x 4 hole: a size no example shows
     right, result = solves(train, test)
     assert right and result.programs[0][0] == "fill_regions(grid, 4, 'square', {False: 0, True: 2})"
+
+
+def test_a_grid_made_of_copies_of_a_tile_is_cut_to_one_tile_along_either_axis():
+    rng = np.random.default_rng(5)
+
+    def copies(rows: int, cols: int, down: int, across: int) -> tuple[np.ndarray, np.ndarray]:
+        tile = rng.integers(1, 5, size=(rows, cols)).astype(np.uint8)
+        return np.tile(tile, (down, across)), tile
+
+    train = [copies(3, 4, 1, 2), copies(2, 3, 2, 1), copies(4, 2, 1, 2)]
+    test = copies(3, 3, 2, 1)
+    assert program_search.one_period(train[0][0]).shape == (3, 4)
+    assert program_search.one_period(np.array([[1, 2, 3]], np.uint8)).tolist() == [[1, 2, 3]]  # no repeat: itself
+    right, result = solves(train, test)
+    assert right and result.programs[0][0] == "one_period(grid)"

@@ -122,12 +122,23 @@ def _phase(axis: int, period: int, from_end: bool) -> Callable[[Grid], np.ndarra
     return view
 
 
-# every second or third row or column, counted from either end: stripes of recolouring (tried on the inputs only)
+def _middle(axis: int) -> Callable[[Grid], np.ndarray]:
+    """The view of a cell's colour and whether it lies on the grid's middle row (axis 0) or column (axis 1)."""
+    def view(grid: Grid) -> np.ndarray:
+        n = grid.shape[axis]
+        middle = (np.arange(n) * 2 == n - 1).astype(np.int64)  # no middle line in an even length
+        middle = middle[:, None] if axis == 0 else middle[None, :]
+        return _pack([grid.astype(np.int64), np.broadcast_to(middle, grid.shape)])
+    return view
+
+
+# every second or third row or column, counted from either end: stripes of recolouring; and the middle row or
+# column (tried on the inputs only)
 PHASE_VIEWS: dict[str, Callable[[Grid], np.ndarray]] = {
     f"{'rows' if axis == 0 else 'columns'} mod {period}{' from the end' if from_end else ''}":
         _phase(axis, period, from_end)
     for axis in (0, 1) for period in (2, 3) for from_end in (False, True)
-}
+} | {"middle row": _middle(0), "middle column": _middle(1)}
 
 
 def _view(name: str) -> Callable[[Grid], np.ndarray]:
@@ -190,7 +201,8 @@ def fit_cell_rule(grids: Sequence[Grid], outputs: Sequence[Grid], tests: Sequenc
 
 def fit_phase_rule(grids: Sequence[Grid], outputs: Sequence[Grid], tests: Sequence[Grid]
                    ) -> tuple[str, tuple[Grid, ...]] | None:
-    """A cell rule from each cell's colour and its place in every second or third row or column (``PHASE_VIEWS``),
+    """A cell rule from each cell's colour and its place in every second or third row or column, or on the middle
+    row or column (``PHASE_VIEWS``),
     consistent on the training pairs and complete on the test inputs: its text and the test grids, or None."""
     if any(g.shape != o.shape for g, o in zip(grids, outputs)):
         return None

@@ -75,7 +75,7 @@ log = logging.getLogger(__name__)
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 13
+SEARCH_VERSION = 14
 
 
 @dataclass(frozen=True)
@@ -881,6 +881,11 @@ def _period(grid: Grid, axis: int) -> int:
     return next(p for p in range(1, n + 1) if np.array_equal(a[p:], a[:n - p]))
 
 
+def one_period(grid: Grid) -> Grid:
+    """The grid's first tile: its smallest row and column periods (the grid itself when it does not repeat)."""
+    return np.ascontiguousarray(grid[:_period(grid, 0), :_period(grid, 1)])
+
+
 def extend_periodic(grid: Grid, rows: int | Fraction, cols: int | Fraction, scaled: bool = False) -> Grid:
     """The grid's pattern continued to ``rows`` x ``cols`` cells (``scaled``: that many times the grid's
     size), repeating its smallest row and column periods; tiling when the grid does not repeat itself."""
@@ -1071,6 +1076,7 @@ def static_steps(facts: TaskFacts) -> list[Step]:
         Step("rotate({}, 3)", "d8", lambda g: dsl.rotate(g, 3)), Step("transpose({})", "d8", dsl.transpose),
         Step("anti_transpose({})", "d8", dsl.anti_transpose),
         Step("crop_to_content({})", "crop", dsl.crop_to_content),
+        Step("one_period({})", "crop", one_period),
         Step("crop_content_on({})", "crop", crop_content_on),
         Step("crop_colour_rule({}, 'least')", "crop", lambda g: crop_colour_rule(g, "least")),
         Step("crop_colour_rule({}, 'most')", "crop", lambda g: crop_colour_rule(g, "most")),
