@@ -118,6 +118,13 @@ def stamp_examples(n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return grids, [stamped(g) for g in grids]
 
 
+def phase_rule_for(train: list[tuple[np.ndarray, np.ndarray]], test: tuple[np.ndarray, np.ndarray]) -> str:
+    """The text of the phase rule fitted on the examples, after checking that it gives the test's output."""
+    fitted = cell_rules.fit_phase_rule([g for g, _ in train], [o for _, o in train], [test[0]])
+    assert fitted is not None and np.array_equal(fitted[1][0], test[1])
+    return fitted[0]
+
+
 def test_every_third_column_counted_from_the_right_is_recoloured_whatever_the_width():
     def striped(width: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(width)
@@ -129,9 +136,7 @@ def test_every_third_column_counted_from_the_right_is_recoloured_whatever_the_wi
 
     train = [striped(w) for w in (9, 10, 11, 13)]
     test = striped(14)
-    fitted = cell_rules.fit_phase_rule([g for g, _ in train], [o for _, o in train], [test[0]])
-    assert fitted is not None and fitted[0].startswith("cell_rule({}, 'columns mod 3 from the end'")
-    assert np.array_equal(fitted[1][0], test[1])
+    assert phase_rule_for(train, test).startswith("cell_rule({}, 'columns mod 3 from the end'")
     # counted from the left it fits no example of another width: the place from the right is what decides
     assert learn_rule([g for g, _ in train], [o for _, o in train], "columns mod 3") is None
     result = search_task(train, [test[0]], SearchConfig(seconds=20, max_depth=1, cpu_time=True))
@@ -148,10 +153,7 @@ def test_the_middle_column_is_kept_whatever_the_width():
         return grid, out
 
     train = [example(w) for w in (3, 5, 7, 9)]
-    test = example(11)
-    fitted = cell_rules.fit_phase_rule([g for g, _ in train], [o for _, o in train], [test[0]])
-    assert fitted is not None and fitted[0].startswith("cell_rule({}, 'middle column'")
-    assert np.array_equal(fitted[1][0], test[1])
+    assert phase_rule_for(train, example(11)).startswith("cell_rule({}, 'middle column'")
 
 
 def test_stamps_are_learned_from_the_examples_and_paint_a_new_arrangement():
