@@ -1305,7 +1305,8 @@ def adapter_folded(model: Any) -> Iterator[bool]:
     leaves makes decoding and scoring about 14% slower (SmolLM2, 8 rows, BENCHMARKS.md). Folded, a
     layer runs its base alone. peft's ``merge(safe_merge=True)`` writes each merged weight to a new
     tensor, so the originals are kept by reference and restored bit for bit (peft's ``unmerge``
-    subtracts the product again, which rounds). Only on a CPU and only where every adapted layer is a
+    subtracts the product again, which rounds); the price is a second copy of the adapted layers' weights while
+    the block runs (about 420 MB for SmolLM2-135M in float32). Only on a CPU and only where every adapted layer is a
     plain float ``Linear`` (a 4-bit weight cannot take the sum; on a GPU the copies would cost memory);
     elsewhere, or for an adapter whose merge fails (weights not finite), the block runs unfolded.
     """
