@@ -174,46 +174,48 @@ def apply_rule(grid: Grid, table: tuple[np.ndarray, np.ndarray], view: str) -> G
 _FINER = {"neighbour-count": "square", "cross": "square", "nearest": "nearest-cross"}
 
 
-def fit_cell_rule(grids: Sequence[Grid], outputs: Sequence[Grid], tests: Sequence[Grid]
-                  ) -> tuple[str, tuple[Grid, ...]] | None:
-    """The coarsest view whose rule is consistent on the training pairs and complete on the test inputs:
-    its program text (``{}`` where the grid goes) and the test grids it makes; None when no view fits."""
-    if any(g.shape != o.shape for g, o in zip(grids, outputs)):
-        return None
-    tables: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+Table = tuple[np.ndarray, np.ndarray]
 
-    def table_for(view: str) -> tuple[np.ndarray, np.ndarray] | None:
-        if view not in tables:
-            finer = _FINER.get(view)
-            tables[view] = None if finer and table_for(finer) is None else learn_rule(grids, outputs, view)
-        return tables[view]
 
-    for view in VIEWS:
+def _first_complete_rule(views: Iterable[str], table_for: Callable[[str], Table | None], tests: Sequence[Grid]
+                         ) -> tuple[str, tuple[Grid, ...]] | None:
+    """The first of ``views`` whose rule (``table_for``: None where it is inconsistent) is complete on the
+    test inputs: its program text (``{}`` where the grid goes) and the test grids it makes; None when none is."""
+    for view in views:
         table = table_for(view)
-        if table is None:
-            continue
-        made = [apply_rule(g, table, view) for g in tests]
-        if any(m is None for m in made):
-            continue
-        return f"cell_rule({{}}, {view!r}, <{len(table[0])} views>)", tuple(made)
-    return None
-
-
-def fit_phase_rule(grids: Sequence[Grid], outputs: Sequence[Grid], tests: Sequence[Grid]
-                   ) -> tuple[str, tuple[Grid, ...]] | None:
-    """A cell rule from each cell's colour and its place in every second or third row or column, or on the middle
-    row or column (``PHASE_VIEWS``),
-    consistent on the training pairs and complete on the test inputs: its text and the test grids, or None."""
-    if any(g.shape != o.shape for g, o in zip(grids, outputs)):
-        return None
-    for view in PHASE_VIEWS:
-        table = learn_rule(grids, outputs, view)
         if table is None:
             continue
         made = [apply_rule(g, table, view) for g in tests]
         if all(m is not None for m in made):
             return f"cell_rule({{}}, {view!r}, <{len(table[0])} views>)", tuple(made)
     return None
+
+
+def fit_cell_rule(grids: Sequence[Grid], outputs: Sequence[Grid], tests: Sequence[Grid]
+                  ) -> tuple[str, tuple[Grid, ...]] | None:
+    """The coarsest view whose rule is consistent on the training pairs and complete on the test inputs:
+    its program text (``{}`` where the grid goes) and the test grids it makes; None when no view fits."""
+    if any(g.shape != o.shape for g, o in zip(grids, outputs)):
+        return None
+    tables: dict[str, Table | None] = {}
+
+    def table_for(view: str) -> Table | None:
+        if view not in tables:
+            finer = _FINER.get(view)
+            tables[view] = None if finer and table_for(finer) is None else learn_rule(grids, outputs, view)
+        return tables[view]
+
+    return _first_complete_rule(VIEWS, table_for, tests)
+
+
+def fit_phase_rule(grids: Sequence[Grid], outputs: Sequence[Grid], tests: Sequence[Grid]
+                   ) -> tuple[str, tuple[Grid, ...]] | None:
+    """A cell rule from each cell's colour and its place in every second or third row or column, or on the
+    middle row or column (``PHASE_VIEWS``), consistent on the training pairs and complete on the test inputs:
+    its text and the test grids, or None."""
+    if any(g.shape != o.shape for g, o in zip(grids, outputs)):
+        return None
+    return _first_complete_rule(PHASE_VIEWS, lambda view: learn_rule(grids, outputs, view), tests)
 
 
 # ---------------------------------------------------------------------------------------------
