@@ -204,3 +204,68 @@ def test_the_search_solves_a_task_only_stamps_explain():
     result = search_task(list(zip(grids, outputs)), [test], SearchConfig(seconds=20, max_depth=1, cpu_time=True))
     assert result.programs[0][0].startswith("stamp(grid, {2: ")
     assert np.array_equal(result.candidates[0][0], stamped(test))
+
+
+def row_start_painting(seed: int, colours: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Grey blocks on black; the first column holds a colour per row; every grey cell takes its row's colour."""
+    rng = np.random.default_rng(seed)
+    grid = np.where(rng.random((8, 9)) < 0.5, 5, 0).astype(np.uint8)
+    grid[:, 0] = rng.choice(colours, size=8)
+    grid[:, 1] = 0
+    return grid, np.where(grid == 5, grid[:, :1], grid).astype(np.uint8)
+
+
+def test_a_relational_rule_copies_a_colour_no_example_shows():
+    pairs = [row_start_painting(seed, colours) for seed, colours in ((0, [1, 2]), (1, [3, 4]), (2, [1, 4]))]
+    test, expected = row_start_painting(7, [6, 8])  # colours no example holds
+    grids, outputs = [g for g, _ in pairs], [o for _, o in pairs]
+    assert cell_rules.fit_cell_rule(grids, outputs, [test]) is None  # a table of colours cannot say it
+    fitted = cell_rules.fit_relational_rule(grids, outputs, [test])
+    assert fitted is not None
+    text, made = fitted
+    assert "'row ends'" in text
+    assert np.array_equal(made[0], expected)
+    result = search_task(pairs, [test], SearchConfig(seconds=20, max_depth=1, cpu_time=True))
+    assert result.programs[0][0].startswith("relational_rule(grid, 'row ends'")
+    assert np.array_equal(result.candidates[0][0], expected)
+
+
+def test_a_relational_rule_refuses_examples_that_disagree():
+    pairs = [row_start_painting(seed, [1, 2]) for seed in range(3)]
+    grids, outputs = [g for g, _ in pairs], [o.copy() for _, o in pairs]
+    outputs[2][outputs[2] == 1] = 2  # in one example, rows of colour 1 paint their grey cells 2
+    assert cell_rules.fit_relational_rule(grids, outputs, [grids[0]]) is None
+
+
+def test_the_most_and_least_common_colours_name_a_swap():
+    # the most common colour becomes the least common one, which becomes background; the colours differ per example
+    def swap(grid: np.ndarray) -> np.ndarray:
+        values, counts = np.unique(grid, return_counts=True)
+        most, least = values[np.argmax(counts)], values[np.argmin(counts)]
+        return np.where(grid == most, least, 0).astype(np.uint8)
+
+    rng = np.random.default_rng(3)
+    grids = [np.where(rng.random((5, 5)) < 0.3, a, b).astype(np.uint8) for a, b in ((4, 5), (6, 5), (9, 5), (3, 5))]
+    test, grids = grids[-1], grids[:-1]
+    fitted = cell_rules.fit_relational_rule(grids, [swap(g) for g in grids], [test])
+    assert fitted is not None and "'most and least common'" in fitted[0]
+    assert np.array_equal(fitted[1][0], swap(test))
+
+
+def test_a_test_colour_no_map_names_puts_the_relational_answer_first():
+    # every example recolours its one-cell marker's shape with the marker's colour; a colour map fits the
+    # examples (each uses its own colours) but leaves the test's unseen colours as they are
+    def task(shape_colour: int, marker: int) -> tuple[np.ndarray, np.ndarray]:
+        grid = np.zeros((6, 6), np.uint8)
+        grid[1:4, 1:4] = shape_colour
+        grid[2, 2] = 0
+        grid[5, 0] = marker
+        out = np.where(grid == shape_colour, marker, 0).astype(np.uint8)
+        return grid, out
+
+    pairs = [task(2, 4), task(3, 6)]
+    test, expected = task(8, 2)
+    result = search_task(pairs, [test], SearchConfig(seconds=20, max_depth=1, cpu_time=True))
+    assert result.programs[0][0].startswith("relational_rule(grid, ")
+    assert np.array_equal(result.candidates[0][0], expected)
+    assert any(text.startswith("recolour(grid, ") for text in result.programs[0])  # the map's answer is kept

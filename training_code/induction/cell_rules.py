@@ -14,11 +14,13 @@ and packed in one int64 per cell, so learning a rule is a sort, not a Python loo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
 Grid = np.ndarray
+NUM_COLOURS = 10
 OUTSIDE = 11  # what a neighbour beyond the edge reads as (colours 0..9, NEW is 10)
 BASE = 12
 
@@ -216,6 +218,122 @@ def fit_phase_rule(grids: Sequence[Grid], outputs: Sequence[Grid], tests: Sequen
     if any(g.shape != o.shape for g, o in zip(grids, outputs)):
         return None
     return _first_complete_rule(PHASE_VIEWS, lambda view: learn_rule(grids, outputs, view), tests)
+
+
+# ---------------------------------------------------------------------------------------------
+# Relational rules: the output cell copies one of the colours its view holds, whatever that colour is
+
+def _counts_order(grid: Grid) -> tuple[int, int]:
+    """The grid's most and least common colour (the lower colour on a tie)."""
+    counts = np.bincount(grid.ravel().astype(np.int64), minlength=NUM_COLOURS)
+    present = np.flatnonzero(counts)
+    return int(present[np.argmax(counts[present])]), int(present[np.argmin(counts[present])])
+
+
+def _ends(grid: Grid, axis: int) -> list[np.ndarray]:
+    """For each cell, the colour at the first and at the last cell of its row (axis 0) or column (axis 1)."""
+    g = grid.astype(np.int64)
+    if axis == 0:
+        return [np.broadcast_to(g[:, :1], g.shape), np.broadcast_to(g[:, -1:], g.shape)]
+    return [np.broadcast_to(g[:1, :], g.shape), np.broadcast_to(g[-1:, :], g.shape)]
+
+
+def _by_count(grid: Grid) -> list[np.ndarray]:
+    most, least = _counts_order(grid)
+    return [np.full(grid.shape, most, dtype=np.int64), np.full(grid.shape, least, dtype=np.int64)]
+
+
+def _nearest_other(grid: Grid) -> list[np.ndarray]:
+    """For each cell, the colour of the nearest cell straight up, down, left or right of it that is neither
+    background nor the cell's own colour (the first direction in that order on a tie); OUTSIDE when none."""
+    g = grid.astype(np.int64)
+    h, w = g.shape
+    found = np.full(g.shape, OUTSIDE, dtype=np.int64)
+    for distance in range(1, max(h, w)):
+        padded = np.pad(g, distance, constant_values=0)
+        for dr, dc in _CROSS:
+            seen = padded[distance + dr * distance:distance + dr * distance + h,
+                          distance + dc * distance:distance + dc * distance + w]
+            hit = (found == OUTSIDE) & (seen != 0) & (seen != g)
+            found[hit] = seen[hit]
+        if not (found == OUTSIDE).any():
+            break
+    return [found]
+
+
+# what a cell sees, as colours (the cell's own first); coarse to fine
+RELATIONAL_VIEWS: dict[str, Callable[[Grid], list[np.ndarray]]] = {
+    "row ends": lambda g: _ends(g, 0),
+    "column ends": lambda g: _ends(g, 1),
+    "most and least common": _by_count,
+    "nearest other colour": _nearest_other,
+    "nearest": _nearest,
+    "cross": lambda g: _padded_shifts(g, _CROSS),
+}
+NAMED = 16  # codes from here on name a part of the view: NAMED + j is "the colour of part j"
+
+
+def _named(parts: Sequence[np.ndarray], fixed: np.ndarray) -> list[np.ndarray]:
+    """Each part's colour as a code: the colour itself when it is one of ``fixed`` (or beyond the edge),
+    else NAMED + the first part that holds the same colour. Two cells whose views differ only by a
+    renaming of the other colours then read the same."""
+    codes = []
+    for j, part in enumerate(parts):
+        code = np.where(np.isin(part, fixed) | (part == OUTSIDE), part, NAMED + j)
+        for i in range(j - 1, -1, -1):  # the first earlier part with the same colour names it
+            code = np.where((code >= NAMED) & (parts[i] == part), NAMED + i, code)
+        codes.append(code)
+    return codes
+
+
+def _relational_keys(grid: Grid, view: str, fixed: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    parts = [grid.astype(np.int64)] + [np.asarray(p, dtype=np.int64) for p in RELATIONAL_VIEWS[view](grid)]
+    key = np.zeros(grid.shape, dtype=np.int64)
+    for code in _named(parts, fixed):
+        key = key * 32 + code
+    return key.ravel(), [p.ravel() for p in parts]
+
+
+def fit_relational_rule(grids: Sequence[Grid], outputs: Sequence[Grid], tests: Sequence[Grid]
+                        ) -> tuple[str, tuple[Grid, ...]] | None:
+    """A cell rule that may copy a colour from the cell's view instead of naming it: "a cell of colour 5
+    takes the colour at the start of its row". The colours every training and test input holds (and
+    background) stay themselves; the others are named by the part of the view they sit in, so a test
+    input with colours no example shows is still covered. The first of ``RELATIONAL_VIEWS`` whose rule is
+    consistent on the training pairs and complete on the test inputs: its text and the test grids, or None."""
+    if any(g.shape != o.shape for g, o in zip(grids, outputs)):
+        return None
+    fixed = functools.reduce(np.intersect1d, [np.unique(g) for g in (*grids, *tests)])
+    fixed = np.union1d(fixed, [0])
+    for view in RELATIONAL_VIEWS:
+        keys, codes = [], []
+        for g, o in zip(grids, outputs):
+            key, parts = _relational_keys(g, view, fixed)
+            out = o.ravel().astype(np.int64)
+            code = np.where(np.isin(out, fixed), out, -1)
+            for j in range(len(parts)):  # the first part that holds the output colour
+                code = np.where((code < 0) & (parts[j] == out), NAMED + j, code)
+            code = np.where(code < 0, out, code)  # a colour no part holds: the colour itself
+            keys.append(key)
+            codes.append(code)
+        pairs = np.unique(np.concatenate(keys) * 64 + np.concatenate(codes))
+        table_keys, table_codes = pairs // 64, pairs % 64
+        if np.any(table_keys[1:] == table_keys[:-1]):
+            continue  # one view, two answers
+        made = []
+        for t in tests:
+            key, parts = _relational_keys(t, view, fixed)
+            at = np.minimum(np.searchsorted(table_keys, key), len(table_keys) - 1)
+            if not np.array_equal(table_keys[at], key):
+                break
+            code = table_codes[at]
+            out = code.copy()
+            for j, part in enumerate(parts):
+                out = np.where(code == NAMED + j, part, out)
+            made.append(out.reshape(t.shape).astype(np.uint8))
+        else:
+            return f"relational_rule({{}}, {view!r}, <{len(table_keys)} views>)", tuple(made)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

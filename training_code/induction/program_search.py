@@ -67,7 +67,7 @@ import numpy as np
 
 from ..grids import MAX_SIDE, NUM_COLOURS
 from . import dsl
-from .cell_rules import fit_cell_rule, fit_phase_rule, fit_stamps
+from .cell_rules import fit_cell_rule, fit_phase_rule, fit_relational_rule, fit_stamps
 from .dsl import label
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ log = logging.getLogger(__name__)
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 14
+SEARCH_VERSION = 15
 
 
 @dataclass(frozen=True)
@@ -2233,7 +2233,8 @@ class _Search:
                 fitted = fit_cell_rule(train, self.outputs, test) or fit_stamps(train, self.outputs, test)
             if fitted is None and cell_rule and depth == 0:  # the inputs only: after a step, chance fits
                 fitted = (fit_object_stamps(train, self.outputs, test) or fit_count(train, self.outputs, test)
-                          or fit_line_table(train, self.outputs, test) or fit_phase_rule(train, self.outputs, test))
+                          or fit_line_table(train, self.outputs, test) or fit_phase_rule(train, self.outputs, test)
+                          or fit_relational_rule(train, self.outputs, test))
             if fitted is not None:
                 self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
             return
@@ -2241,6 +2242,12 @@ class _Search:
             mapped = tuple(apply_colour_map(g, mapping) for g in test)
         except (ValueError, IndexError):
             return
+        if cell_rule and depth == 0 and any(np.setdiff1d(g, list(mapping)).size for g in test):
+            # a test input holds a colour that no example maps: a rule that copies colours from the grid says
+            # what the map cannot (a map leaves such a colour as it is), so its answer comes first
+            fitted = fit_relational_rule(train, self.outputs, test)
+            if fitted is not None:
+                self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
         shown = {k: v for k, v in mapping.items() if k != v}
         self.found.append(Program(f"recolour({text.format('grid')}, {shown})", depth + 1, mapped))
 
