@@ -269,3 +269,23 @@ def test_a_test_colour_no_map_names_puts_the_relational_answer_first():
     assert result.programs[0][0].startswith("relational_rule(grid, ")
     assert np.array_equal(result.candidates[0][0], expected)
     assert any(text.startswith("recolour(grid, ") for text in result.programs[0])  # the map's answer is kept
+
+
+def test_every_second_cell_of_a_diagonal_is_recoloured_whatever_its_colour():
+    def diagonals(colour: int, starts: list[int], size: int = 9) -> tuple[np.ndarray, np.ndarray]:
+        grid = np.zeros((size, size), np.uint8)
+        for start in starts:  # a diagonal line from (0, start), or from (-start, 0) when start is negative
+            for i in range(size):
+                r, c = (i, start + i) if start >= 0 else (i - start, i)
+                if r < size and c < size:
+                    grid[r, c] = colour
+        out = grid.copy()
+        out[(cell_rules._run_parity(grid, 1, 1) == 1) & (grid != 0)] = 4
+        return grid, out
+
+    pairs = [diagonals(2, [0]), diagonals(9, [2, -4]), diagonals(3, [1, -3])]
+    test, expected = diagonals(6, [3, -2])  # a colour no example holds
+    assert expected[1, 4] == 4 and expected[0, 3] == 6  # the second cell of a line changes, the first does not
+    fitted = cell_rules.fit_relational_rule([g for g, _ in pairs], [o for _, o in pairs], [test])
+    assert fitted is not None and "'every second cell along diagonals'" in fitted[0]
+    assert np.array_equal(fitted[1][0], expected)

@@ -134,13 +134,43 @@ def _middle(axis: int) -> Callable[[Grid], np.ndarray]:
     return view
 
 
-# every second or third row or column, counted from either end: stripes of recolouring; and the middle row or
-# column (tried on the inputs only)
+def _run_parity(grid: Grid, dr: int, dc: int) -> np.ndarray:
+    """For each cell that is not background, whether an odd number of cells of its colour run straight
+    before it, one step back being (-dr, -dc) with dr 0 or 1: every second cell along a line or a diagonal
+    (background cells 0)."""
+    if dr == 0:  # along rows: along the columns of the transposed grid
+        return _run_parity(grid.T, dc, 0).T
+    g = grid.astype(np.int64)
+    w = g.shape[1]
+    run = np.zeros(g.shape, dtype=np.int64)
+    lo, hi = max(0, dc), w + min(0, dc)  # the cells whose step back stays inside the row before
+    for r in range(1, g.shape[0]):  # a row at a time: the row before is done
+        same = np.zeros(w, dtype=bool)
+        same[lo:hi] = (g[r, lo:hi] != 0) & (g[r, lo:hi] == g[r - 1, lo - dc:hi - dc])
+        run[r, lo:hi] = np.where(same[lo:hi], run[r - 1, lo - dc:hi - dc] + 1, 0)
+    return run % 2
+
+
+def _run_view(dr: int, dc: int, with_cross: bool) -> Callable[[Grid], np.ndarray]:
+    """The view of a cell's colour and its run's parity (``_run_parity``), with its four neighbours or not."""
+    def view(grid: Grid) -> np.ndarray:
+        parts = [grid.astype(np.int64), _run_parity(grid, dr, dc)]
+        return _pack(parts + (_padded_shifts(grid, _CROSS) if with_cross else []))
+    return view
+
+
+_RUNS = {"along rows": (0, 1), "along columns": (1, 0), "along diagonals": (1, 1), "along anti-diagonals": (1, -1)}
+
+# every second or third row or column, counted from either end: stripes of recolouring; the middle row or
+# column; every second cell of a line of one colour (tried on the inputs only)
 PHASE_VIEWS: dict[str, Callable[[Grid], np.ndarray]] = {
     f"{'rows' if axis == 0 else 'columns'} mod {period}{' from the end' if from_end else ''}":
         _phase(axis, period, from_end)
     for axis in (0, 1) for period in (2, 3) for from_end in (False, True)
-} | {"middle row": _middle(0), "middle column": _middle(1)}
+} | {"middle row": _middle(0), "middle column": _middle(1)} | {
+    f"every second cell {name}{' with its neighbours' if cross else ''}": _run_view(dr, dc, cross)
+    for cross in (False, True) for name, (dr, dc) in _RUNS.items()
+}
 
 
 def _view(name: str) -> Callable[[Grid], np.ndarray]:
@@ -261,14 +291,18 @@ def _nearest_other(grid: Grid) -> list[np.ndarray]:
     return [found]
 
 
-# what a cell sees, as colours (the cell's own first); coarse to fine
-RELATIONAL_VIEWS: dict[str, Callable[[Grid], list[np.ndarray]]] = {
-    "row ends": lambda g: _ends(g, 0),
-    "column ends": lambda g: _ends(g, 1),
-    "most and least common": _by_count,
-    "nearest other colour": _nearest_other,
-    "nearest": _nearest,
-    "cross": lambda g: _padded_shifts(g, _CROSS),
+# what a cell sees: colours besides its own, and numbers that are not colours (a run's parity); coarse to fine
+RELATIONAL_VIEWS: dict[str, Callable[[Grid], tuple[list[np.ndarray], list[np.ndarray]]]] = {
+    "row ends": lambda g: (_ends(g, 0), []),
+    "column ends": lambda g: (_ends(g, 1), []),
+    "most and least common": lambda g: (_by_count(g), []),
+    "nearest other colour": lambda g: (_nearest_other(g), []),
+    "nearest": lambda g: (_nearest(g), []),
+    "cross": lambda g: (_padded_shifts(g, _CROSS), []),
+} | {
+    f"every second cell {name}{' with its neighbours' if cross else ''}":
+        (lambda g, dr=dr, dc=dc, cross=cross: (_padded_shifts(g, _CROSS) if cross else [], [_run_parity(g, dr, dc)]))
+    for cross in (False, True) for name, (dr, dc) in _RUNS.items()
 }
 NAMED = 16  # codes from here on name a part of the view: NAMED + j is "the colour of part j"
 
@@ -287,9 +321,10 @@ def _named(parts: Sequence[np.ndarray], fixed: np.ndarray) -> list[np.ndarray]:
 
 
 def _relational_keys(grid: Grid, view: str, fixed: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    parts = [grid.astype(np.int64)] + [np.asarray(p, dtype=np.int64) for p in RELATIONAL_VIEWS[view](grid)]
+    colours, plain = RELATIONAL_VIEWS[view](grid)
+    parts = [grid.astype(np.int64)] + [np.asarray(p, dtype=np.int64) for p in colours]
     key = np.zeros(grid.shape, dtype=np.int64)
-    for code in _named(parts, fixed):
+    for code in [*_named(parts, fixed), *plain]:
         key = key * 32 + code
     return key.ravel(), [p.ravel() for p in parts]
 
