@@ -16,9 +16,10 @@ generation and scoring NLLs within 1e-4, and chose the same two attempts (the su
 summary gives the median seconds per stage and the ratio of medians (previous / current).
 
 Both implementations run each decoding view's prompt once, and nothing that keeps the same candidates can
-skip that. So each test input's decoding-view prompt passes are also timed alone (``prompt_passes``), and
-the summary gives the bound they set: previous decoding and scoring over those passes, the largest ratio
-an implementation that did nothing else could reach.
+skip that. So each test input's decoding-view prompt passes are also timed alone, one row each
+(``prompt_passes``), and the summary gives the bound they set: previous decoding and scoring over those
+passes, the largest ratio an implementation that did nothing else could reach while running them one by
+one (the current one runs short prompts several to a pass, which is faster per prompt).
 
 --previous copies compares the current implementation with itself under transformers' own attention code
 (keys and values copied per query head wherever a mask is given) instead of with the reference: the gain
@@ -29,6 +30,10 @@ preset's: 12 steps, LoRA rank 16, on every linear layer), the adapter run as pef
 two small products beside the base layer's) against folded into the base weights
 (``ModelSession.adapter_folded``, what the pipeline does on a CPU): the gain of folding alone. Each task
 trains once; both runs decode and score with the same adapter.
+
+--previous separate-prompts compares the current implementation with itself running each decoding view's
+prompt in a pass of its own instead of several short prompts in one right-padded pass
+(``inference_tools.PROMPT_PASS_TOKENS``): the gain of sharing prompt passes alone.
 
 --smoke: a tiny random model nudged toward grids of zeros, 2 tasks, 2 views (seconds; the test suite runs it).
 """
@@ -48,6 +53,7 @@ import numpy as np
 import torch
 
 from benchmarks.bench_decoders import THREADS_HELP, UNSCORED, machine, resolve_adapter, save, session_for, set_threads
+from training_code import inference_tools
 from training_code.arc_loader import ArcDataset, Task
 from training_code.candidates import (
     candidates_for,
@@ -209,11 +215,25 @@ def copying_attention(model: torch.nn.Module) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def prompts_one_by_one() -> Iterator[None]:
+    """Each decoding prompt in a pass of its own, as before prompts shared passes (no budget fits two)."""
+    kept = inference_tools.PROMPT_PASS_TOKENS
+    inference_tools.PROMPT_PASS_TOKENS = 0
+    try:
+        yield
+    finally:
+        inference_tools.PROMPT_PASS_TOKENS = kept
+
+
 def run_one(name: str, dataset, task, index, session, config, previous: str = "reference",
             adapted: ModelSession | None = None) -> dict:
     """``adapted``: for --previous unfolded, the session whose model carries the test-time adapter."""
     if name == "previous" and previous == "copies":
         with copying_attention(session.model):
+            return run_one("current", dataset, task, index, session, config)
+    if name == "previous" and previous == "separate-prompts":
+        with prompts_one_by_one():
             return run_one("current", dataset, task, index, session, config)
     if previous == "unfolded":
         with adapted.adapter_folded() if name == "current" else nullcontext(False) as folded:
@@ -380,11 +400,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bf16-passes", default="no", choices=["auto", "yes", "no"],
                         help="the current implementation's bfloat16 prompt and scoring passes (the previous one "
                              "runs in the model's own format): 'no' compares float32 with float32")
-    parser.add_argument("--previous", default="reference", choices=["reference", "copies", "unfolded"],
+    parser.add_argument("--previous", default="reference", choices=["reference", "copies", "unfolded",
+                                                                     "separate-prompts"],
                         help="what the current implementation is compared with: 'reference', the previous "
                              "decoders and scoring (above); 'copies', the current ones with transformers' own "
                              "SDPA attention, which copies keys and values per query head where a mask is given; "
-                             "'unfolded', the current ones after test-time training with the adapter left unfolded")
+                             "'unfolded', the current ones after test-time training with the adapter left unfolded; "
+                             "'separate-prompts', the current ones with each decoding prompt in a pass of its own")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     parser.add_argument("--out", default=str(RESULTS / "inference.json"))

@@ -115,6 +115,18 @@ def test_inference_benchmark_compares_a_folded_test_time_adapter_with_an_unfolde
     assert all(r["passes_previous"] == r["passes_current"] for r in records)
 
 
+def test_inference_benchmark_compares_shared_prompt_passes_with_one_prompt_a_pass(tmp_path):
+    result = bench_inference.main(["--smoke", "--previous", "separate-prompts", "--out", str(tmp_path / "p.json")])
+    assert result["previous"] == "separate-prompts"
+    records = result["records"]
+    assert all(r["same_candidates"] and r["same_attempts"] for r in records)
+    assert result["summary"]["max_generation_nll_diff"] <= 1e-4 and result["summary"]["max_scoring_nll_diff"] <= 1e-4
+    # the same one-token passes; the prompts of the views share passes only in the current run
+    assert all(r["one_token_passes_previous"] == r["one_token_passes_current"] for r in records)
+    assert all(r["passes_previous"] > r["passes_current"] for r in records)
+    assert bench_inference.inference_tools.PROMPT_PASS_TOKENS > 0  # the setting is restored
+
+
 @pytest.mark.slow
 def test_ablation_smoke_and_resume(tmp_path):
     out = tmp_path / "ablation.json"

@@ -542,11 +542,36 @@ def test_dfs_decode_many_advances_all_searches_in_shared_passes():
     found = dfs_decode_many(together, prompts, min_prob=0.002, **kwargs(checker))
     for ref, result in zip(reference, found, strict=True):
         assert_same_candidates(ref, result)
-    # one prompt pass each, then shared one-token passes: as many as the longest search needs
-    assert together.shapes[: len(prompts)] == [(1, len(p)) for p in prompts]
-    assert len(together.shapes) - len(prompts) == max(len(c.shapes) - 1 for c in alone)
+    # one prompt pass for all (right-padded to the longest), then shared one-token passes: as many as the
+    # longest search needs
+    assert together.shapes[0] == (len(prompts), max(len(p) for p in prompts))
+    assert len(together.shapes) - 1 == max(len(c.shapes) - 1 for c in alone)
     assert max(shape[0] for shape in together.shapes) == len(prompts)
     assert found == dfs_decode_many(model, prompts, min_prob=0.002, **kwargs(checker))  # deterministic
+
+
+def test_prompts_beyond_the_token_budget_of_a_pass_run_in_several(monkeypatch):
+    from training_code import inference_tools
+
+    model = tiny_model(2)
+    checker = RowsChecker(cells="012", max_side=2)
+    prompts = [PROMPT, PROMPT[:-1] + [IDS["2"], IDS["O"]], [IDS["<s>"], IDS["O"]]]
+    shared = dfs_decode_many(model, prompts, min_prob=0.002, **kwargs(checker))
+    monkeypatch.setattr(inference_tools, "PROMPT_PASS_TOKENS", 2 * len(prompts[1]))
+    counter = PassCounter(model)
+    found = dfs_decode_many(counter, prompts, min_prob=0.002, **kwargs(checker))
+    for ref, result in zip(shared, found, strict=True):
+        assert_same_candidates(ref, result)
+    # the first two share a pass (2 x the longer), the third does not fit beside them
+    assert counter.shapes[:2] == [(2, len(prompts[1])), (1, len(prompts[2]))]
+
+
+def test_prompt_groups_keep_each_pass_within_its_budget():
+    from training_code.inference_tools import _prompt_groups
+
+    assert _prompt_groups([200, 210, 190, 215], 2048) == [[0, 1, 2, 3]]
+    assert _prompt_groups([900, 1000, 800, 3000, 100], 2048) == [[0, 1], [2], [3], [4]]
+    assert _prompt_groups([], 2048) == []
 
 
 def test_dfs_decode_many_validates_its_arguments():
@@ -697,7 +722,8 @@ def test_shared_passes_read_grouped_keys_without_copies_and_give_the_same_nlls()
         found = dfs_decode_many(model, prompts, min_prob=0.002, **kwargs(checker))
     finally:
         hook.remove()
-    assert seen[:2] == ["sdpa", "sdpa"] and set(seen[2:]) == {inference_tools.GROUPED_SDPA}
+    # every pass, the prompts' one (two rows, right-padded under a mask) included
+    assert set(seen) == {inference_tools.GROUPED_SDPA}
     assert model.config._attn_implementation == "sdpa"
     for prompt, result in zip(prompts, found, strict=True):
         assert_same_candidates(dfs_decode(model, prompt, min_prob=0.002, **kwargs(checker)), result)

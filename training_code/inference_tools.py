@@ -755,6 +755,9 @@ DEFAULT_DFS_ROWS = 8
 # 64: free cache columns kept after the prompts in a batched search; the column cache compacts (drops
 # the columns of abandoned branches) when they run out, and grows when compacting frees too few.
 _COLUMN_RESERVE = 64
+# tokens of one prompt pass of several rows (rows x the longest): short prompts share a pass (their matrix
+# products run faster on many rows), long ones run alone (the memory of a pass grows with its tokens)
+PROMPT_PASS_TOKENS = 2048
 
 
 @torch.inference_mode()
@@ -975,35 +978,60 @@ def _make_room(cache: _ColumnCache, searches: Sequence[_Search], base: int) -> N
     cache.gather_columns(index.to(cache.keys[0].device), capacity)
 
 
+def _prompt_groups(lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """The rows in consecutive groups whose padded pass (rows x the longest) stays within ``budget`` tokens;
+    a row longer than the budget alone."""
+    groups: list[list[int]] = []
+    for r, length in enumerate(lengths):
+        if groups and (len(groups[-1]) + 1) * max(length, *(lengths[i] for i in groups[-1])) <= budget:
+            groups[-1].append(r)
+        else:
+            groups.append([r])
+    return groups
+
+
 def _prompt_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], guesses: Sequence[list[int]],
                  dtype: torch.dtype | None) -> tuple[_ColumnCache, list[torch.Tensor], int]:
-    """Each prompt (with its guess after it) in its own pass (in ``dtype`` under autocast); their
-    caches stacked as rows of one column cache in the model's own format, for the one-token passes,
-    and each row's log-probabilities at the guess's positions [len(guess) + 1, vocab]."""
+    """The prompts (each with its guess after it) in passes of several rows (right-padded, at most
+    ``PROMPT_PASS_TOKENS`` tokens a pass, in ``dtype`` under autocast); their caches as rows of one column
+    cache in the model's own format, for the one-token passes, and each row's log-probabilities at the
+    guess's positions [len(guess) + 1, vocab]."""
     lengths = [len(p) + len(g) for p, g in zip(prompts, guesses, strict=True)]
+    if min(lengths, default=1) == 0 or any(len(p) == 0 for p in prompts):
+        raise ValueError("the prompt must have at least one token")
     base = max(lengths)
     device = compute_device(model)
     own = next(model.parameters()).dtype
     keys: list[torch.Tensor] = []
     values: list[torch.Tensor] = []
-    log_probs = []
-    for r, (prompt, guess) in enumerate(zip(prompts, guesses, strict=True)):
-        if len(prompt) == 0:
-            raise ValueError("the prompt must have at least one token")
-        ids = torch.tensor([[*prompt, *guess]], dtype=torch.long, device=device)
-        with _passes_in(model, dtype):
-            out = model(input_ids=ids, use_cache=True, logits_to_keep=len(guess) + 1)
-        # DynamicCache's per-layer tensors (transformers 5: cache.layers[i].keys, [1, heads, length, dim])
+    log_probs: list[torch.Tensor] = [torch.empty(0)] * len(prompts)
+    for group in _prompt_groups(lengths, PROMPT_PASS_TOKENS):
+        width = max(lengths[r] for r in group)
+        ids = torch.zeros((len(group), width), dtype=torch.long)
+        for row, r in enumerate(group):
+            ids[row, : lengths[r]] = torch.tensor([*prompts[r], *guesses[r]], dtype=torch.long)
+        # the positions whose logits are wanted: each row's last prompt token and its guess's tokens
+        wanted = sorted({i for r in group for i in range(len(prompts[r]) - 1, lengths[r])})
+        padded = any(lengths[r] < width for r in group)
+        mask = (torch.arange(width)[None, :] < torch.tensor([lengths[r] for r in group])[:, None]).long()
+        with _passes_in(model, dtype), grouped_attention(model):
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device) if padded else None, use_cache=True,
+                        logits_to_keep=torch.tensor(wanted, device=device))
+        # DynamicCache's per-layer tensors (transformers 5: cache.layers[i].keys, [rows, heads, length, dim])
         layers = out.past_key_values.layers
         if not keys:
             for layer in layers:
                 shape = (len(prompts), layer.keys.shape[1], base + _COLUMN_RESERVE, layer.keys.shape[3])
                 keys.append(layer.keys.new_zeros(shape, dtype=own))
                 values.append(layer.values.new_zeros(shape[:3] + (layer.values.shape[3],), dtype=own))
+        rows = torch.tensor(group, device=device)
         for i, layer in enumerate(layers):
-            keys[i][r, :, : lengths[r]] = layer.keys[0]
-            values[i][r, :, : lengths[r]] = layer.values[0]
-        log_probs.append(_log_probs(out.logits[0]))
+            keys[i][rows, :, :width] = layer.keys.to(own)
+            values[i][rows, :, :width] = layer.values.to(own)
+        at = {position: k for k, position in enumerate(wanted)}
+        for row, r in enumerate(group):
+            picked = [at[i] for i in range(len(prompts[r]) - 1, lengths[r])]
+            log_probs[r] = _log_probs(out.logits[row, picked])
     return _ColumnCache(keys, values, base), log_probs, base
 
 
