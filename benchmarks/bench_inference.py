@@ -31,8 +31,8 @@ two small products beside the base layer's) against folded into the base weights
 (``ModelSession.adapter_folded``, what the pipeline does on a CPU): the gain of folding alone. Each task
 trains once; both runs decode and score with the same adapter.
 
---previous separate-prompts compares the current implementation with itself running each decoding view's
-prompt in a pass of its own instead of several short prompts in one right-padded pass
+--previous separate-prompts compares the current implementation with itself running each view's prompt
+(decoding's and scoring's) in a pass of its own instead of several short prompts in one right-padded pass
 (``inference_tools.PROMPT_PASS_TOKENS``): the gain of sharing prompt passes alone.
 
 --smoke: a tiny random model nudged toward grids of zeros, 2 tasks, 2 views (seconds; the test suite runs it).
@@ -217,7 +217,8 @@ def copying_attention(model: torch.nn.Module) -> Iterator[None]:
 
 @contextmanager
 def prompts_one_by_one() -> Iterator[None]:
-    """Each decoding prompt in a pass of its own, as before prompts shared passes (no budget fits two)."""
+    """Each prompt (decoding's and scoring's) in a pass of its own, as before prompts shared passes (no budget
+    fits two)."""
     kept = inference_tools.PROMPT_PASS_TOKENS
     inference_tools.PROMPT_PASS_TOKENS = 0
     try:
@@ -406,7 +407,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "decoders and scoring (above); 'copies', the current ones with transformers' own "
                              "SDPA attention, which copies keys and values per query head where a mask is given; "
                              "'unfolded', the current ones after test-time training with the adapter left unfolded; "
-                             "'separate-prompts', the current ones with each decoding prompt in a pass of its own")
+                             "'separate-prompts', the current ones with each prompt (decoding and scoring) in a pass of its own")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     parser.add_argument("--out", default=str(RESULTS / "inference.json"))

@@ -37,6 +37,7 @@ from training_code.inference_tools import (
     dfs_decode_many,
     greedy_decode,
     reply_nlls,
+    reply_nlls_many,
     sample_decode,
     stage_formats,
     torch_generator,
@@ -443,6 +444,36 @@ def test_reply_nlls_equal_batched_nll_for_replies_of_different_lengths():
     assert reply_nlls(model, PROMPT, []) == []
     with pytest.raises(ValueError, match="batch_size"):
         reply_nlls(model, PROMPT, replies, batch_size=0)
+
+
+def test_reply_nlls_of_many_prompts_share_prompt_passes_and_equal_one_prompt_at_a_time(monkeypatch):
+    from training_code import inference_tools
+
+    model = tiny_model(5)
+    rng = np.random.default_rng(4)
+    # prompts of different lengths (the shorter ones right-padded in the shared pass), replies of different
+    # lengths, one prompt without replies, one whose replies are all empty
+    prompts = [PROMPT, PROMPT[:-1] + [IDS["2"], IDS["1"], IDS["O"]], [IDS["<s>"], IDS["O"]], PROMPT, PROMPT[:4]]
+    replies = [[rng.integers(0, len(TEXTS), size=int(rng.integers(1, 9))).tolist() for _ in range(n)]
+               for n in (4, 3, 5, 0, 2)]
+    replies[4] = [[], []]
+    expected = [[float(x) for x in batched_nll(model, [p + r for r in rs], [len(p)] * len(rs))] if rs else []
+                for p, rs in zip(prompts, replies)]
+    counter = PassCounter(model)
+    got = reply_nlls_many(counter, prompts, replies, batch_size=2)
+    for want, have in zip(expected, got, strict=True):
+        assert have == pytest.approx(want, abs=1e-4)
+    assert got[4] == [0.0, 0.0]
+    # one pass for the three prompts with replies, then the reply passes (2 + 2 + 3 rows in batches of 2)
+    assert counter.shapes[0] == (3, max(len(p) for p in prompts[:3]))
+    assert len(counter.shapes) == 1 + 2 + 2 + 3
+    monkeypatch.setattr(inference_tools, "PROMPT_PASS_TOKENS", 0)  # every prompt alone
+    alone = PassCounter(model)
+    for want, have in zip(got, reply_nlls_many(alone, prompts, replies, batch_size=2), strict=True):
+        assert have == pytest.approx(want, abs=1e-4)
+    assert [shape[0] for shape in alone.shapes[:1]] == [1] and len(alone.shapes) == 3 + 2 + 2 + 3
+    with pytest.raises(ValueError, match="2 prompts but 1"):
+        reply_nlls_many(model, prompts[:2], replies[:1])
 
 
 def test_reply_nlls_on_the_shared_tiny_model_restore_train_mode():

@@ -28,7 +28,7 @@ from .inference_tools import (
     DecodeOptions,
     decode,
     dfs_decode_many,
-    reply_nlls,
+    reply_nlls_many,
     torch_generator,
 )
 from .model_session import ModelSession
@@ -199,24 +199,23 @@ def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: Mo
 
 def view_nlls(dataset: ArcDataset, task: Task, keys: Sequence[Key], candidates: Sequence[ScoredCandidate],
               session: ModelSession) -> list[list[float]]:
-    """Per key, each candidate's NLL as the reply of that view: the view's prompt runs once, the
-    candidates' replies run in batches on its KV cache."""
+    """Per key, each candidate's NLL as the reply of that view: each view's prompt runs once (short ones
+    several to a pass), the candidates' replies run in batches on its KV cache."""
+    if not candidates:
+        return [[] for _ in keys]
     room = candidates_room(task, session, candidates)
-    per_key = []
+    prompts, replies = [], []
     for key in keys:
         key = fit_key(dataset, key, session, room)
         view = dataset.view(key)
         rendered = [session.fmt.render(view.train, view.test_input, key.transform(c.grid)) for c in candidates]
-        if not rendered:
-            per_key.append([])
-            continue
         prompt = rendered[0].prompt
         if any(r.prompt != prompt for r in rendered):
             raise ValueError(f"view {key}: the format renders a prompt that depends on the reply")
-        per_key.append([float(x) for x in reply_nlls(session.model, session.ids(prompt),
-                                                      [session.ids(r.reply) for r in rendered],
-                                                      dtype=session.formats.scoring)])
-    return per_key
+        prompts.append(session.ids(prompt))
+        replies.append([session.ids(r.reply) for r in rendered])
+    found = reply_nlls_many(session.model, prompts, replies, dtype=session.formats.scoring)
+    return [[float(x) for x in nlls] for nlls in found]
 
 
 def score_candidates(dataset: ArcDataset, task: Task, test_index: int, candidates: Sequence[ScoredCandidate],

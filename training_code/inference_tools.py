@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers.cache_utils import Cache
+from transformers.cache_utils import Cache, DynamicCache
 
 from .formats import ReplyChecker
 from .grids import MAX_SIDE
@@ -769,9 +769,54 @@ def reply_nlls(
     batch_size: int = DEFAULT_SCORE_BATCH,
     dtype: torch.dtype | None = None,
 ) -> list[float]:
-    """The NLL of each reply after one shared prompt; the prompt runs once.
+    """The NLL of each reply after one shared prompt; the prompt runs once (``reply_nlls_many`` of one
+    prompt)."""
+    return reply_nlls_many(model, [prompt_ids], [replies], batch_size=batch_size, dtype=dtype)[0]
 
-    The prompt's pass gives the log-probabilities of every reply's first token and a KV cache; the
+
+def _prompt_caches(model: torch.nn.Module, prompts: Sequence[Sequence[int]]) -> Iterator[tuple[int, torch.Tensor, Any]]:
+    """Each prompt's log-probabilities of its first reply token and its own KV cache (a transformers
+    cache), in order; the prompts run several to a pass (right-padded, ``PROMPT_PASS_TOKENS`` at most)."""
+    lengths = [len(p) for p in prompts]
+    if min(lengths, default=1) == 0:
+        raise ValueError("the prompt must have at least one token")
+    device = compute_device(model)
+    for group in _prompt_groups(lengths, PROMPT_PASS_TOKENS):
+        if len(group) == 1:
+            logits, cache = _prompt_pass(model, prompts[group[0]])
+            yield group[0], _log_probs(logits), cache
+            continue
+        width = max(lengths[r] for r in group)
+        ids = torch.zeros((len(group), width), dtype=torch.long)
+        for row, r in enumerate(group):
+            ids[row, : lengths[r]] = torch.tensor(list(prompts[r]), dtype=torch.long)
+        padded = any(lengths[r] < width for r in group)
+        mask = (torch.arange(width)[None, :] < torch.tensor([lengths[r] for r in group])[:, None]).long()
+        wanted = sorted({lengths[r] - 1 for r in group})
+        with grouped_attention(model):
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device) if padded else None, use_cache=True,
+                        logits_to_keep=torch.tensor(wanted, device=device))
+        layers = out.past_key_values.layers
+        for row, r in enumerate(group):
+            # the row's own columns, without the padding after them, as a cache of one row
+            cache = DynamicCache(ddp_cache_data=[(layer.keys[row : row + 1, :, : lengths[r]],
+                                                  layer.values[row : row + 1, :, : lengths[r]]) for layer in layers],
+                                 config=getattr(model, "config", None))
+            yield r, _log_probs(out.logits[row, wanted.index(lengths[r] - 1)]), cache
+
+
+@torch.inference_mode()
+def reply_nlls_many(
+    model: torch.nn.Module,
+    prompts: Sequence[Sequence[int]],
+    replies: Sequence[Sequence[Sequence[int]]],
+    *,
+    batch_size: int = DEFAULT_SCORE_BATCH,
+    dtype: torch.dtype | None = None,
+) -> list[list[float]]:
+    """Per prompt, the NLL of each of its replies; every prompt runs once, short prompts several to a pass.
+
+    A prompt's pass gives the log-probabilities of every reply's first token and a KV cache; its
     replies then run ``batch_size`` rows at a time on copies of that cache. Rows are right-padded:
     a causal model never lets a token see the padding after it, so no mask is needed. Same NLL
     convention as ``batched_nll``: for a candidate's tokens followed by the end token, its ``nll``.
@@ -779,40 +824,51 @@ def reply_nlls(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    replies = [list(r) for r in replies]
-    results = [0.0] * len(replies)
-    if not any(replies):
+    if len(prompts) != len(replies):
+        raise ValueError(f"{len(prompts)} prompts but {len(replies)} lists of replies")
+    replies = [[list(r) for r in rs] for rs in replies]
+    results = [[0.0] * len(rs) for rs in replies]
+    todo = [i for i, rs in enumerate(replies) if any(rs)]
+    if not todo:
         return results
     with _eval_mode(model), _passes_in(model, dtype):
-        first_logits, cache = _prompt_pass(model, prompt_ids)
-        first = _log_probs(first_logits)
-        device = first.device
-        prompt_len = len(prompt_ids)
-        order = sorted((i for i in range(len(replies)) if replies[i]), key=lambda i: len(replies[i]), reverse=True)
-        for begin in range(0, len(order), batch_size):
-            chunk = order[begin : begin + batch_size]
-            width = len(replies[chunk[0]])  # the longest of the chunk: replies are sorted by length
-            ids = torch.zeros((len(chunk), width), dtype=torch.long)
-            lengths = torch.tensor([len(replies[i]) for i in chunk])
-            for row, i in enumerate(chunk):
-                ids[row, : len(replies[i])] = torch.tensor(replies[i], dtype=torch.long)
-            ids = ids.to(device)
-            token_log_probs = first[ids[:, :1]]  # [rows, 1]
-            if width > 1:
-                # every row starts from the prompt alone: one copy of its cache per row
-                _crop_cache(cache, prompt_len)
-                cache.batch_select_indices(torch.tensor([0], device=device))
-                cache.batch_repeat_interleave(len(chunk))
-                # the last token of the longest reply predicts nothing: it is not fed
-                with grouped_attention(model):
-                    out = model(input_ids=ids[:, :-1], past_key_values=cache, use_cache=True)
-                rest = _log_probs(out.logits).gather(2, ids[:, 1:, None])[:, :, 0]
-                token_log_probs = torch.cat([token_log_probs, rest], dim=1)
-            in_reply = torch.arange(width)[None, :] < lengths[:, None]
-            # where, not a product: a padding position's value is not to be trusted (0 x inf is nan)
-            sums = torch.where(in_reply.to(device), -token_log_probs, torch.zeros_like(token_log_probs))
-            for row, total in enumerate(sums.double().sum(dim=1).tolist()):
-                results[chunk[row]] = total
+        for at, first, cache in _prompt_caches(model, [prompts[i] for i in todo]):
+            i = todo[at]
+            results[i] = _replies_on(model, first, cache, len(prompts[i]), replies[i], batch_size)
+    return results
+
+
+def _replies_on(model: torch.nn.Module, first: torch.Tensor, cache: Any, prompt_len: int,
+                replies: list[list[int]], batch_size: int) -> list[float]:
+    """The NLL of each reply after a prompt whose pass gave ``first`` (the first reply token's
+    log-probabilities) and ``cache``."""
+    results = [0.0] * len(replies)
+    device = first.device
+    order = sorted((i for i in range(len(replies)) if replies[i]), key=lambda i: len(replies[i]), reverse=True)
+    for begin in range(0, len(order), batch_size):
+        chunk = order[begin : begin + batch_size]
+        width = len(replies[chunk[0]])  # the longest of the chunk: replies are sorted by length
+        ids = torch.zeros((len(chunk), width), dtype=torch.long)
+        lengths = torch.tensor([len(replies[i]) for i in chunk])
+        for row, i in enumerate(chunk):
+            ids[row, : len(replies[i])] = torch.tensor(replies[i], dtype=torch.long)
+        ids = ids.to(device)
+        token_log_probs = first[ids[:, :1]]  # [rows, 1]
+        if width > 1:
+            # every row starts from the prompt alone: one copy of its cache per row
+            _crop_cache(cache, prompt_len)
+            cache.batch_select_indices(torch.tensor([0], device=device))
+            cache.batch_repeat_interleave(len(chunk))
+            # the last token of the longest reply predicts nothing: it is not fed
+            with grouped_attention(model):
+                out = model(input_ids=ids[:, :-1], past_key_values=cache, use_cache=True)
+            rest = _log_probs(out.logits).gather(2, ids[:, 1:, None])[:, :, 0]
+            token_log_probs = torch.cat([token_log_probs, rest], dim=1)
+        in_reply = torch.arange(width)[None, :] < lengths[:, None]
+        # where, not a product: a padding position's value is not to be trusted (0 x inf is nan)
+        sums = torch.where(in_reply.to(device), -token_log_probs, torch.zeros_like(token_log_probs))
+        for row, total in enumerate(sums.double().sum(dim=1).tolist()):
+            results[chunk[row]] = total
     return results
 
 
