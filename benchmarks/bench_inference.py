@@ -407,7 +407,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "decoders and scoring (above); 'copies', the current ones with transformers' own "
                              "SDPA attention, which copies keys and values per query head where a mask is given; "
                              "'unfolded', the current ones after test-time training with the adapter left unfolded; "
-                             "'separate-prompts', the current ones with each prompt (decoding and scoring) in a pass of its own")
+                             "'separate-prompts', the current ones with each prompt (decoding and scoring) in a pass "
+                             "of its own")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     parser.add_argument("--out", default=str(RESULTS / "inference.json"))
