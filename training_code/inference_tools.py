@@ -18,8 +18,9 @@ exactly the checker-valid replies with ``NLL <= -log(min_prob)``.
 Two implementations of the DFS and of scoring live here: ``dfs_decode`` (one prompt, one row per
 pass) and ``batched_nll`` (whole sequences) are the plain references; ``dfs_decode_many`` (many
 prompts advancing together in shared passes, a guess checked in the prompt's pass) and
-``reply_nlls`` (one prompt, all replies on its KV cache) are what the pipeline runs, with the
-same results up to float rounding.
+``reply_nlls_many`` (each prompt once, all its replies on its KV cache) are what the pipeline runs,
+with the same results up to float rounding. Both run short prompts several to a pass (right-padded,
+``PROMPT_PASS_TOKENS`` at most).
 """
 
 from __future__ import annotations
