@@ -1177,3 +1177,39 @@ def test_a_grid_made_of_copies_of_a_tile_is_cut_to_one_tile_along_either_axis():
     assert program_search.one_period(np.array([[1, 2, 3]], np.uint8)).tolist() == [[1, 2, 3]]  # no repeat: itself
     right, result = solves(train, test)
     assert right and result.programs[0][0] == "one_period(grid)"
+
+
+def test_a_repeating_pattern_is_continued_into_the_empty_part_of_the_grid():
+    rng = np.random.default_rng(8)
+
+    def pattern(period: int, shown: int, width: int = 15) -> tuple[np.ndarray, np.ndarray]:
+        tile = rng.integers(0, 4, size=(4, period)).astype(np.uint8)
+        tile[-1] = rng.integers(1, 4, size=period)  # the bottom row is never empty
+        whole = np.tile(tile, (1, width // period + 1))[:, :width]
+        given = whole.copy()
+        given[:, shown:] = 0
+        return given, whole
+
+    train = [pattern(3, 7), pattern(4, 9), pattern(2, 5)]
+    test = pattern(5, 11)
+    given, whole = train[0]
+    assert np.array_equal(program_search.continue_pattern(given, "right"), whole)
+    # the same continued upwards: the grid turned so that right is up, and back
+    turned = np.ascontiguousarray(np.flipud(given.T))
+    assert np.array_equal(program_search.continue_pattern(turned, "up"), np.flipud(whole.T))
+    with pytest.raises(ValueError):
+        program_search.continue_pattern(whole, "right")  # nothing empty to continue into
+    right, result = solves(train, test)
+    assert right and result.programs[0][0] == "continue_pattern(grid, 'right')"
+
+
+def test_a_band_is_repeated_as_one_block_above_and_below_itself():
+    band = np.array([[2, 0, 2, 0], [2, 2, 2, 2], [2, 0, 2, 0]], np.uint8)  # its rows repeat with period 2 inside it
+    grid = np.zeros((8, 4), np.uint8)
+    grid[4:7] = band
+    made = program_search.repeat_block(grid, 0)
+    assert np.array_equal(made[4:7], band) and np.array_equal(made[1:4], band)  # whole copies, not period 2
+    assert np.array_equal(made[0], band[2]) and np.array_equal(made[7], band[0])
+    assert np.array_equal(program_search.repeat_block(grid.T, 1), made.T)
+    with pytest.raises(ValueError):
+        program_search.repeat_block(made, 0)  # the grid is full: nothing to repeat into

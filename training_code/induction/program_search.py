@@ -75,7 +75,7 @@ log = logging.getLogger(__name__)
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 15
+SEARCH_VERSION = 16
 
 
 @dataclass(frozen=True)
@@ -727,6 +727,44 @@ def paint_border(grid: Grid) -> Grid:
     return out
 
 
+def _continue_right(grid: Grid) -> Grid:
+    """The columns from the first to the last that hold anything, repeated with their shortest period over
+    the empty columns to their right (with no shorter period, the whole block repeats)."""
+    filled = np.flatnonzero((grid != 0).any(axis=0))
+    if filled.size == 0 or filled[-1] == grid.shape[1] - 1:
+        raise ValueError("nothing to continue")
+    start, end = int(filled[0]), int(filled[-1]) + 1
+    block = grid[:, start:end]
+    period = next((p for p in range(1, end - start) if np.array_equal(block[:, p:], block[:, :-p])), end - start)
+    out = grid.copy()
+    out[:, end:] = grid[:, start + (np.arange(end, grid.shape[1]) - start) % period]
+    return out
+
+
+def repeat_block(grid: Grid, axis: int) -> Grid:
+    """The rows (axis 0) or columns (axis 1) from the first to the last that hold anything, repeated as one
+    block over the whole grid both ways (a band copied above and below itself); a ValueError when they fill
+    the grid already."""
+    g = grid if axis == 1 else grid.T
+    filled = np.flatnonzero((g != 0).any(axis=0))
+    if filled.size == 0 or (filled[0] == 0 and filled[-1] == g.shape[1] - 1):
+        raise ValueError("nothing to repeat into")
+    start, size = int(filled[0]), int(filled[-1]) + 1 - int(filled[0])
+    out = g[:, start + (np.arange(g.shape[1]) - start) % size]
+    return np.ascontiguousarray(out if axis == 1 else out.T)
+
+
+_TO_THE_RIGHT = {"right": (lambda g: g, lambda g: g), "left": (np.fliplr, np.fliplr),
+                 "down": (np.transpose, np.transpose), "up": (lambda g: np.flipud(g).T, lambda g: np.flipud(g.T))}
+
+
+def continue_pattern(grid: Grid, direction: str) -> Grid:
+    """A pattern continued along ``direction`` with its period into the empty part of the grid beyond it (a
+    ValueError when there is no such part)."""
+    there, back = _TO_THE_RIGHT[direction]
+    return np.ascontiguousarray(back(_continue_right(np.ascontiguousarray(there(grid)))))
+
+
 def paint_empty_lines(grid: Grid) -> Grid:
     """Rows and columns that hold only background painted NEW."""
     out = grid.copy()
@@ -1122,6 +1160,11 @@ def static_steps(facts: TaskFacts) -> list[Step]:
     steps.append(Step("fill_holes({})", "paint", fill_holes))
     for per in ("content", "object", "colour"):
         steps.append(Step(f"fill_boxes({{}}, {per!r})", "paint", lambda g, p=per: fill_boxes(g, p)))
+    for direction in ("right", "left", "down", "up"):
+        steps.append(Step(f"continue_pattern({{}}, {direction!r})", "paint",
+                          lambda g, d=direction: continue_pattern(g, d)))
+    for axis in (0, 1):
+        steps.append(Step(f"repeat_block({{}}, {axis})", "paint", lambda g, a=axis: repeat_block(g, a)))
     steps += [Step("paint_border({})", "paint", paint_border),
               Step("paint_empty_lines({})", "paint", paint_empty_lines),
               Step("fill_most_common({})", "paint", fill_most_common),
