@@ -289,3 +289,20 @@ def test_every_second_cell_of_a_diagonal_is_recoloured_whatever_its_colour():
     fitted = cell_rules.fit_relational_rule([g for g, _ in pairs], [o for _, o in pairs], [test])
     assert fitted is not None and "'every second cell along diagonals'" in fitted[0]
     assert np.array_equal(fitted[1][0], expected)
+
+
+def test_the_crossing_of_two_lines_of_any_colours_is_ringed():
+    def crossing(size: int, row: int, col: int, across: int, down: int) -> tuple[np.ndarray, np.ndarray]:
+        grid = np.zeros((size, size), np.uint8)
+        grid[row, :] = across
+        grid[:, col] = down
+        out = grid.copy()
+        out[row - 1:row + 2, col - 1:col + 2] = 4
+        out[row, col] = down
+        return grid, out
+
+    pairs = [crossing(6, 2, 2, 9, 1), crossing(8, 4, 4, 8, 6), crossing(7, 3, 2, 2, 3)]
+    test, expected = crossing(9, 5, 6, 3, 5)  # colours 3 and 5 cross the other way round than in any example
+    fitted = cell_rules.fit_relational_rule([g for g, _ in pairs], [o for _, o in pairs], [test])
+    assert fitted is not None and "'square'" in fitted[0]
+    assert np.array_equal(fitted[1][0], expected)

@@ -299,6 +299,7 @@ RELATIONAL_VIEWS: dict[str, Callable[[Grid], tuple[list[np.ndarray], list[np.nda
     "nearest other colour": lambda g: (_nearest_other(g), []),
     "nearest": lambda g: (_nearest(g), []),
     "cross": lambda g: (_padded_shifts(g, _CROSS), []),
+    "square": lambda g: (_padded_shifts(g, _SQUARE), []),
 } | {
     f"every second cell {name}{' with its neighbours' if cross else ''}":
         (lambda g, dr=dr, dc=dc, cross=cross: (_padded_shifts(g, _CROSS) if cross else [], [_run_parity(g, dr, dc)]))
