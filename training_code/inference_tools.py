@@ -781,29 +781,19 @@ def _prompt_caches(model: torch.nn.Module, prompts: Sequence[Sequence[int]]) -> 
     lengths = [len(p) for p in prompts]
     if min(lengths, default=1) == 0:
         raise ValueError("the prompt must have at least one token")
-    device = compute_device(model)
     for group in _prompt_groups(lengths, PROMPT_PASS_TOKENS):
         if len(group) == 1:
             logits, cache = _prompt_pass(model, prompts[group[0]])
             yield group[0], _log_probs(logits), cache
             continue
-        width = max(lengths[r] for r in group)
-        ids = torch.zeros((len(group), width), dtype=torch.long)
-        for row, r in enumerate(group):
-            ids[row, : lengths[r]] = torch.tensor(list(prompts[r]), dtype=torch.long)
-        padded = any(lengths[r] < width for r in group)
-        mask = (torch.arange(width)[None, :] < torch.tensor([lengths[r] for r in group])[:, None]).long()
-        wanted = sorted({lengths[r] - 1 for r in group})
-        with grouped_attention(model):
-            out = model(input_ids=ids.to(device), attention_mask=mask.to(device) if padded else None, use_cache=True,
-                        logits_to_keep=torch.tensor(wanted, device=device))
+        out, at = _padded_pass(model, [prompts[r] for r in group], [range(lengths[r] - 1, lengths[r]) for r in group])
         layers = out.past_key_values.layers
         for row, r in enumerate(group):
             # the row's own columns, without the padding after them, as a cache of one row
             cache = DynamicCache(ddp_cache_data=[(layer.keys[row : row + 1, :, : lengths[r]],
                                                   layer.values[row : row + 1, :, : lengths[r]]) for layer in layers],
                                  config=getattr(model, "config", None))
-            yield r, _log_probs(out.logits[row, wanted.index(lengths[r] - 1)]), cache
+            yield r, _log_probs(out.logits[row, at[lengths[r] - 1]]), cache
 
 
 @torch.inference_mode()
@@ -1047,6 +1037,25 @@ def _prompt_groups(lengths: Sequence[int], budget: int) -> list[list[int]]:
     return groups
 
 
+def _padded_pass(model: torch.nn.Module, rows: Sequence[Sequence[int]], wanted: Sequence[range]
+                 ) -> tuple[Any, dict[int, int]]:
+    """One pass over token rows right-padded to the longest (under an attention mask where lengths differ), the
+    logits kept at the positions in ``wanted`` (one range per row): the model's output and, per position, its
+    index among the kept logits."""
+    lengths = [len(r) for r in rows]
+    width = max(lengths)
+    device = compute_device(model)
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : lengths[i]] = torch.tensor(list(row), dtype=torch.long)
+    mask = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).long()
+    positions = sorted({p for span in wanted for p in span})
+    with grouped_attention(model):
+        out = model(input_ids=ids.to(device), attention_mask=mask.to(device) if min(lengths) < width else None,
+                    use_cache=True, logits_to_keep=torch.tensor(positions, device=device))
+    return out, {p: k for k, p in enumerate(positions)}
+
+
 def _prompt_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], guesses: Sequence[list[int]],
                  dtype: torch.dtype | None) -> tuple[_ColumnCache, list[torch.Tensor], int]:
     """The prompts (each with its guess after it) in passes of several rows (right-padded, at most
@@ -1064,16 +1073,10 @@ def _prompt_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], guess
     log_probs: list[torch.Tensor] = [torch.empty(0)] * len(prompts)
     for group in _prompt_groups(lengths, PROMPT_PASS_TOKENS):
         width = max(lengths[r] for r in group)
-        ids = torch.zeros((len(group), width), dtype=torch.long)
-        for row, r in enumerate(group):
-            ids[row, : lengths[r]] = torch.tensor([*prompts[r], *guesses[r]], dtype=torch.long)
         # the positions whose logits are wanted: each row's last prompt token and its guess's tokens
-        wanted = sorted({i for r in group for i in range(len(prompts[r]) - 1, lengths[r])})
-        padded = any(lengths[r] < width for r in group)
-        mask = (torch.arange(width)[None, :] < torch.tensor([lengths[r] for r in group])[:, None]).long()
-        with _passes_in(model, dtype), grouped_attention(model):
-            out = model(input_ids=ids.to(device), attention_mask=mask.to(device) if padded else None, use_cache=True,
-                        logits_to_keep=torch.tensor(wanted, device=device))
+        spans = [range(len(prompts[r]) - 1, lengths[r]) for r in group]
+        with _passes_in(model, dtype):
+            out, at = _padded_pass(model, [[*prompts[r], *guesses[r]] for r in group], spans)
         # DynamicCache's per-layer tensors (transformers 5: cache.layers[i].keys, [rows, heads, length, dim])
         layers = out.past_key_values.layers
         if not keys:
@@ -1085,10 +1088,8 @@ def _prompt_rows(model: torch.nn.Module, prompts: Sequence[Sequence[int]], guess
         for i, layer in enumerate(layers):
             keys[i][rows, :, :width] = layer.keys.to(own)
             values[i][rows, :, :width] = layer.values.to(own)
-        at = {position: k for k, position in enumerate(wanted)}
-        for row, r in enumerate(group):
-            picked = [at[i] for i in range(len(prompts[r]) - 1, lengths[r])]
-            log_probs[r] = _log_probs(out.logits[row, picked])
+        for row, (r, span) in enumerate(zip(group, spans, strict=True)):
+            log_probs[r] = _log_probs(out.logits[row, [at[i] for i in span]])
     return _ColumnCache(keys, values, base), log_probs, base
 
 
