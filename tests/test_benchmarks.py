@@ -95,32 +95,31 @@ def test_inference_benchmark_runs_both_implementations_on_the_same_views(tmp_pat
     assert "ratio of medians" in printed and "prompt passes alone" in printed
 
 
-def test_inference_benchmark_compares_the_grouped_attention_with_transformers_copies(tmp_path):
-    result = bench_inference.main(["--smoke", "--previous", "copies", "--out", str(tmp_path / "copies.json")])
-    assert result["previous"] == "copies"
+def smoke_against(previous: str, tmp_path) -> list[dict]:
+    """The smoke inference benchmark against ``--previous``: the same candidates, attempts and NLLs (within
+    1e-4) on every test input; its records."""
+    result = bench_inference.main(["--smoke", "--previous", previous, "--out", str(tmp_path / f"{previous}.json")])
+    assert result["previous"] == previous
     records = result["records"]
     assert all(r["same_candidates"] and r["same_attempts"] for r in records)
     assert result["summary"]["max_generation_nll_diff"] <= 1e-4 and result["summary"]["max_scoring_nll_diff"] <= 1e-4
+    return records
+
+
+def test_inference_benchmark_compares_the_grouped_attention_with_transformers_copies(tmp_path):
+    records = smoke_against("copies", tmp_path)
     # both sides are the current decoders: the same passes over the same rows
     assert all(r["passes_previous"] == r["passes_current"] for r in records)
 
 
 def test_inference_benchmark_compares_a_folded_test_time_adapter_with_an_unfolded_one(tmp_path):
-    result = bench_inference.main(["--smoke", "--previous", "unfolded", "--out", str(tmp_path / "unfolded.json")])
-    assert result["previous"] == "unfolded"
-    records = result["records"]
+    records = smoke_against("unfolded", tmp_path)
     assert len(records) == 2 and all(r["candidates"] > 0 for r in records)
-    assert all(r["same_candidates"] and r["same_attempts"] for r in records)
-    assert result["summary"]["max_generation_nll_diff"] <= 1e-4 and result["summary"]["max_scoring_nll_diff"] <= 1e-4
     assert all(r["passes_previous"] == r["passes_current"] for r in records)
 
 
 def test_inference_benchmark_compares_shared_prompt_passes_with_one_prompt_a_pass(tmp_path):
-    result = bench_inference.main(["--smoke", "--previous", "separate-prompts", "--out", str(tmp_path / "p.json")])
-    assert result["previous"] == "separate-prompts"
-    records = result["records"]
-    assert all(r["same_candidates"] and r["same_attempts"] for r in records)
-    assert result["summary"]["max_generation_nll_diff"] <= 1e-4 and result["summary"]["max_scoring_nll_diff"] <= 1e-4
+    records = smoke_against("separate-prompts", tmp_path)
     # the same one-token passes; the prompts of the views share passes only in the current run
     assert all(r["one_token_passes_previous"] == r["one_token_passes_current"] for r in records)
     assert all(r["passes_previous"] > r["passes_current"] for r in records)
