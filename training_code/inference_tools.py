@@ -1039,20 +1039,17 @@ def _prompt_groups(lengths: Sequence[int], budget: int) -> list[list[int]]:
 
 def _padded_pass(model: torch.nn.Module, rows: Sequence[Sequence[int]], wanted: Sequence[range]
                  ) -> tuple[Any, dict[int, int]]:
-    """One pass over token rows right-padded to the longest (under an attention mask where lengths differ), the
-    logits kept at the positions in ``wanted`` (one range per row): the model's output and, per position, its
-    index among the kept logits."""
+    """One pass over token rows right-padded to the longest, the logits kept at the positions in ``wanted`` (one
+    range per row): the model's output and, per position, its index among the kept logits. No mask is needed:
+    a causal model never lets a token see the padding after it, and the padding's own columns of the cache are
+    left out by whoever reads it (the search's masks, a row's cache cut to its length)."""
     lengths = [len(r) for r in rows]
-    width = max(lengths)
     device = compute_device(model)
-    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    ids = torch.zeros((len(rows), max(lengths)), dtype=torch.long)
     for i, row in enumerate(rows):
         ids[i, : lengths[i]] = torch.tensor(list(row), dtype=torch.long)
-    mask = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).long()
     positions = sorted({p for span in wanted for p in span})
-    with grouped_attention(model):
-        out = model(input_ids=ids.to(device), attention_mask=mask.to(device) if min(lengths) < width else None,
-                    use_cache=True, logits_to_keep=torch.tensor(positions, device=device))
+    out = model(input_ids=ids.to(device), use_cache=True, logits_to_keep=torch.tensor(positions, device=device))
     return out, {p: k for k, p in enumerate(positions)}
 
 
