@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..grids import NUM_COLOURS
+
 Grid = np.ndarray
-NUM_COLOURS = 10
 OUTSIDE = 11  # what a neighbour beyond the edge reads as (colours 0..9, NEW is 10)
 BASE = 12
 

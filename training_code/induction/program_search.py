@@ -2252,6 +2252,11 @@ class _Search:
         except Exception:  # noqa: BLE001 - a fitter's bug on one state must not end the search
             self.steps_cut += 1
 
+    def _found_fitted(self, fitted: tuple[str, tuple[Grid, ...]], text: str, depth: int) -> None:
+        """Record a fitter's last move (its text with ``{}`` where the state goes, its test grids) after the
+        chain ``text``."""
+        self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
+
     def _fit(self, grids: Sequence[Grid], text: str, depth: int, cell_rule: bool) -> None:
         n = len(self.outputs)
         train, test = grids[:n], grids[n:]
@@ -2267,7 +2272,7 @@ class _Search:
             if fitted is None and depth == 0:  # numbers and colours of the inputs themselves: a few ms, once
                 fitted = fit_count(train, self.outputs, test) or fit_colour_strip(train, self.outputs, test)
             if fitted is not None:
-                self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
+                self._found_fitted(fitted, text, depth)
                 return
         mapping = learn_colour_map(train, self.outputs)
         if mapping is None:
@@ -2279,7 +2284,7 @@ class _Search:
                           or fit_line_table(train, self.outputs, test) or fit_phase_rule(train, self.outputs, test)
                           or fit_relational_rule(train, self.outputs, test))
             if fitted is not None:
-                self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
+                self._found_fitted(fitted, text, depth)
             return
         try:
             mapped = tuple(apply_colour_map(g, mapping) for g in test)
@@ -2290,7 +2295,7 @@ class _Search:
             # what the map cannot (a map leaves such a colour as it is), so its answer comes first
             fitted = fit_relational_rule(train, self.outputs, test)
             if fitted is not None:
-                self.found.append(Program(fitted[0].replace("{}", text.format("grid"), 1), depth + 1, fitted[1]))
+                self._found_fitted(fitted, text, depth)
         shown = {k: v for k, v in mapping.items() if k != v}
         self.found.append(Program(f"recolour({text.format('grid')}, {shown})", depth + 1, mapped))
 
