@@ -4,6 +4,7 @@ no program fits gives no candidates, and the same budget gives the same result."
 from __future__ import annotations
 
 import time
+import weakref
 from fractions import Fraction
 
 import numpy as np
@@ -151,6 +152,30 @@ def test_a_slow_step_is_cut_off_and_the_search_goes_on(monkeypatch):
     right, result = solves(train, test, SearchConfig(seconds=20, step_seconds=0.05, max_depth=1, cpu_time=True))
     assert right
     assert result.steps_cut >= 1  # the slow step, cut on the root state
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the first ring, lost
+def test_a_step_is_cut_when_the_first_ring_falls_in_a_weakref_callback(monkeypatch):
+    class Box:
+        pass
+
+    finished = []
+
+    def slow(grid):
+        box = Box()
+        watch = weakref.ref(box, lambda _: time.sleep(0.3))  # noqa: F841 - its callback runs at the del
+        del box  # the step timer rings while the callback sleeps: Python reports that StepTimeout as unraisable
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            pass
+        finished.append(grid)
+        return grid
+
+    with_extra_steps(monkeypatch, [Step("slow({})", "slow", slow)])
+    train, test = pairs(lambda g: dsl.rotate(g, 2))
+    right, result = solves(train, test, SearchConfig(seconds=30, step_seconds=0.05, max_depth=1, cpu_time=True))
+    assert right and result.steps_cut >= 1
+    assert finished == []  # a later ring cut the loop
 
 
 def test_raising_and_oversized_steps_are_dropped(monkeypatch):

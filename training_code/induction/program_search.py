@@ -2168,28 +2168,55 @@ class Layers:
 # The search
 
 
+# How often a rung alarm rings again until its StepTimeout lands in the step: one raised while Python runs
+# a weakref callback or a __del__ is reported as unraisable and lost, and the step would run on
+ALARM_REPEAT_SECONDS = 0.02
+
+
+@dataclass
+class _Alarm:
+    """The step timer of the main thread: ``arm`` starts it for one step, ``disarm`` stops it. While armed,
+    it raises StepTimeout after ``seconds`` and again every ALARM_REPEAT_SECONDS until disarmed."""
+    seconds: float
+    armed: bool = False
+
+    def ring(self, _signum, _frame) -> None:
+        if self.armed:  # a ring already on its way when the step ended is dropped
+            raise StepTimeout
+
+    def arm(self) -> None:
+        self.armed = True
+        signal.setitimer(signal.ITIMER_REAL, self.seconds, ALARM_REPEAT_SECONDS)
+
+    def disarm(self) -> None:
+        self.armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+class _NoAlarm:
+    """Outside the main thread (signals reach only it) or without a step limit: steps are checked only
+    between them."""
+
+    def arm(self) -> None:
+        pass
+
+    def disarm(self) -> None:
+        pass
+
+
 @contextmanager
-def step_alarm(seconds: float) -> Iterator[Callable[[], None]]:
-    """A timer that raises StepTimeout in the running step after ``seconds``; yields ``arm`` to start it
-    for each step. Only the main thread receives signals: elsewhere steps are only checked between."""
+def step_alarm(seconds: float) -> Iterator[_Alarm | _NoAlarm]:
+    """The step timer for a search, its SIGALRM handler installed for the search's duration."""
     if threading.current_thread() is not threading.main_thread() or seconds <= 0:
-        yield lambda: None
+        yield _NoAlarm()
         return
-
-    def ring(_signum, _frame):
-        raise StepTimeout
-
-    previous = signal.signal(signal.SIGALRM, ring)
+    alarm = _Alarm(seconds)
+    previous = signal.signal(signal.SIGALRM, alarm.ring)
     try:
-        yield lambda: signal.setitimer(signal.ITIMER_REAL, seconds)
+        yield alarm
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        alarm.disarm()
         signal.signal(signal.SIGALRM, previous)
-
-
-def _disarm() -> None:
-    if threading.current_thread() is threading.main_thread():
-        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def _state_key(grids: Sequence[Grid]) -> bytes:
@@ -2215,7 +2242,7 @@ class _Search:
     config: SearchConfig
     deadline: float
     clock: Callable[[], float]
-    arm: Callable[[], None]
+    alarm: _Alarm | _NoAlarm
     found: list[Program] = field(default_factory=list)
     steps_cut: int = 0
     applied: int = 0
@@ -2231,12 +2258,13 @@ class _Search:
         if self.clock() > self.deadline or (self.config.max_steps and self.applied > self.config.max_steps):
             raise _Deadline
         try:
-            self.arm()
+            self.alarm.arm()
             try:
                 out = tuple(step.fn(g) for g in grids)
             finally:
-                _disarm()  # inside the try: a timer that rings here is caught below, not by the caller
+                self.alarm.disarm()  # inside the try: a ring here is caught below, not by the caller
         except Exception:  # noqa: BLE001 - a step that fails (or is cut) is no program; the search goes on
+            self.alarm.disarm()  # again: a ring may have cut the first one short
             self.steps_cut += 1
             return None
         if not all(valid_grid(g) for g in out):
@@ -2433,8 +2461,8 @@ def _search_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid]
         np.asarray(g, dtype=np.uint8) for g in test_inputs)
     outputs = tuple(np.asarray(o, dtype=np.uint8) for _, o in train)
     result = SearchResult(task_id, [[] for _ in test_inputs], [[] for _ in test_inputs])
-    with step_alarm(config.step_seconds) as arm:
-        search = _Search(inputs, outputs, config, clock() + config.seconds, clock, arm)
+    with step_alarm(config.step_seconds) as alarm:
+        search = _Search(inputs, outputs, config, clock() + config.seconds, clock, alarm)
         seen = {_state_key(inputs)}
         frontier = [_Node(inputs, "{}", None, 0)]
         steps = static_steps(TaskFacts([i for i, _ in train], outputs))
