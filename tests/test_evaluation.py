@@ -85,6 +85,26 @@ def test_bad_and_unanswerable_tasks_fall_back_and_the_exit_status_says_so(tmp_pa
     assert ("bad", 1) in named.fell_back and "not rectangular" in named.errors["bad"]
 
 
+def test_a_task_too_long_for_the_model_is_answered_by_the_search_alone_without_training(tmp_path, monkeypatch):
+    rng = np.random.default_rng(5)
+    pairs = [rng.integers(0, 3, size=(20, 20)) for _ in range(3)]  # no prompt of them fits 300 tokens
+    flipped = {"train": [{"input": g.tolist(), "output": g[:, ::-1].tolist()} for g in pairs[:2]],
+               "test": [{"input": pairs[2].tolist()}]}
+    challenges = write_set(tmp_path, TASKS | {"flip": (flipped, [pairs[2][:, ::-1].tolist()])})
+    trained = []
+    real_train = evaluation.test_time_train
+    monkeypatch.setattr(evaluation, "test_time_train", lambda dataset, task_id, *a: trained.append(task_id) or
+                        real_train(dataset, task_id, *a))
+    summary = run_evaluation(config(challenges, tmp_path / "out", max_tokens=300, ttt=True, ttt_steps=1,
+                                    search_seconds=5, report=True), tiny())
+    assert "flip" not in trained and {"aaa", "bbb", "ccc"} <= set(trained)
+    sub = json.loads(summary.submission_path.read_text())
+    assert sub["flip"][0]["attempt_1"] == pairs[2][:, ::-1].tolist()
+    report = json.loads((tmp_path / "out" / "report.json").read_text())["tasks"]["flip"]
+    assert "tokens" in report["error"] and report["search_programs"]["0"][0].startswith("flip_h")
+    assert report["candidates"]["0"][0]["from_search"] and not report["candidates"]["0"][0]["scoring_nlls"]
+
+
 def test_a_killed_run_resumes_without_redoing_finished_tasks(tmp_path, monkeypatch):
     challenges = write_set(tmp_path, TASKS)
     cfg = config(challenges, tmp_path / "out", cache=True)

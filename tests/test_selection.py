@@ -79,3 +79,9 @@ def test_the_search_keeps_one_attempt_when_the_ranking_leaves_it_out():
     assert [int(c.grid[0, 0]) for c in rank_candidates(pool, search_attempt=True)] == [1, 2, 3, 4, 5]
     only_model = [cand(1, 1.0), cand(2, 2.0), cand(3, 3.0)]
     assert [int(c.grid[0, 0]) for c in rank_candidates(only_model, search_attempt=True)] == [1, 2, 3]
+
+
+def test_candidates_the_model_never_read_keep_the_programs_order_under_every_aggregation():
+    unread = [ScoredCandidate(grid(v), decoded=False, from_search=True, search_rank=i) for i, v in enumerate((3, 1, 2))]
+    for aggregation in AGGREGATIONS:
+        assert [int(c.grid[0, 0]) for c in rank_candidates(unread, aggregation, search_attempt=True)] == [3, 1, 2]

@@ -105,6 +105,36 @@ def fit_key(dataset: ArcDataset, key: Key, session: ModelSession, reply_room: in
     return fitted.keys[0]
 
 
+def fitting_keys(dataset: ArcDataset, keys: Sequence[Key], session: ModelSession, reply_room: int) -> list[Key]:
+    """``fit_key`` of each key, leaving out the views whose prompt cannot leave that room even with one example
+    (a transposed grid writes more rows, so a task at the context's edge may fit under some views only)."""
+    fitted = []
+    for key in keys:
+        try:
+            fitted.append(fit_key(dataset, key, session, reply_room))
+        except ArcDataError:
+            continue
+    return fitted
+
+
+def model_reads(dataset: ArcDataset, task: Task, test_index: int, session: ModelSession) -> str:
+    """Why the model cannot answer a test input: its prompt as given, with one example, leaves no room for the
+    reply in the context; "" when it can."""
+    try:
+        fit_key(dataset, Key(task.task_id, test_index), session, reply_room(task, session.fmt))
+    except ArcDataError as e:
+        return str(e)
+    return ""
+
+
+def unread_candidates(program_grids: Sequence[Grid], search_grids: Sequence[Grid]) -> list[ScoredCandidate]:
+    """The candidates of a test input the model cannot read: the programs' grids, in their order, no scores."""
+    candidates: list[ScoredCandidate] = []
+    add_program_candidates(candidates, program_grids)
+    add_program_candidates(candidates, search_grids, searched=True)
+    return candidates
+
+
 def reply_room(task: Task, fmt) -> int:
     """Tokens to keep free for the reply: twice the largest grid's reply in the task (outputs rarely
     outgrow that), at most the largest possible reply. One token per character after shrinking."""
@@ -169,17 +199,16 @@ def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: Mo
         for begin in range(0, len(keys), DEFAULT_DFS_ROWS):
             if time.monotonic() > deadline:
                 break
-            group = [fit_key(dataset, key, session, room) for key in keys[begin: begin + DEFAULT_DFS_ROWS]]
+            group = fitting_keys(dataset, keys[begin: begin + DEFAULT_DFS_ROWS], session, room)
             decoded = dfs_decode_many(session.model, [prompt_of(key) for key in group], min_prob=options.min_prob,
                                       max_new_tokens=room, guesses=[guess_for(key) for key in group],
                                       prompt_dtype=session.formats.prompt, **model_args)
             for key, cands in zip(group, decoded):
                 take(key, cands)
     else:
-        for key in keys:
+        for key in fitting_keys(dataset, keys, session, room):
             if time.monotonic() > deadline:
                 break
-            key = fit_key(dataset, key, session, room)
             take(key, decode(options, session.model, prompt_of(key), guess=guess_for(key), generator=generator,
                              **model_args))
     candidates = merge_candidates(found)
@@ -199,14 +228,14 @@ def candidates_for(dataset: ArcDataset, task: Task, test_index: int, session: Mo
 
 def view_nlls(dataset: ArcDataset, task: Task, keys: Sequence[Key], candidates: Sequence[ScoredCandidate],
               session: ModelSession) -> list[list[float]]:
-    """Per key, each candidate's NLL as the reply of that view: each view's prompt runs once (short ones
-    several to a pass), the candidates' replies run in batches on its KV cache."""
+    """Per key whose view leaves the candidates room in the context (the others are left out), each candidate's
+    NLL as the reply of that view: each view's prompt runs once (short ones several to a pass), the candidates'
+    replies run in batches on its KV cache."""
     if not candidates:
         return [[] for _ in keys]
     room = candidates_room(task, session, candidates)
     prompts, replies = [], []
-    for key in keys:
-        key = fit_key(dataset, key, session, room)
+    for key in fitting_keys(dataset, keys, session, room):
         view = dataset.view(key)
         rendered = [session.fmt.render(view.train, view.test_input, key.transform(c.grid)) for c in candidates]
         prompt = rendered[0].prompt
@@ -229,6 +258,8 @@ def score_candidates(dataset: ArcDataset, task: Task, test_index: int, candidate
 
 def identity_nlls(dataset: ArcDataset, task: Task, test_index: int, candidates: Sequence[ScoredCandidate],
                   session: ModelSession) -> list[float]:
-    """Each candidate's NLL as the reply to the task as given (no augmentation)."""
-    return view_nlls(dataset, task, [Key(task.task_id, test_index)], candidates, session)[0]
+    """Each candidate's NLL as the reply to the task as given (no augmentation); none when that view cannot hold
+    them."""
+    found = view_nlls(dataset, task, [Key(task.task_id, test_index)], candidates, session)
+    return found[0] if found else []
 

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from . import model_tools
 from .arc_loader import ArcDataset, AugmentOptions, RunFiles, Task, submission_counts
-from .candidates import DecodingConfig, ScoringConfig, candidates_for
+from .candidates import DecodingConfig, ScoringConfig, candidates_for, model_reads, unread_candidates
 from .cli import options, save_config
 from .formats import FormatParseError, format_from_spec
 from .grids import ArcDataError, Grid, checked_grid, grid_to_list
@@ -226,13 +226,20 @@ def solve_task(dataset: ArcDataset, task_id: str, session: ModelSession, config:
     own_sandbox = sandbox is None and config.programs.samples > 0
     if own_sandbox:
         sandbox = Sandbox(timeout=config.programs.timeout)
+    unread = {i: why for i in range(len(task.test)) if (why := model_reads(dataset, task, i, session))}
+    if unread:
+        # the program search still answers them; training and decoding for no test input would be time lost
+        log.warning("task %s: the model cannot read test input %s (%s); the program search answers %s alone", task_id,
+                    ", ".join(map(str, unread)), next(iter(unread.values())), "it" if len(unread) == 1 else "them")
+        result.error = "; ".join(f"test input {i}: {why}" for i, why in unread.items())
+    model_reads_some = len(unread) < len(task.test)
     try:
-        if config.ttt.enabled:
+        if config.ttt.enabled and model_reads_some:
             test_time_train(dataset, task_id, session, config, rng)
         # decoding, scoring and program sampling run with the test-time adapter folded into the weights (on a CPU)
         with session.adapter_folded():
             program_grids: Sequence[Sequence[Grid]] = [() for _ in task.test]
-            if config.programs.samples > 0:  # after test-time training: the model has learnt this task
+            if config.programs.samples > 0 and model_reads_some:  # after test-time training: it has learnt the task
                 try:
                     sources = sampled_programs(task, session, config, deadline)
                 except (RuntimeError, ValueError, MemoryError) as e:
@@ -248,6 +255,11 @@ def solve_task(dataset: ArcDataset, task_id: str, session: ModelSession, config:
                          result.programs_valid)
             search_grids = searched_candidates(task, config, deadline, result)
             for test_index in range(len(task.test)):
+                if test_index in unread:
+                    result.candidates[test_index] = unread_candidates(program_grids[test_index],
+                                                                      search_grids[test_index])
+                    result.view_predictions[test_index] = []
+                    continue
                 cands, per_view = candidates_for(dataset, task, test_index, session, config, rng, deadline,
                                                  program_grids[test_index], search_grids[test_index])
                 result.candidates[test_index] = cands
@@ -516,7 +528,8 @@ def finish_run(run: EvalRun, results: dict[str, TaskResult]) -> EvalSummary:
     submission_path = out / "submission.json"
     write_verified_submission(submission_path, build.submission, selected_counts)
     for task_id, _index in build.fell_back:
-        errors.setdefault(task_id, "no candidate decoded")
+        errors.setdefault(task_id, results[task_id].error if task_id in results and results[task_id].error
+                          else "no candidate decoded")
     summary = EvalSummary(submission_path, list(build.fell_back), errors, seconds=time.monotonic() - run.began)
 
     solutions = dataset.solutions()

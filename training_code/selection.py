@@ -112,6 +112,8 @@ def rank_candidates(candidates: Sequence[ScoredCandidate], aggregation: str = DE
         score = AGGREGATIONS[aggregation]
     except KeyError:
         raise ValueError(f"unknown aggregation {aggregation!r}; choose from {', '.join(AGGREGATIONS)}") from None
+    if not any(c.generation_nlls or c.scoring_nlls for c in candidates):
+        return list(candidates)  # the model read none of them (the task outgrows its context): the programs' order
     ranked = sorted(candidates, key=score)
     if search_attempt and not any(c.from_search for c in ranked[:attempts]):
         searched = next((i for i, c in enumerate(ranked) if c.from_search), None)
