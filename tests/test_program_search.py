@@ -818,9 +818,13 @@ def test_colour_ranks_rename_by_frequency_and_come_back():
     forward, inverse = colour_ranks(grid)
     assert forward[grid].tolist() == [[0, 0, 0], [1, 1, 2]] and np.array_equal(inverse[forward[grid]], grid)
     assert forward[NEW] == NEW  # "a new colour" stays what it is
-    same = [(grid, grid), (grid[::-1], grid[::-1])]  # ranked alike: the ranked task adds nothing
-    assert ranked_task(same, [grid]) is None
-    assert ranked_task(same, [np.array([[3, 5, 5]], np.uint8)]) is not None
+    zeros = np.array([[0, 0, 0], [5, 5, 1]], np.uint8)
+    same = [(zeros, zeros), (zeros[::-1], zeros[::-1])]  # ranked alike, 0 first: the ranked task adds nothing
+    assert ranked_task(same, [zeros]) is None
+    assert ranked_task(same, [np.array([[0, 5, 5]], np.uint8)]) is not None
+    alike = [(grid, grid), (grid[::-1], grid[::-1])]  # ranked alike, but 3 first: it becomes the background 0
+    pairs, tests, back = ranked_task(alike, [grid])
+    assert pairs[0][0].tolist() == [[0, 0, 0], [1, 1, 2]] and np.array_equal(back[0][tests[0]], grid)
     tie = np.array([[2, 1], [1, 2]], np.uint8)  # as many cells of each: the colour met first ranks first
     assert colour_ranks(tie)[0][tie].tolist() == [[0, 1], [1, 0]]
     order = np.array([[5, 3, 3], [3, 3, 7]], np.uint8)  # by first appearance: 5, then 3, then 7
@@ -1238,3 +1242,69 @@ def test_a_band_is_repeated_as_one_block_above_and_below_itself():
     assert np.array_equal(program_search.repeat_block(grid.T, 1), made.T)
     with pytest.raises(ValueError):
         program_search.repeat_block(made, 0)  # the grid is full: nothing to repeat into
+
+
+def test_noisy_stripes_are_cleaned_along_whichever_axis_they_run():
+    rng = np.random.default_rng(11)
+
+    def stripes(vertical: bool) -> tuple[np.ndarray, np.ndarray]:
+        widths = rng.integers(2, 4, size=4)
+        colours = rng.permutation(np.arange(1, 10))[:4]
+        clean = np.repeat(np.repeat(colours, widths)[None, :], 9, axis=0).astype(np.uint8)
+        noisy = clean.copy()
+        noise = rng.random(clean.shape) < 0.15
+        noisy[noise] = rng.integers(1, 10, size=int(noise.sum()))
+        return (noisy.T.copy(), clean.T.copy()) if vertical else (noisy, clean)
+
+    train = [stripes(False), stripes(True), stripes(False)]
+    test = stripes(True)
+    assert np.array_equal(program_search.line_majority(test[0]), test[1])
+    right, result = solves(train, test)
+    assert right and result.programs[0][0] == "line_majority(grid)"
+
+
+def test_the_template_is_stamped_on_the_lone_cells_and_copied_onto_silhouettes():
+    rng = np.random.default_rng(4)
+
+    def example(kind: str) -> tuple[np.ndarray, np.ndarray]:
+        # a template of its own in each example: no stamp or cell rule learnt from the examples can draw the test's
+        template = np.array([[0, 2, 0], [2, 1, 2], [0, 3, 0]], np.uint8)
+        template[template != 0] = rng.choice([1, 2, 3, 4, 6, 7], size=5, replace=False)
+        grid = np.zeros((12, 12), np.uint8)
+        grid[0:3, 0:3] = template
+        out = grid.copy()
+        for r, c in ((5 + rng.integers(2), 5), (9 + rng.integers(2), 1), (2 + rng.integers(2), 9)):  # apart
+            if kind == "markers":
+                grid[r, c] = 5
+                window = out[r - 1:r + 2, c - 1:c + 2]
+                window[template != 0] = template[template != 0]
+            else:
+                grid[r - 1:r + 2, c - 1:c + 2] = 5
+                out[r - 1:r + 2, c - 1:c + 2] = template
+        return grid, out
+
+    for kind, step in (("markers", "stamp_at_markers"), ("silhouettes", "paint_silhouettes")):
+        examples = [example(kind) for _ in range(4)]
+        assert np.array_equal(getattr(program_search, step)(examples[0][0]), examples[0][1])
+        right, result = solves(examples[:3], examples[3])
+        assert right and result.programs[0][0] == f"{step}(grid)"
+    template = examples[0][1][:3, :3]
+    with pytest.raises(ValueError):
+        program_search.stamp_at_markers(np.pad(template, 2))  # no lone cell
+
+
+def test_regions_touching_a_colour_are_flooded_and_edge_pairs_are_joined():
+    grid = np.array([[0, 0, 5, 0, 0],
+                     [0, 1, 5, 0, 0],
+                     [5, 5, 5, 0, 0],
+                     [0, 0, 0, 5, 5],
+                     [0, 0, 0, 5, 0]], np.uint8)
+    flooded = program_search.flood_from(grid, 1)
+    assert (flooded[:2, :2] == 1).all() and (flooded[:2, 3:] == 0).all() and flooded[4, 4] == 0
+    edges = np.array([[3, 0, 0, 4],
+                      [2, 0, 1, 2],
+                      [0, 0, 0, 0],
+                      [3, 0, 0, 1]], np.uint8)
+    assert program_search.connect_edges(edges).tolist() == [[3, 0, 0, 0], [3, 2, 2, 2], [3, 0, 0, 0], [3, 0, 0, 0]]
+    with pytest.raises(ValueError):
+        program_search.connect_edges(np.eye(3, dtype=np.uint8))

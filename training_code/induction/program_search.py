@@ -75,7 +75,7 @@ log = logging.getLogger(__name__)
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 16
+SEARCH_VERSION = 17
 
 
 @dataclass(frozen=True)
@@ -777,13 +777,93 @@ def fill_most_common(grid: Grid) -> Grid:
     return np.full_like(grid, dsl.most_common_colour(grid))
 
 
-def connect_new(grid: Grid) -> Grid:
-    """Background cells between two cells of one colour in a row or column painted NEW."""
+def connect_new(grid: Grid, axes: tuple[int, ...] = (1, 0)) -> Grid:
+    """Background cells between two cells of one colour in a row (axis 1) or column (axis 0) painted NEW."""
     out = grid.copy()
-    for axis in (1, 0):
+    for axis in axes:
         marked = connect_same(grid, axis)
         out[(marked != grid) & (out == 0)] = NEW
     return out
+
+
+def _template(objs: list[Shape]) -> Shape:
+    """The one object of several colours among ``objs`` (the pattern the others receive)."""
+    return _only([o for o in objs if o.colours > 1], "object of several colours")
+
+
+def stamp_at_markers(grid: Grid) -> Grid:
+    """The one object of several colours stamped over every lone cell (an object of one cell), centred on
+    it; the template stays where it is."""
+    objs = shapes(grid, 8, True)
+    template = _template(objs)
+    markers = [o for o in objs if o.size == 1]
+    if not markers:
+        raise ValueError("no lone cell to stamp on")
+    patch = template.patch(grid)
+    h, w = patch.shape
+    out = grid.copy()
+    for marker in markers:
+        top, left = marker.top - (h - 1) // 2, marker.left - (w - 1) // 2
+        if top < 0 or left < 0 or top + h > grid.shape[0] or left + w > grid.shape[1]:
+            raise ValueError("a stamp leaves the grid")
+        out[marker.top, marker.left] = 0
+        window = out[top:top + h, left:left + w]
+        window[patch != 0] = patch[patch != 0]
+    return out
+
+
+def paint_silhouettes(grid: Grid) -> Grid:
+    """The one object of several colours copied onto every one-colour object whose box has its size (the
+    silhouette takes the pattern, cell for cell of the box)."""
+    objs = shapes(grid, 8, True)
+    template = _template(objs)
+    box = template.box_crop(grid)
+    out = grid.copy()
+    painted = 0
+    for obj in objs:
+        if obj is not template and obj.colours == 1 and (obj.bottom - obj.top, obj.right - obj.left) == box.shape:
+            out[obj.top:obj.bottom, obj.left:obj.right] = box
+            painted += 1
+    if not painted:
+        raise ValueError("no silhouette of the template's size")
+    return out
+
+
+def connect_edges(grid: Grid) -> Grid:
+    """Only the lines between cells of one colour that face each other on opposite edges: every row whose
+    first and last cells match, every column whose top and bottom cells match, on an empty grid."""
+    rows = (grid[:, 0] == grid[:, -1]) & (grid[:, 0] != 0)
+    cols = (grid[0] == grid[-1]) & (grid[0] != 0)
+    if not rows.any() and not cols.any():
+        raise ValueError("no pair of matching cells on opposite edges")
+    out = np.zeros_like(grid)
+    out[rows, :] = grid[rows, 0][:, None]
+    out[:, cols] = grid[0, cols][None, :]
+    return out
+
+
+def flood_from(grid: Grid, colour: int) -> Grid:
+    """Background regions (4-connected) that touch a cell of ``colour`` side by side take that colour."""
+    seeds = grid == colour
+    if not seeds.any():
+        raise ValueError(f"no cell of colour {colour}")
+    regions = label((grid == 0).astype(np.uint8), 4)
+    reached = np.unique(regions[dsl.neighbours(seeds, 4) & (regions >= 0)])
+    return np.where((regions >= 0) & np.isin(regions, reached), np.uint8(colour), grid).astype(np.uint8)
+
+
+def line_majority(grid: Grid) -> Grid:
+    """Every row painted its most common colour, or every column: whichever of the two keeps more cells as
+    they are (noisy stripes made clean)."""
+    best, kept = grid, -1
+    for axis in (1, 0):
+        g = grid if axis == 1 else grid.T
+        counts = np.stack([(g == c).sum(axis=1) for c in range(NUM_COLOURS)], axis=1)
+        if counts.max(axis=1).sum() > kept:
+            kept = int(counts.max(axis=1).sum())
+            out = np.repeat(counts.argmax(axis=1).astype(np.uint8)[:, None], g.shape[1], axis=1)
+            best = np.ascontiguousarray(out if axis == 1 else out.T)
+    return best
 
 
 # ---- shape steps: built for the sizes of one state and its outputs
@@ -1136,6 +1216,8 @@ def static_steps(facts: TaskFacts) -> list[Step]:
             steps.append(Step(f"remove_object({{}}, {args})", "objects",
                               lambda g, a=conn, b=multi, r=rule: remove_object(g, a, b, r)))
     steps.append(Step("remove_specks({})", "objects", remove_specks))
+    steps.append(Step("stamp_at_markers({})", "objects", stamp_at_markers))
+    steps.append(Step("paint_silhouettes({})", "objects", paint_silhouettes))
     steps.append(Step("keep_solid({})", "objects", keep_solid))
     for colour in facts.colours:
         if colour == 0:
@@ -1168,7 +1250,11 @@ def static_steps(facts: TaskFacts) -> list[Step]:
     steps += [Step("paint_border({})", "paint", paint_border),
               Step("paint_empty_lines({})", "paint", paint_empty_lines),
               Step("fill_most_common({})", "paint", fill_most_common),
-              Step("connect_new({})", "lines", connect_new)]
+              Step("connect_new({})", "lines", connect_new),
+              Step("connect_new({}, (1,))", "lines", lambda g: connect_new(g, (1,))),
+              Step("connect_edges({})", "lines", connect_edges),
+              Step("connect_new({}, (0,))", "lines", lambda g: connect_new(g, (0,))),
+              Step("line_majority({})", "paint", line_majority)]
     for direction in ("down", "up", "left", "right"):
         steps.append(Step(f"drop_objects({{}}, {direction!r})", "move", lambda g, d=direction: drop_objects(g, d)))
     for anchor in ("largest", "smallest"):
@@ -1182,6 +1268,8 @@ def static_steps(facts: TaskFacts) -> list[Step]:
             for conn in (8, 4):
                 steps.append(Step(f"paint_halo_of({{}}, {colour}, {conn})", "paint-from",
                                   lambda g, c=colour, n=conn: paint_halo_of(g, c, n)))
+    for colour in facts.common:
+        steps.append(Step(f"flood_from({{}}, {colour})", "paint-from", lambda g, c=colour: flood_from(g, c)))
     for how in ("h", "v", "hv", "d", "r4"):
         steps.append(Step(f"symmetrize({{}}, {how!r})", "symmetry", lambda g, m=how: symmetrize(g, m)))
     for how in ("h", "v", "hv", "r2", "r4"):
@@ -2370,11 +2458,12 @@ def colour_ranks(grid: Grid, by: str = "count") -> tuple[np.ndarray, np.ndarray]
 def ranked_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid], by: str = "count"
                 ) -> tuple[list[tuple[Grid, Grid]], list[Grid], list[np.ndarray]] | None:
     """The task with each pair's colours renamed by their rank in its input (``colour_ranks``), and the
-    renamings back for the test inputs; None when every input ranks its colours alike (the ranked task is
-    then the task itself under one renaming, which the search of its own colours covers)."""
+    renamings back for the test inputs; None when every input ranks its colours alike and the renaming keeps
+    0 (the ranked task is then the task itself under one renaming that the search of its own colours covers;
+    one that names another colour 0 makes it the background, which many steps take 0 for)."""
     grids = [np.asarray(i, dtype=np.uint8) for i, _ in train] + [np.asarray(g, dtype=np.uint8) for g in test_inputs]
     ranks = [colour_ranks(g, by) for g in grids]
-    if len({forward.tobytes() for forward, _ in ranks}) == 1:
+    if len({forward.tobytes() for forward, _ in ranks}) == 1 and ranks[0][0][0] == 0:
         return None
     pairs = [(forward[g], forward[np.asarray(o, dtype=np.uint8)])
              for (forward, _), g, (_, o) in zip(ranks, grids, train)]
