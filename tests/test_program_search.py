@@ -1308,3 +1308,25 @@ def test_regions_touching_a_colour_are_flooded_and_edge_pairs_are_joined():
     assert program_search.connect_edges(edges).tolist() == [[3, 0, 0, 0], [3, 2, 2, 2], [3, 0, 0, 0], [3, 0, 0, 0]]
     with pytest.raises(ValueError):
         program_search.connect_edges(np.eye(3, dtype=np.uint8))
+
+
+def test_a_pattern_is_mirrored_four_ways_around_an_anchor_block():
+    rng = np.random.default_rng(6)
+
+    def example() -> tuple[np.ndarray, np.ndarray]:
+        grid = np.zeros((14, 14), np.uint8)
+        r, c = rng.integers(4, 8, size=2)
+        grid[r:r + 2, c:c + 2] = 3  # the anchor, 2 x 2
+        quarter = (rng.random((3, 3)) < 0.5).astype(np.uint8) * 2
+        quarter[-1, -1] = 2
+        grid[r - 3:r, c - 3:c] = quarter  # touching the anchor's corner
+        out = grid.copy()
+        out[r - 3:r, c + 2:c + 5] = quarter[:, ::-1]
+        out[r + 2:r + 5, c - 3:c] = quarter[::-1]
+        out[r + 2:r + 5, c + 2:c + 5] = quarter[::-1, ::-1]
+        return grid, out
+
+    examples = [example() for _ in range(4)]
+    assert np.array_equal(program_search.symmetrize_around(examples[0][0], 3, "hv"), examples[0][1])
+    right, result = solves(examples[:3], examples[3])
+    assert right and result.programs[0][0] == "symmetrize_around(grid, 3, 'hv')"

@@ -521,13 +521,29 @@ def complete_symmetric(grid: Grid, how: str, paint: bool) -> Grid:
     image's colour (NEW with ``paint``): the symmetry's centre is found, not assumed to be the grid's
     (a mirror line ``h`` left-right or ``v`` top-bottom, both ``hv``, a half turn ``r2`` or the quarter
     turns ``r4``)."""
-    h, w = grid.shape
-    rows, cols = np.indices((h, w))
     if how in ("h", "v", "hv"):
         tc = int(_best_centre(grid, (1,))[0]) if "h" in how else 0
         tr = int(_best_centre(grid, (0,))[0]) if "v" in how else 0
     else:
         tr, tc = (int(x) for x in _best_centre(grid, (0, 1)))
+    return _mirror_fill(grid, how, tr, tc, paint)
+
+
+def symmetrize_around(grid: Grid, colour: int, how: str) -> Grid:
+    """The grid completed by a symmetry whose centre is the centre of the box of ``colour``'s cells (an
+    anchor the pattern is mirrored around), as ``complete_symmetric`` completes it."""
+    box = dsl.bbox(grid == colour)
+    if box is None:
+        raise ValueError(f"no cell of colour {colour}")
+    top, left, bottom, right = box
+    return _mirror_fill(grid, how, top + bottom - 1, left + right - 1, paint=False)
+
+
+def _mirror_fill(grid: Grid, how: str, tr: int, tc: int, paint: bool) -> Grid:
+    """Background cells take the colour of their image (NEW with ``paint``) under the symmetry ``how`` whose
+    row and column images are ``tr - row`` and ``tc - column``."""
+    h, w = grid.shape
+    rows, cols = np.indices((h, w))
     images = {"h": [(rows, tc - cols)], "v": [(tr - rows, cols)], "r2": [(tr - rows, tc - cols)]}
     images["hv"] = images["h"] + images["v"] + images["r2"]
     if how == "r4":
@@ -1270,6 +1286,9 @@ def static_steps(facts: TaskFacts) -> list[Step]:
                                   lambda g, c=colour, n=conn: paint_halo_of(g, c, n)))
     for colour in facts.common:
         steps.append(Step(f"flood_from({{}}, {colour})", "paint-from", lambda g, c=colour: flood_from(g, c)))
+        for how in ("h", "v", "hv", "r4"):
+            steps.append(Step(f"symmetrize_around({{}}, {colour}, {how!r})", "paint-from",
+                              lambda g, c=colour, m=how: symmetrize_around(g, c, m)))
     for how in ("h", "v", "hv", "d", "r4"):
         steps.append(Step(f"symmetrize({{}}, {how!r})", "symmetry", lambda g, m=how: symmetrize(g, m)))
     for how in ("h", "v", "hv", "r2", "r4"):
