@@ -1330,3 +1330,16 @@ def test_a_pattern_is_mirrored_four_ways_around_an_anchor_block():
     assert np.array_equal(program_search.symmetrize_around(examples[0][0], 3, "hv"), examples[0][1])
     right, result = solves(examples[:3], examples[3])
     assert right and result.programs[0][0] == "symmetrize_around(grid, 3, 'hv')"
+
+
+def test_line_ends_and_tails_are_extended_away_from_their_neighbour():
+    grid = np.zeros((7, 7), np.uint8)
+    grid[6, 1:3] = 4  # a short line: both ends go on along the row
+    grid[4:6, 4:6] = 2  # a block with a tail off its corner
+    grid[3, 3] = 2
+    out = program_search.extend_ends(grid)
+    assert out[6].tolist() == [4] * 7
+    assert [int(out[i, i]) for i in range(4)] == [2, 2, 2, 2] and (out[4:6, 4:6] == 2).all()
+    assert out[:6, 6].tolist() == [0] * 6 and out[3, :3].tolist() == [0] * 3  # the block sends nothing
+    with pytest.raises(ValueError):
+        program_search.extend_ends(np.eye(1, dtype=np.uint8))  # a lone cell is no line's end

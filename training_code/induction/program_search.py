@@ -845,6 +845,26 @@ def paint_silhouettes(grid: Grid) -> Grid:
     return out
 
 
+def extend_ends(grid: Grid) -> Grid:
+    """Every cell with exactly one neighbour of its colour (of 8: the end of a line, a tail off a block) draws
+    a ray of its colour away from that neighbour, over background, up to the next coloured cell or the edge."""
+    h, w = grid.shape
+    padded = np.pad(grid, 1)
+    offsets = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0)]
+    same = np.stack([(padded[1 + dr:1 + dr + h, 1 + dc:1 + dc + w] == grid) & (grid != 0) for dr, dc in offsets])
+    ends = np.argwhere(same.sum(axis=0) == 1)
+    if len(ends) == 0 or len(ends) > 40:
+        raise ValueError("no line end, or too many to draw from")
+    out = grid.copy()
+    for r, c in ends:
+        dr, dc = offsets[int(np.argmax(same[:, r, c]))]
+        rr, cc = r - dr, c - dc
+        while 0 <= rr < h and 0 <= cc < w and grid[rr, cc] == 0:
+            out[rr, cc] = grid[r, c]
+            rr, cc = rr - dr, cc - dc
+    return out
+
+
 def connect_edges(grid: Grid) -> Grid:
     """Only the lines between cells of one colour that face each other on opposite edges: every row whose
     first and last cells match, every column whose top and bottom cells match, on an empty grid."""
@@ -1269,6 +1289,7 @@ def static_steps(facts: TaskFacts) -> list[Step]:
               Step("connect_new({})", "lines", connect_new),
               Step("connect_new({}, (1,))", "lines", lambda g: connect_new(g, (1,))),
               Step("connect_edges({})", "lines", connect_edges),
+              Step("extend_ends({})", "lines", extend_ends),
               Step("connect_new({}, (0,))", "lines", lambda g: connect_new(g, (0,))),
               Step("line_majority({})", "paint", line_majority)]
     for direction in ("down", "up", "left", "right"):
