@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pipeline_data import FMT, task, tiny, write_set
 
-from training_code.arc_loader import ArcDataset, Example, Task
+from training_code.arc_loader import ArcDataset, Example, Key, Task, d8_keys
 from training_code.candidates import candidates_for, reply_room, scoring_keys
 from training_code.cli import with_options
 from training_code.evaluation import EvalConfig, prepare_session
@@ -39,3 +39,25 @@ def test_a_searched_grid_joins_the_candidates_with_its_identity_nll(tmp_path):
     assert len(found) == 1 and found[0].from_search and not found[0].from_program
     assert len(found[0].generation_nlls) == 1 and len(found[0].scoring_nlls) == 2
     assert all(len(c.scoring_nlls) == 2 for c in cands)
+
+
+def test_views_that_do_not_fit_the_context_are_left_out_and_the_others_decode(tmp_path):
+    rng = np.random.default_rng(2)
+    wide = [rng.integers(0, 3, size=(2, 12)).tolist() for _ in range(3)]  # turned upright, 12 rows: more tokens
+    challenge = {"train": [{"input": wide[0], "output": wide[1]}], "test": [{"input": wide[2]}]}
+    dataset = ArcDataset.from_kaggle(write_set(tmp_path, {"aaa": (challenge, [wide[0]])}))
+    t = dataset.tasks["aaa"]
+    config = with_options(EvalConfig(), decoder="greedy", views=8, scoring_views=8, ttt=False, program_samples=0)
+    session = prepare_session(config, tiny())
+
+    def tokens(key: Key) -> int:
+        return len(session.ids(dataset.render(key, session.fmt, with_reply=False).prompt))
+
+    upright, turned = d8_keys(Key("aaa", 0))[0], d8_keys(Key("aaa", 0))[1]  # identity, a quarter turn
+    assert tokens(turned) > tokens(upright)
+    session.max_tokens = tokens(upright) + reply_room(t, session.fmt)  # the upright views fit, the turned do not
+    searched = np.array(wide[0], dtype=np.uint8)
+    cands, per_view = candidates_for(dataset, t, 0, session, config, np.random.default_rng(0), float("inf"),
+                                     search_grids=[searched])
+    assert len(per_view) == 4  # the four views that keep the grid wide decoded; the others were left out
+    assert cands and all(0 < len(c.scoring_nlls) < 8 for c in cands)  # scored under the views that fit
