@@ -6,7 +6,7 @@ import numpy as np
 from pipeline_data import FMT, task, tiny, write_set
 
 from training_code.arc_loader import ArcDataset, Example, Key, Task, d8_keys
-from training_code.candidates import candidates_for, reply_room, scoring_keys
+from training_code.candidates import candidates_for, fit_key, model_reads, reply_room, scoring_keys
 from training_code.cli import with_options
 from training_code.evaluation import EvalConfig, prepare_session
 from training_code.inference_tools import MAX_REPLY_TOKENS
@@ -61,3 +61,23 @@ def test_views_that_do_not_fit_the_context_are_left_out_and_the_others_decode(tm
                                      search_grids=[searched])
     assert len(per_view) == 4  # the four views that keep the grid wide decoded; the others were left out
     assert cands and all(0 < len(c.scoring_nlls) < 8 for c in cands)  # scored under the views that fit
+
+
+def test_a_known_test_output_does_not_change_how_a_prompt_is_fitted(tmp_path):
+    rng = np.random.default_rng(9)
+    grids = [rng.integers(0, 3, size=(6, 6)).tolist() for _ in range(5)]
+    large = rng.integers(0, 3, size=(16, 16)).tolist()  # the answer: many tokens
+    challenge = {"train": [{"input": grids[0], "output": grids[1]}, {"input": grids[2], "output": grids[3]}],
+                 "test": [{"input": grids[4]}]}
+    challenges = write_set(tmp_path, {"aaa": (challenge, [large])})
+    known = ArcDataset.from_kaggle(challenges, tmp_path / "x_solutions.json")
+    unknown = ArcDataset.from_kaggle(challenges)
+    assert known.tasks["aaa"].test[0].output is not None and unknown.tasks["aaa"].test[0].output is None
+    config = with_options(EvalConfig(), ttt=False, program_samples=0)
+    session = prepare_session(config, tiny())
+    key = Key("aaa", 0)
+    prompt = len(session.ids(unknown.render(key, session.fmt, with_reply=False).prompt))
+    room = reply_room(known.tasks["aaa"], session.fmt)
+    session.max_tokens = prompt + room  # the prompt with both examples fits; with the answer added it would not
+    assert fit_key(known, key, session, room) == fit_key(unknown, key, session, room) == key
+    assert model_reads(known, known.tasks["aaa"], 0, session) == ""

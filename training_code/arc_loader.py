@@ -639,8 +639,9 @@ class ArcDataset:
 
     def fit_to_budget(self, fmt: TextFormatLike, max_tokens: int, count_tokens: Callable[[str], int],
                       prompt_version: str = "output-from-examples", min_examples: int = 1,
-                      ) -> tuple[ArcDataset, list[tuple[Key, int]]]:
-        """Drop training examples (the last shown first) until each key's text fits ``max_tokens``.
+                      with_reply: bool = True) -> tuple[ArcDataset, list[tuple[Key, int]]]:
+        """Drop training examples (the last shown first) until each key's text fits ``max_tokens``; the
+        prompt alone without ``with_reply`` (to answer a test input: its known output is no part of that).
 
         The dropped examples are recorded in the key's example order. Returns the fitted dataset and
         the keys that cannot fit even with ``min_examples`` examples, with their shortest length.
@@ -651,7 +652,8 @@ class ArcDataset:
             order = list(key.example_order if key.example_order is not None else range(n_train))
             candidate = key
             while True:
-                length = count_tokens(self.render(candidate, fmt, prompt_version).text)
+                rendered = self.render(candidate, fmt, prompt_version, with_reply=with_reply)
+                length = count_tokens(rendered.text if with_reply else rendered.prompt)
                 if length <= max_tokens:
                     fitted.append(candidate)
                     break

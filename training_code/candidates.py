@@ -96,9 +96,10 @@ def scoring_keys(task: Task, test_index: int, n: int, rng: np.random.Generator, 
 
 
 def fit_key(dataset: ArcDataset, key: Key, session: ModelSession, reply_room: int) -> Key:
-    """The key with training examples dropped until the prompt leaves ``reply_room`` tokens free."""
+    """The key with training examples dropped until the prompt leaves ``reply_room`` tokens free (the prompt
+    alone: a test output the dataset knows, from a solutions file, changes nothing)."""
     fitted, too_long = dataset.with_keys([key]).fit_to_budget(
-        session.fmt, session.max_tokens - reply_room, session.count_tokens)
+        session.fmt, session.max_tokens - reply_room, session.count_tokens, with_reply=False)
     if too_long:
         raise ArcDataError(f"view {key} needs {too_long[0][1]} tokens with one example and {reply_room} for the "
                            f"reply; the context is {session.max_tokens} tokens", task_id=key.task_id)
