@@ -6,7 +6,7 @@ import numpy as np
 from pipeline_data import FMT, task, tiny, write_set
 
 from training_code.arc_loader import ArcDataset, Example, Key, Task, d8_keys
-from training_code.candidates import candidates_for, fit_key, model_reads, reply_room, scoring_keys
+from training_code.candidates import candidates_for, fit_key, reply_room, scoring_keys, unreadable
 from training_code.cli import with_options
 from training_code.evaluation import EvalConfig, prepare_session
 from training_code.inference_tools import MAX_REPLY_TOKENS
@@ -80,4 +80,4 @@ def test_a_known_test_output_does_not_change_how_a_prompt_is_fitted(tmp_path):
     room = reply_room(known.tasks["aaa"], session.fmt)
     session.max_tokens = prompt + room  # the prompt with both examples fits; with the answer added it would not
     assert fit_key(known, key, session, room) == fit_key(unknown, key, session, room) == key
-    assert model_reads(known, known.tasks["aaa"], 0, session) == ""
+    assert unreadable(known, known.tasks["aaa"], 0, session) == ""

@@ -118,7 +118,7 @@ def fitting_keys(dataset: ArcDataset, keys: Sequence[Key], session: ModelSession
     return fitted
 
 
-def model_reads(dataset: ArcDataset, task: Task, test_index: int, session: ModelSession) -> str:
+def unreadable(dataset: ArcDataset, task: Task, test_index: int, session: ModelSession) -> str:
     """Why the model cannot answer a test input: its prompt as given, with one example, leaves no room for the
     reply in the context; "" when it can."""
     try:

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from . import model_tools
 from .arc_loader import ArcDataset, AugmentOptions, RunFiles, Task, submission_counts
-from .candidates import DecodingConfig, ScoringConfig, candidates_for, model_reads, unread_candidates
+from .candidates import DecodingConfig, ScoringConfig, candidates_for, unread_candidates, unreadable
 from .cli import options, save_config
 from .formats import FormatParseError, format_from_spec
 from .grids import ArcDataError, Grid, checked_grid, grid_to_list
@@ -226,7 +226,7 @@ def solve_task(dataset: ArcDataset, task_id: str, session: ModelSession, config:
     own_sandbox = sandbox is None and config.programs.samples > 0
     if own_sandbox:
         sandbox = Sandbox(timeout=config.programs.timeout)
-    unread = {i: why for i in range(len(task.test)) if (why := model_reads(dataset, task, i, session))}
+    unread = {i: why for i in range(len(task.test)) if (why := unreadable(dataset, task, i, session))}
     if unread:
         # the program search still answers them; training and decoding for no test input would be time lost
         log.warning("task %s: the model cannot read test input %s (%s); the program search answers %s alone", task_id,
