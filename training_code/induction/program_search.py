@@ -891,15 +891,13 @@ def flood_from(grid: Grid, colour: int) -> Grid:
 def line_majority(grid: Grid) -> Grid:
     """Every row painted its most common colour, or every column: whichever of the two keeps more cells as
     they are (noisy stripes made clean)."""
-    best, kept = grid, -1
+    made = []  # (cells kept, grid) for rows, then columns
     for axis in (1, 0):
         g = grid if axis == 1 else grid.T
         counts = np.stack([(g == c).sum(axis=1) for c in range(NUM_COLOURS)], axis=1)
-        if counts.max(axis=1).sum() > kept:
-            kept = int(counts.max(axis=1).sum())
-            out = np.repeat(counts.argmax(axis=1).astype(np.uint8)[:, None], g.shape[1], axis=1)
-            best = np.ascontiguousarray(out if axis == 1 else out.T)
-    return best
+        out = np.repeat(counts.argmax(axis=1).astype(np.uint8)[:, None], g.shape[1], axis=1)
+        made.append((int(counts.max(axis=1).sum()), np.ascontiguousarray(out if axis == 1 else out.T)))
+    return max(made, key=lambda m: m[0])[1]  # a tie: rows
 
 
 # ---- shape steps: built for the sizes of one state and its outputs
@@ -2503,7 +2501,8 @@ def ranked_task(train: Sequence[tuple[Grid, Grid]], test_inputs: Sequence[Grid],
     one that names another colour 0 makes it the background, which many steps take 0 for)."""
     grids = [np.asarray(i, dtype=np.uint8) for i, _ in train] + [np.asarray(g, dtype=np.uint8) for g in test_inputs]
     ranks = [colour_ranks(g, by) for g in grids]
-    if len({forward.tobytes() for forward, _ in ranks}) == 1 and ranks[0][0][0] == 0:
+    first, _ = ranks[0]
+    if len({forward.tobytes() for forward, _ in ranks}) == 1 and first[0] == 0:  # one renaming, and 0 stays 0
         return None
     pairs = [(forward[g], forward[np.asarray(o, dtype=np.uint8)])
              for (forward, _), g, (_, o) in zip(ranks, grids, train)]
