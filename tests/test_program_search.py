@@ -3,6 +3,7 @@ no program fits gives no candidates, and the same budget gives the same result."
 
 from __future__ import annotations
 
+import itertools
 import time
 import weakref
 from fractions import Fraction
@@ -293,6 +294,22 @@ def test_objects_move_towards_the_anchor_until_they_touch_it():
     expected[3, 2:4] = 2
     expected[1, 5] = 3
     assert np.array_equal(moved, expected)
+
+
+def test_objects_off_the_anchors_sides_move_along_its_diagonals():
+    grid = np.zeros((9, 9), np.uint8)
+    grid[3:5, 3:5] = 2  # the anchor
+    grid[8, 8] = 5  # on the anchor's diagonal: moves up and left until it touches the corner
+    grid[0, 4] = 5  # above it: moves straight down
+    moved = program_search.move_to_anchor(grid, "largest")
+    expected = np.zeros_like(grid)
+    expected[3:5, 3:5] = 2
+    expected[5, 5] = 5
+    expected[2, 4] = 5
+    assert np.array_equal(moved, expected)
+    grid[8, 8], grid[8, 6] = 0, 5  # off every diagonal: it would slide to the edge, not to the anchor
+    with pytest.raises(ValueError):
+        program_search.move_to_anchor(grid, "largest")
 
 
 def test_the_search_finds_objects_dropped_whole():
@@ -793,9 +810,102 @@ def test_lone_cells_shoot_lines_to_the_larger_object_they_face():
     assert np.array_equal(made, pair)
 
 
+def test_lone_cells_mark_the_cell_of_the_block_they_face():
+    grid = np.zeros((9, 9), np.uint8)
+    grid[3:6, 3:6] = 8
+    grid[4, 0], grid[5, 0] = 3, 4  # side by side but of different colours: each is a lone cell
+    grid[0, 3] = 6
+    grid[8, 8] = 1  # faces nothing
+    out = program_search.shoot_to_objects(grid, hit=True)
+    expected = grid.copy()
+    expected[4, 3], expected[5, 3], expected[3, 3] = 3, 4, 6
+    assert np.array_equal(out, expected)
+
+
+def test_cells_move_up_to_the_anchor_they_face():
+    grid = np.zeros((9, 9), np.uint8)
+    grid[4, 4] = 2  # the one cell of its colour: an anchor
+    grid[0, 4] = grid[4, 8] = grid[8, 4] = 3  # face it from above, the right and below
+    grid[1, 1] = 3  # faces nothing: stays
+    grid[4, 0] = grid[7, 7] = 5  # faces it from the left; a second 5 faces nothing
+    pulled = program_search.pull_to(grid, "single")
+    expected = np.zeros_like(grid)
+    expected[4, 4] = 2
+    expected[3, 4] = expected[4, 5] = expected[5, 4] = expected[1, 1] = 3
+    expected[4, 3] = expected[7, 7] = 5
+    assert np.array_equal(pulled, expected)
+    assert np.array_equal(program_search.pull_to(grid, 2), expected)  # the anchor named by its colour
+    with pytest.raises(ValueError):
+        program_search.pull_to(grid, 7)  # no anchor of that colour
+
+
+def test_the_rarest_colour_is_kept_and_its_surroundings_painted():
+    rng = np.random.default_rng(8)
+
+    def example() -> tuple[np.ndarray, np.ndarray]:
+        grid = np.zeros((10, 10), np.uint8)
+        colours = rng.choice(np.arange(1, 10), size=4, replace=False)
+        cells = rng.permutation(100)
+        grid.flat[cells[:18]] = np.repeat(colours[:3], 6)  # three colours of six cells each
+        r, c = rng.integers(1, 9, size=2)
+        grid[r - 1:r + 2, c - 1:c + 2] = 0
+        grid[r, c] = colours[3]  # one cell of a fourth colour, nothing around it
+        out = np.zeros_like(grid)
+        out[r - 1:r + 2, c - 1:c + 2] = 2
+        out[r, c] = colours[3]
+        return grid, out
+
+    examples = [example() for _ in range(4)]
+    right, result = solves(examples[:3], examples[3])
+    assert right and "keep_colour_rule(grid, 'least')" in result.programs[0][0]
+    with pytest.raises(ValueError):  # two colours tie for the rarest: no answer
+        program_search.keep_colour_rule(np.array([[1, 2, 0]], np.uint8), "least")
+
+
+def test_the_largest_empty_rectangle_is_the_one_an_exhaustive_count_finds():
+    rng = np.random.default_rng(9)
+
+    def largest(grid: np.ndarray) -> list[tuple[int, int, int, int]]:
+        h, w = grid.shape
+        best, found = 0, []
+        for top, bottom in itertools.combinations(range(h + 1), 2):
+            for left, right in itertools.combinations(range(w + 1), 2):
+                area = (bottom - top) * (right - left)
+                if bottom - top >= 2 and right - left >= 2 and area >= best and not grid[top:bottom, left:right].any():
+                    found = (found if area == best else []) + [(top, left, bottom, right)]
+                    best = area
+        return found
+
+    answered = 0
+    for _ in range(200):
+        grid = (rng.random(tuple(rng.integers(2, 10, size=2))) < rng.uniform(0.05, 0.5)).astype(np.uint8)
+        expected = largest(grid)
+        if len(expected) != 1:  # none, or a tie: no answer
+            with pytest.raises(ValueError):
+                program_search.fill_largest_empty(grid)
+            continue
+        top, left, bottom, right = expected[0]
+        painted = grid.copy()
+        painted[top:bottom, left:right] = program_search.NEW
+        assert np.array_equal(program_search.fill_largest_empty(grid), painted)
+        answered += 1
+    assert answered > 50
+
+
+def test_masks_of_rows_and_columns():
+    grid = np.zeros((4, 5), np.uint8)
+    grid[1, 1] = 3
+    new = program_search.NEW
+    rows = program_search.paint_mask(grid, "rows")
+    assert (rows[1] == [new, 3, new, new, new]).all() and not (rows[[0, 2, 3]] == new).any()
+    columns = program_search.paint_mask(grid, "columns")
+    assert (columns[:, 1] == [new, 3, new, new]).all() and (columns == new).sum() == 3
+
+
 def test_a_rule_about_colour_ranks_is_found_on_the_task_with_its_colours_named_by_rank():
-    """Each example keeps only its most common colour other than the background, in colours that change
-    from example to example: no colour map fits the task's own colours, one fits the ranked task."""
+    """Each example keeps only the cells of its most common colour other than the background, painted its
+    second most common colour, in colours that change from example to example: no colour map fits the
+    task's own colours, one fits the ranked task."""
     rng = np.random.default_rng(3)
 
     def example(colours):
@@ -804,7 +914,7 @@ def test_a_rule_about_colour_ranks_is_found_on_the_task_with_its_colours_named_b
         grid.flat[cells[:12]] = colours[0]  # the most common colour after the background
         grid.flat[cells[12:17]] = colours[1]
         grid.flat[cells[17:19]] = colours[2]
-        return grid, np.where(grid == colours[0], colours[0], 0).astype(np.uint8)
+        return grid, np.where(grid == colours[0], colours[1], 0).astype(np.uint8)
 
     train = [example(c) for c in ((3, 5, 1), (7, 2, 4), (1, 8, 6))]
     test_input, test_output = example((4, 9, 2))
@@ -1291,6 +1401,19 @@ def test_the_template_is_stamped_on_the_lone_cells_and_copied_onto_silhouettes()
     template = examples[0][1][:3, :3]
     with pytest.raises(ValueError):
         program_search.stamp_at_markers(np.pad(template, 2))  # no lone cell
+
+
+def test_a_template_touching_a_silhouette_corner_to_corner_is_copied_and_removed():
+    grid = np.zeros((8, 8), np.uint8)
+    grid[1:3, 1:3] = [[7, 6], [9, 4]]
+    grid[3:5, 3:5] = 8  # meets the template corner to corner: one object when corners join
+    grid[5:7, 6:8] = 8
+    with pytest.raises(ValueError):
+        program_search.paint_silhouettes(grid, keep=False)  # the template and a silhouette run together
+    out = program_search.paint_silhouettes(grid, keep=False, connectivity=4)
+    expected = np.zeros_like(grid)
+    expected[3:5, 3:5] = expected[5:7, 6:8] = [[7, 6], [9, 4]]
+    assert np.array_equal(out, expected)
 
 
 def test_regions_touching_a_colour_are_flooded_and_edge_pairs_are_joined():

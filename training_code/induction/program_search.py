@@ -75,7 +75,7 @@ log = logging.getLogger(__name__)
 Grid = np.ndarray
 NEW = NUM_COLOURS  # "a colour the examples decide": a colour map names it (never in a final grid)
 # Bumped when the steps or the fitters change, so that cached results of an older search are not reused.
-SEARCH_VERSION = 17
+SEARCH_VERSION = 18
 
 
 @dataclass(frozen=True)
@@ -348,7 +348,8 @@ def fill_holes(grid: Grid) -> Grid:
 
 
 def paint_mask(grid: Grid, which: str) -> Grid:
-    """Cells of the objects' outline, interior or surroundings painted NEW."""
+    """Cells of the objects' outline, interior or surroundings (all around, side by side, along the rows or
+    the columns that hold them) painted NEW."""
     fg = grid != 0
     if which == "outline":
         mask = dsl.outline(fg, 4)
@@ -358,6 +359,10 @@ def paint_mask(grid: Grid, which: str) -> Grid:
         mask = dsl.neighbours(fg, 8)
     elif which == "halo4":
         mask = dsl.neighbours(fg, 4)
+    elif which == "rows":  # every row that holds a coloured cell
+        mask = fg.any(axis=1, keepdims=True) & ~fg
+    elif which == "columns":
+        mask = fg.any(axis=0, keepdims=True) & ~fg
     else:
         raise ValueError(which)
     return np.where(mask, np.uint8(NEW), grid).astype(np.uint8)
@@ -452,11 +457,13 @@ def connect_same_diagonal(grid: Grid, anti: bool) -> Grid:
     return np.ascontiguousarray(out[:, ::-1] if anti else out)
 
 
-def shoot_to_objects(grid: Grid) -> Grid:
+def shoot_to_objects(grid: Grid, hit: bool = False) -> Grid:
     """Each lone cell (an object of one cell, on the most common colour as background) that faces a larger
-    object along its row or column draws a line in its colour up to that object."""
+    object along its row or column draws a line in its colour up to that object; with ``hit``, it paints
+    the object's cell it meets instead (a mark left where it lands; cells side by side of different colours
+    are lone cells too)."""
     bg = dsl.background(grid)
-    objects = label(grid, 8, True, bg)
+    objects = label(grid, 4, False, bg) if hit else label(grid, 8, True, bg)
     sizes = np.bincount(objects[objects >= 0].ravel(), minlength=grid.size)
     size = np.where(objects >= 0, sizes[np.maximum(objects, 0)], 0)
     lone, large = size == 1, size > 1
@@ -476,7 +483,10 @@ def shoot_to_objects(grid: Grid) -> Grid:
         rows, cols = np.nonzero(lo & (following < w) & (following > np.arange(w) + 1))
         for r, c in zip(rows.tolist(), cols.tolist()):
             if la[r, following[r, c]]:
-                o[r, c + 1:following[r, c]] = g[r, c]
+                if hit:
+                    o[r, following[r, c]] = g[r, c]
+                else:
+                    o[r, c + 1:following[r, c]] = g[r, c]
     return out
 
 
@@ -643,6 +653,18 @@ def crop_colour_rule(grid: Grid, rule: str) -> Grid:
     return crop_colour(grid, colour)
 
 
+def keep_colour_rule(grid: Grid, rule: str) -> Grid:
+    """Only the cells of the least (or most) common colour other than the background; a tie is no answer."""
+    counts = dsl.colour_counts(grid, exclude=[0])
+    if not counts:
+        raise ValueError("no colour")
+    best = (min if rule == "least" else max)(counts.values())
+    picked = [c for c, n in counts.items() if n == best]
+    if len(picked) != 1:
+        raise ValueError(f"{len(picked)} colours are the {rule} common")
+    return np.where(grid == picked[0], grid, 0).astype(np.uint8)
+
+
 def swap_background(grid: Grid) -> Grid:
     """The most common colour and 0 swapped, so that the object steps see the background as 0."""
     bg = dsl.most_common_colour(grid)
@@ -681,9 +703,9 @@ _LEADING_EDGE = {"down": lambda o: -o.bottom, "up": lambda o: o.top, "right": la
                  "left": lambda o: o.left}
 
 
-def _slide(grid: Grid, obj: Shape, dr: int, dc: int, out: Grid, resting: np.ndarray) -> None:
+def _slide(grid: Grid, obj: Shape, dr: int, dc: int, out: Grid, resting: np.ndarray) -> bool:
     """Move the object step by step along (dr, dc) until its next step would leave the grid or land on a
-    cell at rest; draw it there in ``out`` and mark its cells at rest."""
+    cell at rest; draw it there in ``out`` and mark its cells at rest. True when a cell at rest stopped it."""
     h, w = grid.shape
     rows, cols = np.nonzero(obj.mask)
     ks = np.arange(1, max(h, w) + 1)
@@ -692,8 +714,10 @@ def _slide(grid: Grid, obj: Shape, dr: int, dc: int, out: Grid, resting: np.ndar
     blocked = ~inside
     blocked[inside] = resting[r[inside], c[inside]]
     k = int(blocked.argmax(axis=1).min())  # steps taken before the first cell is blocked
+    stopped = bool((inside[:, k] & blocked[:, k]).any()) if k < len(ks) else False
     out[rows + k * dr, cols + k * dc] = grid[rows, cols]
     resting[rows + k * dr, cols + k * dc] = True
+    return stopped
 
 
 def drop_objects(grid: Grid, direction: str) -> Grid:
@@ -712,7 +736,8 @@ def drop_objects(grid: Grid, direction: str) -> Grid:
 
 def move_to_anchor(grid: Grid, anchor: str) -> Grid:
     """The object ``anchor`` picks (largest or smallest) stays; every other object slides straight
-    towards it (up, down, left or right: the side where their boxes face each other) until it touches it."""
+    towards it (up, down, left or right: the side where their boxes face each other; diagonally when they
+    face no side) until it touches it."""
     objs = shapes(grid, 8, True)
     if len(objs) < 2 or len(objs) > MAX_MOVING:
         raise ValueError("fewer than two objects, or too many to move")
@@ -727,7 +752,10 @@ def move_to_anchor(grid: Grid, anchor: str) -> Grid:
         elif obj.bottom > still.top and obj.top < still.bottom:
             dr, dc = (0, 1) if obj.right <= still.left else (0, -1)
         else:
-            raise ValueError("an object that does not face the anchor")
+            dr, dc = (1 if obj.bottom <= still.top else -1), (1 if obj.right <= still.left else -1)
+            if not _slide(grid, obj, dr, dc, out, resting):
+                raise ValueError("an object off the anchor's diagonals")
+            continue
         _slide(grid, obj, dr, dc, out, resting)
     return out
 
@@ -828,13 +856,14 @@ def stamp_at_markers(grid: Grid) -> Grid:
     return out
 
 
-def paint_silhouettes(grid: Grid) -> Grid:
+def paint_silhouettes(grid: Grid, keep: bool = True, connectivity: int = 8) -> Grid:
     """The one object of several colours copied onto every one-colour object whose box has its size (the
-    silhouette takes the pattern, cell for cell of the box)."""
-    objs = shapes(grid, 8, True)
+    silhouette takes the pattern, cell for cell of the box); without ``keep``, the template is removed.
+    Objects are cells joined side by side or also corner to corner (``connectivity`` 4 or 8)."""
+    objs = shapes(grid, connectivity, True)
     template = _template(objs)
     box = template.box_crop(grid)
-    out = grid.copy()
+    out = grid.copy() if keep else np.where(template.mask, 0, grid).astype(np.uint8)
     painted = 0
     for obj in objs:
         if obj is not template and obj.colours == 1 and (obj.bottom - obj.top, obj.right - obj.left) == box.shape:
@@ -886,6 +915,76 @@ def flood_from(grid: Grid, colour: int) -> Grid:
     regions = label((grid == 0).astype(np.uint8), 4)
     reached = np.unique(regions[dsl.neighbours(seeds, 4) & (regions >= 0)])
     return np.where((regions >= 0) & np.isin(regions, reached), np.uint8(colour), grid).astype(np.uint8)
+
+
+def pull_to(grid: Grid, colour: int | str) -> Grid:
+    """Every other coloured cell that faces an anchor along its row or column, with background between,
+    moves up to it (to the cell next to it); cells that face none stay. The anchors are the cells of
+    ``colour``, or with "single" the cells whose colour no other cell has. Cells move one by one, in reading
+    order, each seeing the grid as the earlier ones left it."""
+    if colour == "single":
+        values, counts = np.unique(grid[grid != 0], return_counts=True)
+        anchors = np.isin(grid, values[counts == 1]) & (grid != 0)
+    else:
+        anchors = grid == colour
+    movers = np.argwhere((grid != 0) & ~anchors)
+    if not anchors.any() or len(movers) == 0 or len(movers) > 40:
+        raise ValueError(f"no anchor ({colour}), or no other cells (or too many) to move")
+    anchors = anchors.copy()
+    out = grid.copy()
+    h, w = grid.shape
+    moved = 0
+    for r, c in movers.tolist():
+        for dr, dc in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+            rr, cc = r + dr, c + dc
+            while 0 <= rr < h and 0 <= cc < w and out[rr, cc] == 0:
+                rr, cc = rr + dr, cc + dc
+            if 0 <= rr < h and 0 <= cc < w and anchors[rr, cc] and (rr - dr, cc - dc) != (r, c):
+                out[rr - dr, cc - dc], out[r, c] = out[r, c], 0
+                moved += 1
+                break
+    if not moved:
+        raise ValueError(f"no cell faces an anchor ({colour})")
+    return out
+
+
+def fill_largest_empty(grid: Grid) -> Grid:
+    """The largest rectangle of background cells, both sides at least 2, painted NEW; two of the largest
+    area are no answer."""
+    h, w = grid.shape
+    # the height of the run of background cells ending at each cell, down each column (plain ints: fast to index)
+    runs = np.zeros((h, w), dtype=np.int64)
+    empty = grid == 0
+    runs[0] = empty[0]
+    for r in range(1, h):
+        runs[r] = np.where(empty[r], runs[r - 1] + 1, 0)
+    best, found = 0, []
+    for r, row in enumerate(runs.tolist()):
+        heights = row + [0]  # a sentinel column of height 0 closes every bar at the end
+        stack: list[int] = []  # columns of rising bar heights
+        for c in range(w + 1):
+            while stack and heights[stack[-1]] >= heights[c]:
+                top = stack.pop()
+                height = heights[top]
+                left = stack[-1] + 1 if stack else 0
+                # the rectangle as tall as the bar over columns left..c-1: the largest rectangle cannot grow
+                # any way, so it is one of these (a bar cut short by an equal one is smaller than the last)
+                area = height * (c - left)
+                if height >= 2 and c - left >= 2 and area >= best:
+                    box = (r - height + 1, left, r + 1, c)
+                    if area > best:
+                        best, found = area, [box]
+                    elif box not in found:
+                        found.append(box)
+            stack.append(c)
+    if not found:
+        raise ValueError("no empty rectangle of 2 x 2 or more")
+    if len(found) > 1:
+        raise ValueError(f"{len(found)} empty rectangles of the largest area")
+    top, left, bottom, right = found[0]
+    out = grid.copy()
+    out[top:bottom, left:right] = NEW
+    return out
 
 
 def line_majority(grid: Grid) -> Grid:
@@ -1242,6 +1341,8 @@ def static_steps(facts: TaskFacts) -> list[Step]:
             args = f"{conn}, {multi}, {rule!r}"
             steps.append(Step(f"crop_object({{}}, {args})", "crop",
                               lambda g, a=conn, b=multi, r=rule: crop_object(g, a, b, r)))
+    for rule in ("least", "most"):
+        steps.append(Step(f"keep_colour_rule({{}}, {rule!r})", "objects", lambda g, r=rule: keep_colour_rule(g, r)))
     for conn, multi in ((8, True), (4, False)):
         for rule in ("largest", "smallest", "unique-colour" if not multi else "most-colours", "unique-shape"):
             args = f"{conn}, {multi}, {rule!r}"
@@ -1252,6 +1353,9 @@ def static_steps(facts: TaskFacts) -> list[Step]:
     steps.append(Step("remove_specks({})", "objects", remove_specks))
     steps.append(Step("stamp_at_markers({})", "objects", stamp_at_markers))
     steps.append(Step("paint_silhouettes({})", "objects", paint_silhouettes))
+    for keep in (True, False):
+        steps.append(Step(f"paint_silhouettes({{}}, keep={keep}, connectivity=4)", "objects",
+                          lambda g, k=keep: paint_silhouettes(g, keep=k, connectivity=4)))
     steps.append(Step("keep_solid({})", "objects", keep_solid))
     for colour in facts.colours:
         if colour == 0:
@@ -1289,14 +1393,15 @@ def static_steps(facts: TaskFacts) -> list[Step]:
               Step("connect_edges({})", "lines", connect_edges),
               Step("extend_ends({})", "lines", extend_ends),
               Step("connect_new({}, (0,))", "lines", lambda g: connect_new(g, (0,))),
-              Step("line_majority({})", "paint", line_majority)]
+              Step("line_majority({})", "paint", line_majority),
+              Step("fill_largest_empty({})", "paint", fill_largest_empty)]
     for direction in ("down", "up", "left", "right"):
         steps.append(Step(f"drop_objects({{}}, {direction!r})", "move", lambda g, d=direction: drop_objects(g, d)))
     for anchor in ("largest", "smallest"):
         steps.append(Step(f"move_to_anchor({{}}, {anchor!r})", "move", lambda g, a=anchor: move_to_anchor(g, a)))
     for direction in ("down", "up", "left", "right"):
         steps.append(Step(f"shift_by_one({{}}, {direction!r})", "shift", lambda g, d=direction: shift_by_one(g, d)))
-    for which in ("outline", "interior", "halo", "halo4"):
+    for which in ("outline", "interior", "halo", "halo4", "rows", "columns"):
         steps.append(Step(f"paint_mask({{}}, {which!r})", "paint", lambda g, w=which: paint_mask(g, w)))
     if len([c for c in facts.colours if c != 0]) > 1:  # with one colour, its halo is paint_mask's
         for colour in facts.common:
@@ -1305,9 +1410,11 @@ def static_steps(facts: TaskFacts) -> list[Step]:
                                   lambda g, c=colour, n=conn: paint_halo_of(g, c, n)))
     for colour in facts.common:
         steps.append(Step(f"flood_from({{}}, {colour})", "paint-from", lambda g, c=colour: flood_from(g, c)))
+        steps.append(Step(f"pull_to({{}}, {colour})", "paint-from", lambda g, c=colour: pull_to(g, c)))
         for how in ("h", "v", "hv", "r4"):
             steps.append(Step(f"symmetrize_around({{}}, {colour}, {how!r})", "paint-from",
                               lambda g, c=colour, m=how: symmetrize_around(g, c, m)))
+    steps.append(Step("pull_to({}, 'single')", "paint-from", lambda g: pull_to(g, "single")))
     for how in ("h", "v", "hv", "d", "r4"):
         steps.append(Step(f"symmetrize({{}}, {how!r})", "symmetry", lambda g, m=how: symmetrize(g, m)))
     for how in ("h", "v", "hv", "r2", "r4"):
@@ -1327,6 +1434,7 @@ def static_steps(facts: TaskFacts) -> list[Step]:
               Step("connect_same_diagonal({}, False)", "lines", lambda g: connect_same_diagonal(g, False)),
               Step("connect_same_diagonal({}, True)", "lines", lambda g: connect_same_diagonal(g, True)),
               Step("shoot_to_objects({})", "lines", shoot_to_objects),
+              Step("shoot_to_objects({}, hit=True)", "lines", lambda g: shoot_to_objects(g, hit=True)),
               Step("dedupe({})", "dedupe", dsl.dedupe)]
     return steps
 
