@@ -930,7 +930,6 @@ def pull_to(grid: Grid, colour: int | str) -> Grid:
     movers = np.argwhere((grid != 0) & ~anchors)
     if not anchors.any() or len(movers) == 0 or len(movers) > 40:
         raise ValueError(f"no anchor ({colour}), or no other cells (or too many) to move")
-    anchors = anchors.copy()
     out = grid.copy()
     h, w = grid.shape
     moved = 0
