@@ -714,7 +714,7 @@ def _slide(grid: Grid, obj: Shape, dr: int, dc: int, out: Grid, resting: np.ndar
     blocked = ~inside
     blocked[inside] = resting[r[inside], c[inside]]
     k = int(blocked.argmax(axis=1).min())  # steps taken before the first cell is blocked
-    stopped = bool((inside[:, k] & blocked[:, k]).any()) if k < len(ks) else False
+    stopped = bool((inside[:, k] & blocked[:, k]).any())  # every path leaves the grid within len(ks) steps
     out[rows + k * dr, cols + k * dc] = grid[rows, cols]
     resting[rows + k * dr, cols + k * dc] = True
     return stopped
