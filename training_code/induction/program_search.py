@@ -924,7 +924,7 @@ def pull_to(grid: Grid, colour: int | str) -> Grid:
     order, each seeing the grid as the earlier ones left it."""
     if colour == "single":
         values, counts = np.unique(grid[grid != 0], return_counts=True)
-        anchors = np.isin(grid, values[counts == 1]) & (grid != 0)
+        anchors = np.isin(grid, values[counts == 1])  # the values are of coloured cells only
     else:
         anchors = grid == colour
     movers = np.argwhere((grid != 0) & ~anchors)
@@ -967,14 +967,12 @@ def fill_largest_empty(grid: Grid) -> Grid:
                 height = heights[top]
                 left = stack[-1] + 1 if stack else 0
                 # the rectangle as tall as the bar over columns left..c-1: the largest rectangle cannot grow
-                # any way, so it is one of these (a bar cut short by an equal one is smaller than the last)
+                # any way, so it is one of these, and met once (a bar cut short by an equal one is narrower)
                 area = height * (c - left)
                 if height >= 2 and c - left >= 2 and area >= best:
                     box = (r - height + 1, left, r + 1, c)
-                    if area > best:
-                        best, found = area, [box]
-                    elif box not in found:
-                        found.append(box)
+                    found = found + [box] if area == best else [box]
+                    best = area
             stack.append(c)
     if not found:
         raise ValueError("no empty rectangle of 2 x 2 or more")
