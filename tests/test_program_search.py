@@ -3,7 +3,9 @@ no program fits gives no candidates, and the same budget gives the same result."
 
 from __future__ import annotations
 
+import gc
 import itertools
+import sys
 import time
 import weakref
 from fractions import Fraction
@@ -155,17 +157,35 @@ def test_a_slow_step_is_cut_off_and_the_search_goes_on(monkeypatch):
     assert result.steps_cut >= 1  # the slow step, cut on the root state
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the first ring, lost
-def test_a_step_is_cut_when_the_first_ring_falls_in_a_weakref_callback(monkeypatch):
+def _sleep_in_a_weakref_callback() -> None:
     class Box:
         pass
 
+    box = Box()
+    watch = weakref.ref(box, lambda _: time.sleep(0.3))  # noqa: F841 - its callback runs at the del
+    del box
+
+
+def _sleep_in_a_gc_callback() -> None:
+    def sleepy(phase, _info):
+        if phase == "start":
+            time.sleep(0.3)
+
+    gc.callbacks.append(sleepy)
+    try:
+        gc.collect()
+    finally:
+        gc.callbacks.remove(sleepy)
+
+
+@pytest.mark.parametrize("callback", [_sleep_in_a_weakref_callback, _sleep_in_a_gc_callback])
+def test_a_step_is_cut_when_the_first_ring_falls_in_a_callback(monkeypatch, callback):
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda report: reported.append(report.exc_type))
     finished = []
 
     def slow(grid):
-        box = Box()
-        watch = weakref.ref(box, lambda _: time.sleep(0.3))  # noqa: F841 - its callback runs at the del
-        del box  # the step timer rings while the callback sleeps: Python reports that StepTimeout as unraisable
+        callback()  # the step timer rings while the callback sleeps: Python cannot raise that StepTimeout
         end = time.monotonic() + 3.0
         while time.monotonic() < end:
             pass
@@ -177,6 +197,35 @@ def test_a_step_is_cut_when_the_first_ring_falls_in_a_weakref_callback(monkeypat
     right, result = solves(train, test, SearchConfig(seconds=30, step_seconds=0.05, max_depth=1, cpu_time=True))
     assert right and result.steps_cut >= 1
     assert finished == []  # a later ring cut the loop
+    assert reported == []  # and the lost one was not reported as an error
+
+
+def test_a_ring_never_breaks_into_the_report_of_another_lost_exception(monkeypatch):
+    reported = []
+
+    def slow_hook(report):
+        time.sleep(0.3)  # several rings fall due while a report is written
+        reported.append(report.exc_type)
+
+    monkeypatch.setattr(sys, "unraisablehook", slow_hook)
+
+    class Loud:
+        def __del__(self):
+            raise ValueError("lost in a __del__")
+
+    def slow(grid):
+        Loud()
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            pass
+        return grid
+
+    with_extra_steps(monkeypatch, [Step("slow({})", "slow", slow)])
+    train, test = pairs(lambda g: dsl.rotate(g, 2))
+    right, result = solves(train, test, SearchConfig(seconds=30, step_seconds=0.05, max_depth=1, cpu_time=True))
+    assert right and result.steps_cut >= 1
+    assert reported and set(reported) == {ValueError}  # each report written whole, no StepTimeout among them
+    assert sys.unraisablehook is slow_hook  # the search's own hook is gone
 
 
 def test_raising_and_oversized_steps_are_dropped(monkeypatch):

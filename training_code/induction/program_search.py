@@ -55,6 +55,7 @@ import functools
 import hashlib
 import logging
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -62,6 +63,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -2400,20 +2402,37 @@ class Layers:
 
 
 # How often a rung alarm rings again until its StepTimeout lands in the step: one raised while Python runs
-# a weakref callback or a __del__ is reported as unraisable and lost, and the step would run on
+# a weakref callback, a __del__ or a garbage-collector callback is reported as unraisable and lost, and the
+# step would run on
 ALARM_REPEAT_SECONDS = 0.02
 
 
 @dataclass
 class _Alarm:
     """The step timer of the main thread: ``arm`` starts it for one step, ``disarm`` stops it. While armed,
-    it raises StepTimeout after ``seconds`` and again every ALARM_REPEAT_SECONDS until disarmed."""
+    it raises StepTimeout after ``seconds`` and again every ALARM_REPEAT_SECONDS until disarmed, except
+    while another unraisable exception is being reported (``muted``)."""
     seconds: float
     armed: bool = False
+    muted: bool = False
 
     def ring(self, _signum, _frame) -> None:
-        if self.armed:  # a ring already on its way when the step ended is dropped
+        if self.armed and not self.muted:  # a ring already on its way when the step ended is dropped
             raise StepTimeout
+
+    def unraisable_hook(self, previous: Callable[[Any], object]) -> Callable[[Any], None]:
+        """A sys.unraisablehook that drops the StepTimeouts lost in callbacks (a later ring cuts the step)
+        and hands every other report to ``previous`` with the alarm muted, so that no ring breaks into
+        the report itself."""
+        def hook(report: Any) -> None:
+            if isinstance(report.exc_value, StepTimeout):
+                return
+            self.muted = True
+            try:
+                previous(report)
+            finally:
+                self.muted = False
+        return hook
 
     def arm(self) -> None:
         self.armed = True
@@ -2442,12 +2461,15 @@ def step_alarm(seconds: float) -> Iterator[_Alarm | _NoAlarm]:
         yield _NoAlarm()
         return
     alarm = _Alarm(seconds)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = alarm.unraisable_hook(previous_hook)
     previous = signal.signal(signal.SIGALRM, alarm.ring)
     try:
         yield alarm
     finally:
         alarm.disarm()
         signal.signal(signal.SIGALRM, previous)
+        sys.unraisablehook = previous_hook
 
 
 def _state_key(grids: Sequence[Grid]) -> bytes:
