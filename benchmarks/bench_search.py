@@ -18,6 +18,11 @@ all. The search runs in this process, one task after another (one core); a recor
 written as it goes, so a run cut short keeps what it measured. On the training split the tasks that
 have a verified program (``training_code.induction.programs``) are counted apart: how many of them the search
 finds on its own.
+
+``--split`` takes ARC-AGI-1's ``training`` and ``evaluation`` and two sets of ARC-AGI-2:
+``arc-agi-2-evaluation`` (its 120 evaluation tasks) and ``arc-agi-2-new``, the ARC-AGI-2 training tasks
+that share no grid with any ARC-AGI-1 task (232 of its 1,000; the rest are ARC-AGI-1 tasks again, some
+under other ids). Nothing of the search was read off either, so both measure it on tasks it has not seen.
 """
 
 from __future__ import annotations
@@ -37,12 +42,32 @@ from pathlib import Path
 
 import numpy as np
 
-from training_code.arc_loader import ArcDataset
+from training_code.arc_loader import ArcDataset, dataset_grids
 from training_code.cli import OptionError
 from training_code.formats import format_from_spec
 from training_code.induction.program_search import SEARCH_VERSION, SearchConfig, search_task
 from training_code.induction.programs.arc1_training import PROGRAMS
 from training_code.task_choice import check_task_spec, is_count, select_tasks
+
+# --split: the challenges file of each set (its solutions file lies beside it)
+SPLITS = {
+    "training": Path("input/arc-agi_training_challenges.json"),
+    "evaluation": Path("input/arc-agi_evaluation_challenges.json"),
+    "arc-agi-2-evaluation": Path("input/arc-agi-2_evaluation_challenges.json"),
+    "arc-agi-2-new": Path("input/arc-agi-2_training_challenges.json"),  # less the tasks of ARC-AGI-1
+}
+
+
+def load_split(split: str) -> ArcDataset:
+    """The tasks of a ``--split`` with their solutions; for ``arc-agi-2-new`` the ARC-AGI-2 training tasks
+    without any grid of an ARC-AGI-1 training or evaluation task."""
+    challenges = SPLITS[split]
+    dataset = ArcDataset.from_kaggle(challenges, challenges.with_name(challenges.name.replace("challenges",
+                                                                                              "solutions")))
+    if split == "arc-agi-2-new":
+        arc1 = dataset_grids(load_split("training"), load_split("evaluation"))
+        dataset = dataset.without(dataset.sharing_grids(arc1))
+    return dataset
 
 
 def chosen_tasks(dataset: ArcDataset, tasks: str) -> list[str]:
@@ -93,8 +118,7 @@ def measure(split: str, seconds: float, tasks: str, max_depth: int, out: Path, s
             max_steps: int = 0, done: Sequence[dict] = ()) -> dict:
     """Search each chosen task and write the records to ``out`` as it goes; ``done``: records of an earlier
     part of the same run (``done_records``), kept as they are."""
-    challenges = Path(f"input/arc-agi_{split}_challenges.json")
-    dataset = ArcDataset.from_kaggle(challenges, challenges.with_name(f"arc-agi_{split}_solutions.json"))
+    dataset = load_split(split)
     tasks_option = tasks
     task_ids = chosen_tasks(dataset, tasks)
     if sample:  # a seeded random sample of the rest: an unbiased estimate for the whole split
@@ -204,7 +228,9 @@ def diff(old: Path, new: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", default="evaluation", choices=["training", "evaluation"])
+    parser.add_argument("--split", default="evaluation", choices=list(SPLITS),
+                        help="ARC-AGI-1's training or evaluation tasks, ARC-AGI-2's evaluation tasks, or its "
+                             "training tasks that are not ARC-AGI-1 tasks (default: evaluation)")
     parser.add_argument("--seconds", type=float, default=1.0, help="search time per task (default: 1)")
     parser.add_argument("--tasks", default="", help="N: the N shortest tasks (the evaluation's rule); every:K: every "
                         "K-th task by id; 'verified': the training tasks with a verified program; '' (default): all")
@@ -244,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--seconds must be > 0, got {args.seconds}")
     if args.tasks.strip() != "verified":
         try:
-            check_task_spec(args.tasks, Path(f"input/arc-agi_{args.split}_challenges.json"))
+            check_task_spec(args.tasks, SPLITS[args.split])
         except OptionError as e:
             parser.error(str(e))
     if args.max_steps < 0:

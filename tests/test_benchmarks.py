@@ -23,7 +23,7 @@ from benchmarks import (
     bench_training,
 )
 from training_code import model_tools
-from training_code.arc_loader import ArcDataset
+from training_code.arc_loader import ArcDataset, dataset_grids
 from training_code.cli import options, with_options
 from training_code.selection import AGGREGATIONS
 
@@ -318,6 +318,19 @@ def test_search_benchmark_writes_a_record_per_task_and_plots_them(tmp_path):
     png = tmp_path / "search.png"
     assert bench_search.main(["--plot", str(out), "--png", str(png)]) == 0
     assert png.stat().st_size > 0
+
+
+def test_search_benchmark_measures_arc_agi_2_without_its_arc_agi_1_tasks(tmp_path):
+    new = bench_search.load_split("arc-agi-2-new")
+    arc1 = dataset_grids(bench_search.load_split("training"), bench_search.load_split("evaluation"))
+    assert len(bench_search.load_split("arc-agi-2-evaluation").tasks) == 120
+    assert 0 < len(new.tasks) < 1000 and not new.sharing_grids(arc1)
+    assert all(e.output is not None for task in new.tasks.values() for e in task.test)  # solutions loaded
+    out = tmp_path / "search.json"
+    assert bench_search.main(["--split", "arc-agi-2-new", "--tasks", "every:100", "--seconds", "0.2",
+                              "--max-depth", "1", "--out", str(out)]) == 0
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["split"] == "arc-agi-2-new" and summary["tasks"] == len(sorted(new.tasks)[::100])
 
 
 def test_search_benchmark_leaves_no_shortest_tasks_out_of_a_sample_at_count_0():
