@@ -184,7 +184,8 @@ def plot(paths: list[Path], png: Path) -> None:
 
     runs = [json.loads(p.read_text()) for p in paths]
     fig, (left, right) = plt.subplots(1, 2, figsize=(max(14, 7 + 1.1 * len(paths)), 5.5))
-    labels = [f"{r['summary']['split']}\nv{r['summary'].get('search_version', 1)}, "
+    names = {"arc-agi-2-evaluation": "ARC-AGI-2\nevaluation", "arc-agi-2-new": "ARC-AGI-2\nnew training"}
+    labels = [f"{names.get(r['summary']['split'], r['summary']['split'])}\nv{r['summary'].get('search_version', 1)}, "
               f"{r['summary']['seconds_per_task']:g} s\n{r['summary']['tasks']} tasks" for r in runs]
     bottom = np.zeros(len(runs))
     depths = sorted({d for r in runs for d in r["summary"]["solved_by_depth"]}, key=lambda d: (len(d), d))
