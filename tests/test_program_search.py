@@ -13,19 +13,11 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from training_code.induction import dsl, program_search
-from training_code.induction.program_search import (
-    NEW,
-    RANKED_SHARE,
-    SearchConfig,
-    Step,
-    apply_colour_map,
-    colour_ranks,
-    label,
-    learn_colour_map,
-    ranked_task,
-    search_task,
-)
+from training_code.induction import dsl, program_search, search_fitters, search_steps
+from training_code.induction.dsl import label
+from training_code.induction.program_search import RANKED_SHARE, SearchConfig, colour_ranks, ranked_task, search_task
+from training_code.induction.search_fitters import apply_colour_map, learn_colour_map
+from training_code.induction.search_steps import NEW, Step
 
 
 def pairs(transform, seed: int = 0, n: int = 4, shape=(5, 6), colours: int = 4, sparse: bool = False):
@@ -321,14 +313,14 @@ def test_objects_drop_whole_until_they_rest_on_another():
     grid = np.zeros((6, 5), np.uint8)
     t_shape(grid, 0, 0, 3)  # a T: cell by cell gravity would break it
     grid[3, 1] = 4
-    dropped = program_search.drop_objects(grid, "down")
+    dropped = search_steps.drop_objects(grid, "down")
     expected = np.zeros_like(grid)
     expected[5, 1] = 4
     t_shape(expected, 3, 0, 3)
     assert np.array_equal(dropped, expected)
     risen = grid.copy()
     risen[3, 1], risen[2, 1] = 0, 4  # the T is at rest already; the cell rises until it meets it
-    assert np.array_equal(program_search.drop_objects(grid, "up"), risen)
+    assert np.array_equal(search_steps.drop_objects(grid, "up"), risen)
     assert not np.array_equal(dsl.gravity(grid, "down"), expected)
 
 
@@ -337,7 +329,7 @@ def test_objects_move_towards_the_anchor_until_they_touch_it():
     grid[2:5, 4:7] = 8  # the largest object stays
     grid[3, 0:2] = 2  # left of it: moves right
     grid[0, 5] = 3  # above it: moves down
-    moved = program_search.move_to_anchor(grid, "largest")
+    moved = search_steps.move_to_anchor(grid, "largest")
     expected = np.zeros_like(grid)
     expected[2:5, 4:7] = 8
     expected[3, 2:4] = 2
@@ -350,7 +342,7 @@ def test_objects_off_the_anchors_sides_move_along_its_diagonals():
     grid[3:5, 3:5] = 2  # the anchor
     grid[8, 8] = 5  # on the anchor's diagonal: moves up and left until it touches the corner
     grid[0, 4] = 5  # above it: moves straight down
-    moved = program_search.move_to_anchor(grid, "largest")
+    moved = search_steps.move_to_anchor(grid, "largest")
     expected = np.zeros_like(grid)
     expected[3:5, 3:5] = 2
     expected[5, 5] = 5
@@ -358,7 +350,7 @@ def test_objects_off_the_anchors_sides_move_along_its_diagonals():
     assert np.array_equal(moved, expected)
     grid[8, 8], grid[8, 6] = 0, 5  # off every diagonal: it would slide to the edge, not to the anchor
     with pytest.raises(ValueError):
-        program_search.move_to_anchor(grid, "largest")
+        search_steps.move_to_anchor(grid, "largest")
 
 
 def test_the_search_finds_objects_dropped_whole():
@@ -367,7 +359,7 @@ def test_the_search_finds_objects_dropped_whole():
     for _ in range(4):
         grid = np.zeros((8, 8), np.uint8)
         t_shape(grid, int(rng.integers(0, 3)), int(rng.integers(0, 5)), int(rng.integers(1, 9)))
-        examples.append((grid, program_search.drop_objects(grid, "down")))
+        examples.append((grid, search_steps.drop_objects(grid, "down")))
     right, result = solves(examples[:3], examples[3])
     assert right and "drop_objects" in result.programs[0][0]
 
@@ -451,10 +443,10 @@ def test_the_search_draws_rays_from_one_colours_cells_only():
         for colour, count in ((2, 2), (1, 4), (3, 4)):
             for _ in range(count):
                 grid[rng.integers(0, 10), rng.integers(0, 10)] = colour
-        examples.append((grid, program_search.draw_rays_from(grid, 2, "cross")))
+        examples.append((grid, search_steps.draw_rays_from(grid, 2, "cross")))
     right, result = solves(examples[:3], examples[3], SearchConfig(seconds=20, max_depth=2, cpu_time=True))
     assert right and "draw_rays_from" in result.programs[0][0]
-    assert not (examples[3][1] == program_search.draw_rays(examples[3][0], "cross")).all()
+    assert not (examples[3][1] == search_steps.draw_rays(examples[3][0], "cross")).all()
 
 
 def quarter_turn_shape(rng) -> tuple[np.ndarray, np.ndarray]:
@@ -481,11 +473,11 @@ def test_the_search_completes_a_symmetry_whose_centre_is_not_the_grids():
 def test_complete_symmetric_finds_a_mirror_line_off_the_middle():
     grid = np.array([[0, 3, 4, 0, 0, 0],
                      [0, 3, 4, 4, 3, 0]], np.uint8)  # mirror line between columns 2 and 3
-    assert program_search.complete_symmetric(grid, "h", paint=False).tolist() == [[0, 3, 4, 4, 3, 0],
+    assert search_steps.complete_symmetric(grid, "h", paint=False).tolist() == [[0, 3, 4, 4, 3, 0],
                                                                                   [0, 3, 4, 4, 3, 0]]
-    assert (program_search.complete_symmetric(grid, "h", paint=True) == NEW).sum() == 2
+    assert (search_steps.complete_symmetric(grid, "h", paint=True) == NEW).sum() == 2
     with pytest.raises(ValueError):  # no mirror that most cells keep
-        program_search.complete_symmetric(np.array([[1, 2, 3, 4]], np.uint8), "h", paint=False)
+        search_steps.complete_symmetric(np.array([[1, 2, 3, 4]], np.uint8), "h", paint=False)
 
 
 def test_the_search_draws_an_output_from_the_number_of_objects():
@@ -511,10 +503,10 @@ def test_a_count_table_needs_a_number_met_twice():
     grids = [dots(1), dots(2), dots(3)]
     outputs = [np.array([[c]], np.uint8) for c in (4, 5, 6)]
     # every example its own number: a table would fit any outputs
-    assert program_search.fit_count(grids, outputs, [dots(3)]) is None
-    fitted = program_search.fit_count(grids + [dots(1)], outputs + [outputs[0]], [dots(3)])
+    assert search_fitters.fit_count(grids, outputs, [dots(3)]) is None
+    fitted = search_fitters.fit_count(grids + [dots(1)], outputs + [outputs[0]], [dots(3)])
     assert fitted is not None and "count_table" in fitted[0] and fitted[1][0].tolist() == [[6]]
-    assert program_search.fit_count(grids + [dots(1)], outputs + [outputs[0]], [dots(4)]) is None  # unseen
+    assert search_fitters.fit_count(grids + [dots(1)], outputs + [outputs[0]], [dots(4)]) is None  # unseen
 
 
 @pytest.mark.parametrize("connectivity", [4, 8])
@@ -523,7 +515,7 @@ def test_shapes_agree_with_the_dsls_objects(connectivity, multicolour):
     rng = np.random.default_rng(10 * connectivity + multicolour)
     for _ in range(20):
         grid = rng.integers(0, 4, size=(rng.integers(1, 10), rng.integers(1, 10))).astype(np.uint8)
-        ours = program_search.shapes(grid, connectivity, multicolour)
+        ours = search_steps.shapes(grid, connectivity, multicolour)
         theirs = dsl.objects(grid, connectivity, multicolour=multicolour)
         assert len(ours) == len(theirs)
         for shape, obj in zip(ours, theirs):  # both in reading order of the first cell
@@ -546,15 +538,15 @@ def one_colour_pattern(rng, shape=(3, 3), colour=None) -> np.ndarray:
 
 def test_the_negative_of_a_one_colour_grid_swaps_it_with_the_background():
     grid = np.array([[0, 7], [7, 7]], np.uint8)
-    assert program_search.invert(grid).tolist() == [[7, 0], [0, 0]]
+    assert search_steps.invert(grid).tolist() == [[7, 0], [0, 0]]
     with pytest.raises(ValueError):
-        program_search.invert(np.array([[1, 2]], np.uint8))
+        search_steps.invert(np.array([[1, 2]], np.uint8))
 
 
 def test_the_search_places_the_negative_where_the_grid_is_coloured():
     rng = np.random.default_rng(0)
     grids = [one_colour_pattern(rng) for _ in range(4)]
-    examples = [(g, np.kron(g != 0, program_search.invert(g)).astype(np.uint8)) for g in grids]
+    examples = [(g, np.kron(g != 0, search_steps.invert(g)).astype(np.uint8)) for g in grids]
     right, result = solves(examples[:3], examples[3])
     assert right and "invert(grid)" in result.programs[0][0] and result.found_depth == 2
 
@@ -566,13 +558,13 @@ def test_tiles_turned_each_their_own_way_are_fitted():
     rng = np.random.default_rng(1)
     grids = [rng.integers(0, 5, size=(2, 3)).astype(np.uint8) for _ in range(3)]
     test = rng.integers(0, 5, size=(4, 2)).astype(np.uint8)
-    fitted = program_search.fit_tile_transforms(grids, [arrange(g) for g in grids], [test])
+    fitted = search_fitters.fit_tile_transforms(grids, [arrange(g) for g in grids], [test])
     assert fitted is not None and fitted[0].count("flip_h") == 2 and fitted[0].count("empty") == 2
     assert np.array_equal(fitted[1][0], arrange(test))
     # one example that breaks the arrangement: no fit
     broken = arrange(grids[0])
     broken[0, 0] = (broken[0, 0] + 1) % 5
-    assert program_search.fit_tile_transforms(grids, [broken] + [arrange(g) for g in grids[1:]], [test]) is None
+    assert search_fitters.fit_tile_transforms(grids, [broken] + [arrange(g) for g in grids[1:]], [test]) is None
 
 
 def test_each_colour_becomes_the_block_the_examples_show():
@@ -584,14 +576,14 @@ def test_each_colour_becomes_the_block_the_examples_show():
     rng = np.random.default_rng(2)
     grids = [one_colour_pattern(rng, colour=5) for _ in range(3)]
     test = one_colour_pattern(rng, (4, 2), colour=5)
-    fitted = program_search.fit_colour_blocks(grids, [blow_up(g) for g in grids], [test])
+    fitted = search_fitters.fit_colour_blocks(grids, [blow_up(g) for g in grids], [test])
     assert fitted is not None and np.array_equal(fitted[1][0], blow_up(test))
     # a colour the examples never show gets no block
-    assert program_search.fit_colour_blocks(grids, [blow_up(g) for g in grids], [np.full((2, 2), 3, np.uint8)]) is None
+    assert search_fitters.fit_colour_blocks(grids, [blow_up(g) for g in grids], [np.full((2, 2), 3, np.uint8)]) is None
     # the same colour asking for two blocks: no fit
     other = blow_up(grids[1])
     other[0:2, 0:2] = 9 - other[0:2, 0:2] if grids[1][0, 0] else other[0:2, 0:2] + 3
-    assert program_search.fit_colour_blocks(grids, [blow_up(grids[0]), other, blow_up(grids[2])], [test]) is None
+    assert search_fitters.fit_colour_blocks(grids, [blow_up(grids[0]), other, blow_up(grids[2])], [test]) is None
 
 
 def test_grids_of_different_sizes_are_shrunk_to_the_one_output_size():
@@ -615,7 +607,7 @@ def test_the_grid_is_placed_in_the_cells_of_one_colour_whatever_is_most_common()
     grids = [np.array([[5, 0, 1], [5, 2, 0], [5, 5, 5]], np.uint8), np.array([[2, 5], [1, 0]], np.uint8),
              np.array([[0, 5, 0, 3], [5, 5, 2, 0], [0, 2, 5, 5], [3, 0, 5, 0]], np.uint8)]
     test = np.array([[1, 2, 5], [2, 2, 2], [5, 2, 1]], np.uint8)  # 2 is the most common colour here
-    fitted = program_search.fit_colour_blocks(grids, [nest(g) for g in grids], [test])
+    fitted = search_fitters.fit_colour_blocks(grids, [nest(g) for g in grids], [test])
     assert fitted is not None and "[5]" in fitted[0] and np.array_equal(fitted[1][0], nest(test))
 
 
@@ -639,7 +631,7 @@ def test_objects_are_recoloured_by_their_number_of_holes():
 
     train = [scene(objs) for objs in ((1, 2), (3, 1), (2, 3, 1))]
     test = scene((2, "wide", 3))
-    fitted = fit_pairs(program_search.fit_object_colours, train, [test[0]])
+    fitted = fit_pairs(search_fitters.fit_object_colours, train, [test[0]])
     assert fitted is not None and "'hole-count'" in fitted[0] and np.array_equal(fitted[1][0], test[1])
 
 
@@ -651,9 +643,9 @@ def test_the_plan_of_rectangles_ignores_the_specks_around_them():
     grid[8:12, 2:6] = 6
     grid[9:13, 10:13] = 7
     grid[0, 15] = grid[1, 15] = 5
-    assert program_search.block_layout(grid).tolist() == [[3, 4], [6, 7]]
+    assert search_steps.block_layout(grid).tolist() == [[3, 4], [6, 7]]
     with pytest.raises(ValueError):
-        program_search.block_layout(np.zeros((5, 5), np.uint8))
+        search_steps.block_layout(np.zeros((5, 5), np.uint8))
 
 
 def test_the_part_a_number_picks_is_cut_out():
@@ -676,19 +668,19 @@ def test_the_part_a_number_picks_is_cut_out():
 
     examples = [example(w) for w in (0, 2, 1, 0)]
     train, test = examples[:3], examples[3]
-    fitted = fit_pairs(program_search.fit_part_pick, train, [test[0]])
+    fitted = fit_pairs(search_fitters.fit_part_pick, train, [test[0]])
     assert fitted is not None and fitted[0] == "pick_part(parts_equal({}, 3, 1), 'symmetric', 'min')"
     assert np.array_equal(fitted[1][0], test[1])
     right, result = solves(train, test, SearchConfig(seconds=30, max_depth=1, cpu_time=True))
     assert right and result.programs[0][0] == "pick_part(parts_equal(grid, 3, 1), 'symmetric', 'min')"
     # a test grid where no part is lopsided: no part is picked
     tie = np.vstack([symmetric(), symmetric(), symmetric()])
-    assert fit_pairs(program_search.fit_part_pick, train, [tie]) is None
+    assert fit_pairs(search_fitters.fit_part_pick, train, [tie]) is None
     # an output that is no part of its grid: no rule
     outputs = [o for _, o in train]
     outputs[1] = outputs[1].copy()
     outputs[1][0, 0] = 0  # every part is coloured all over
-    assert program_search.fit_part_pick([g for g, _ in train], outputs, [test[0]]) is None
+    assert search_fitters.fit_part_pick([g for g, _ in train], outputs, [test[0]]) is None
 
 
 def test_objects_of_one_colour_and_shape_paint_the_stamp_the_examples_show():
@@ -706,7 +698,7 @@ def test_objects_of_one_colour_and_shape_paint_the_stamp_the_examples_show():
     examples = [draw([(1, 1), (5, 5)], [(8, 1)]), draw([(2, 6)], [(7, 2), (1, 1)]), draw([(6, 1), (2, 4)], [])]
     test_grid, test_out = draw([(1, 6), (5, 2)], [(8, 8)])
     train = [g for g, _ in examples]
-    fitted = program_search.fit_object_stamps(train, [o for _, o in examples], [test_grid])
+    fitted = search_fitters.fit_object_stamps(train, [o for _, o in examples], [test_grid])
     assert fitted is not None and fitted[0] == "stamp_objects({}, 1, <2 stamps>)"
     assert np.array_equal(fitted[1][0], test_out)
     right, result = solves(examples, (test_grid, test_out), SearchConfig(seconds=30, max_depth=1, cpu_time=True))
@@ -714,20 +706,20 @@ def test_objects_of_one_colour_and_shape_paint_the_stamp_the_examples_show():
     # a shape no example shows, and two stamps painting one cell two colours: no answer
     unseen = test_grid.copy()
     unseen[8, 0:3] = 5
-    assert program_search.fit_object_stamps(train, [o for _, o in examples], [unseen]) is None
+    assert search_fitters.fit_object_stamps(train, [o for _, o in examples], [unseen]) is None
     clash, _ = draw([(1, 1), (1, 4)], [])  # corner 2 of the first is corner 1 of the second
-    assert program_search.fit_object_stamps(train, [o for _, o in examples], [clash]) is None
+    assert search_fitters.fit_object_stamps(train, [o for _, o in examples], [clash]) is None
 
 
 def test_a_pattern_is_continued_to_the_output_size_not_tiled():
     band = np.array([[2, 3, 3, 2, 3, 3, 2]], np.uint8)  # period 3 in a grid of width 7
-    assert program_search.extend_periodic(band, 1, 14).tolist() == [[2, 3, 3] * 4 + [2, 3]]
-    assert program_search.extend_periodic(band, 1, 2, scaled=True).shape == (1, 14)
+    assert search_steps.extend_periodic(band, 1, 14).tolist() == [[2, 3, 3] * 4 + [2, 3]]
+    assert search_steps.extend_periodic(band, 1, 2, scaled=True).shape == (1, 14)
     with pytest.raises(ValueError, match="no whole size"):
-        program_search.extend_periodic(band, 1, Fraction(3, 2), scaled=True)  # 10.5 columns
+        search_steps.extend_periodic(band, 1, Fraction(3, 2), scaled=True)  # 10.5 columns
 
     def grow(g):  # rows continued to one and a half times the height, then blue made red
-        out = program_search.extend_periodic(g, Fraction(3, 2), 1, scaled=True)
+        out = search_steps.extend_periodic(g, Fraction(3, 2), 1, scaled=True)
         return np.where(out == 1, 2, out).astype(np.uint8)
 
     rng = np.random.default_rng(2)
@@ -759,7 +751,7 @@ def test_the_colours_are_listed_in_a_strip_by_their_cells():
 
     examples = [example(n) for n in (3, 4, 3, 4)]
     train, test = examples[:3], examples[3]
-    fitted = fit_pairs(program_search.fit_colour_strip, train, [test[0]])
+    fitted = fit_pairs(search_fitters.fit_colour_strip, train, [test[0]])
     assert fitted is not None and fitted[0] == "colour_strip({}, 'most-cells', skip=0, layout='column')"
     assert np.array_equal(fitted[1][0], test[1])
     right, result = solves(train, test, SearchConfig(seconds=30, max_depth=1, cpu_time=True))
@@ -767,7 +759,7 @@ def test_the_colours_are_listed_in_a_strip_by_their_cells():
     # a test grid where two colours have as many cells: no order, no strip
     tie = np.zeros((8, 8), np.uint8)
     tie[0, :3], tie[2, :3], tie[4, :5] = 1, 2, 3
-    assert fit_pairs(program_search.fit_colour_strip, train, [tie]) is None
+    assert fit_pairs(search_fitters.fit_colour_strip, train, [tie]) is None
 
 
 def test_bands_of_colour_are_listed_across_or_down_as_they_lie():
@@ -780,12 +772,12 @@ def test_bands_of_colour_are_listed_across_or_down_as_they_lie():
 
     examples = [bands([2, 5, 1], True), bands([4, 3, 8, 6], False), bands([7, 1], True), bands([9, 2, 3], False)]
     train, test = examples[:3], examples[3]
-    fitted = fit_pairs(program_search.fit_colour_strip, train, [test[0]])
+    fitted = fit_pairs(search_fitters.fit_colour_strip, train, [test[0]])
     assert fitted is not None and fitted[0] == "colour_strip({}, 'along', skip=0, layout='along')"
     assert np.array_equal(fitted[1][0], test[1]) and fitted[1][0].shape == (3, 1)
     # outputs wider than one cell: not a strip
     wide = [np.tile(o, (1, 2)) if o.shape[1] == 1 else np.tile(o, (2, 1)) for _, o in train]
-    assert program_search.fit_colour_strip([g for g, _ in train], wide, [test[0]]) is None
+    assert search_fitters.fit_colour_strip([g for g, _ in train], wide, [test[0]]) is None
 
 
 def test_the_colour_of_the_object_a_number_picks_is_the_one_cell_output():
@@ -803,12 +795,12 @@ def test_the_colour_of_the_object_a_number_picks_is_the_one_cell_output():
 
     examples = [example([1, 2, 3], 1), example([4, 6, 5, 7], 3), example([8, 2], 0), example([3, 9, 4, 6], 2)]
     train, test = examples[:3], examples[3]
-    fitted = fit_pairs(program_search.fit_object_crop, train, [test[0]])
+    fitted = fit_pairs(search_fitters.fit_object_crop, train, [test[0]])
     assert fitted is not None and fitted[0] == "crop_picked({}, 8, True, 'holes', 'max', 'colour')"
     assert np.array_equal(fitted[1][0], test[1])
     # every output the same colour: no rule is learned from a colour that never varies
     same = [np.array([[5]], np.uint8)] * 3
-    assert program_search.fit_object_crop([g for g, _ in train], same, [test[0]]) is None
+    assert search_fitters.fit_object_crop([g for g, _ in train], same, [test[0]]) is None
 
 
 def test_the_blocks_between_separator_lines_become_one_cell_each():
@@ -817,10 +809,10 @@ def test_the_blocks_between_separator_lines_become_one_cell_each():
     grid[3, :] = grid[:, 4] = 5
     grid[:3, :4], grid[:3, 5:], grid[4:, :4], grid[4:, 5:] = 1, 2, 3, 4
     grid[0, 0] = grid[6, 7] = 0
-    plan = program_search.parts_plan(grid)
+    plan = search_steps.parts_plan(grid)
     assert np.array_equal(plan, [[1, 2], [3, 4]])
     with pytest.raises(ValueError):
-        program_search.parts_plan(np.arange(9, dtype=np.uint8).reshape(3, 3))  # no separator line
+        search_steps.parts_plan(np.arange(9, dtype=np.uint8).reshape(3, 3))  # no separator line
     # the search finds it as a last move, with a colour map after it
     rng = np.random.default_rng(3)
 
@@ -829,7 +821,7 @@ def test_the_blocks_between_separator_lines_become_one_cell_each():
         for (r0, r1), (c0, c1) in [((0, 3), (0, 4)), ((0, 3), (5, 11)), ((4, 9), (0, 4)), ((4, 9), (5, 11))]:
             g[r0:r1, c0:c1] = rng.integers(1, 5)
         g[(rng.random(g.shape) < 0.3) & (g != 5)] = 0  # blocks full of holes: no solid rectangles
-        return g, program_search.parts_plan(g)
+        return g, search_steps.parts_plan(g)
 
     examples = [example() for _ in range(4)]
     right, result = solves(examples[:3], examples[3], SearchConfig(seconds=30, max_depth=1, cpu_time=True))
@@ -843,7 +835,7 @@ def test_lone_cells_shoot_lines_to_the_larger_object_they_face():
     grid[7, 3] = 6  # faces it along its column
     grid[7, 8] = 1  # faces nothing
     grid[0, 9] = 2  # nothing in its row or column but background
-    out = program_search.shoot_to_objects(grid)
+    out = search_steps.shoot_to_objects(grid)
     expected = grid.copy()
     expected[3, 5:8] = 4
     expected[5:7, 3] = 6
@@ -853,9 +845,9 @@ def test_lone_cells_shoot_lines_to_the_larger_object_they_face():
     pair[2:5, 2:5] = 8
     pair[3, 1] = 5  # faces the lone cell at (3, 8)
     with pytest.raises(ValueError):  # no larger object: the step does not apply
-        program_search.shoot_to_objects(pair)
+        search_steps.shoot_to_objects(pair)
     pair[5:7, 5:7] = 7  # a larger object away from every line of sight
-    made = program_search.shoot_to_objects(pair)
+    made = search_steps.shoot_to_objects(pair)
     assert np.array_equal(made, pair)
 
 
@@ -865,7 +857,7 @@ def test_lone_cells_mark_the_cell_of_the_block_they_face():
     grid[4, 0], grid[5, 0] = 3, 4  # side by side but of different colours: each is a lone cell
     grid[0, 3] = 6
     grid[8, 8] = 1  # faces nothing
-    out = program_search.shoot_to_objects(grid, hit=True)
+    out = search_steps.shoot_to_objects(grid, hit=True)
     expected = grid.copy()
     expected[4, 3], expected[5, 3], expected[3, 3] = 3, 4, 6
     assert np.array_equal(out, expected)
@@ -877,15 +869,15 @@ def test_cells_move_up_to_the_anchor_they_face():
     grid[0, 4] = grid[4, 8] = grid[8, 4] = 3  # face it from above, the right and below
     grid[1, 1] = 3  # faces nothing: stays
     grid[4, 0] = grid[7, 7] = 5  # faces it from the left; a second 5 faces nothing
-    pulled = program_search.pull_to(grid, "single")
+    pulled = search_steps.pull_to(grid, "single")
     expected = np.zeros_like(grid)
     expected[4, 4] = 2
     expected[3, 4] = expected[4, 5] = expected[5, 4] = expected[1, 1] = 3
     expected[4, 3] = expected[7, 7] = 5
     assert np.array_equal(pulled, expected)
-    assert np.array_equal(program_search.pull_to(grid, 2), expected)  # the anchor named by its colour
+    assert np.array_equal(search_steps.pull_to(grid, 2), expected)  # the anchor named by its colour
     with pytest.raises(ValueError):
-        program_search.pull_to(grid, 7)  # no anchor of that colour
+        search_steps.pull_to(grid, 7)  # no anchor of that colour
 
 
 def test_the_rarest_colour_is_kept_and_its_surroundings_painted():
@@ -908,7 +900,7 @@ def test_the_rarest_colour_is_kept_and_its_surroundings_painted():
     right, result = solves(examples[:3], examples[3])
     assert right and "keep_colour_rule(grid, 'least')" in result.programs[0][0]
     with pytest.raises(ValueError):  # two colours tie for the rarest: no answer
-        program_search.keep_colour_rule(np.array([[1, 2, 0]], np.uint8), "least")
+        search_steps.keep_colour_rule(np.array([[1, 2, 0]], np.uint8), "least")
 
 
 def test_the_largest_empty_rectangle_is_the_one_an_exhaustive_count_finds():
@@ -931,12 +923,12 @@ def test_the_largest_empty_rectangle_is_the_one_an_exhaustive_count_finds():
         expected = largest(grid)
         if len(expected) != 1:  # none, or a tie: no answer
             with pytest.raises(ValueError):
-                program_search.fill_largest_empty(grid)
+                search_steps.fill_largest_empty(grid)
             continue
         top, left, bottom, right = expected[0]
         painted = grid.copy()
-        painted[top:bottom, left:right] = program_search.NEW
-        assert np.array_equal(program_search.fill_largest_empty(grid), painted)
+        painted[top:bottom, left:right] = search_steps.NEW
+        assert np.array_equal(search_steps.fill_largest_empty(grid), painted)
         answered += 1
     assert answered > 50
 
@@ -944,10 +936,10 @@ def test_the_largest_empty_rectangle_is_the_one_an_exhaustive_count_finds():
 def test_masks_of_rows_and_columns():
     grid = np.zeros((4, 5), np.uint8)
     grid[1, 1] = 3
-    new = program_search.NEW
-    rows = program_search.paint_mask(grid, "rows")
+    new = search_steps.NEW
+    rows = search_steps.paint_mask(grid, "rows")
     assert (rows[1] == [new, 3, new, new, new]).all() and not (rows[[0, 2, 3]] == new).any()
-    columns = program_search.paint_mask(grid, "columns")
+    columns = search_steps.paint_mask(grid, "columns")
     assert (columns[:, 1] == [new, 3, new, new]).all() and (columns == new).sum() == 3
 
 
@@ -1006,20 +998,20 @@ def test_objects_of_a_size_no_example_shows_are_recoloured_by_a_threshold_or_one
     big = lambda size: 2 if size >= 4 else 1  # noqa: E731
     train = [scene(s, big) for s in ((1, 4, 6), (2, 7), (3, 5, 1))]
     test = scene((8, 2, 9), big)  # sizes 8 and 9: no example shows them
-    fitted = fit_pairs(program_search.fit_object_colours, train, [test[0]])
+    fitted = fit_pairs(search_fitters.fit_object_colours, train, [test[0]])
     assert fitted is not None and "'size >= 4: 2, else 1'" in fitted[0]
     assert np.array_equal(fitted[1][0], test[1])
 
     six = lambda size: 2 if size == 6 else 1  # noqa: E731 - one size against all others, on both sides
     train = [scene(s, six) for s in ((1, 6, 7), (6, 2), (3, 6, 8))]  # 6 the largest or not
     test = scene((6, 5, 10), six)
-    fitted = fit_pairs(program_search.fit_object_colours, train, [test[0]])
+    fitted = fit_pairs(search_fitters.fit_object_colours, train, [test[0]])
     assert fitted is not None and "'size == 6: 2, else 1'" in fitted[0]
     assert np.array_equal(fitted[1][0], test[1])
 
     three = lambda size: {1: 1, 2: 2, 3: 3}[size]  # noqa: E731 - three colours: the table alone, no guess
     train = [scene(s, three) for s in ((1, 2), (2, 3), (3, 1))]
-    assert fit_pairs(program_search.fit_object_colours, train, [scene((4,), lambda _: 1)[0]]) is None
+    assert fit_pairs(search_fitters.fit_object_colours, train, [scene((4,), lambda _: 1)[0]]) is None
 
 
 def test_regions_of_background_are_filled_by_their_size():
@@ -1038,13 +1030,13 @@ def test_regions_of_background_are_filled_by_their_size():
 
     train = [example(*walls) for walls in (([2], [5]), ([6], [1, 4]), ([1, 4], [7]))]
     test = example([3], [2, 4])
-    fitted = fit_pairs(program_search.fit_region_colours, train, [test[0]])
+    fitted = fit_pairs(search_fitters.fit_region_colours, train, [test[0]])
     assert fitted is not None and fitted[0].startswith("fill_regions({}, 4, 'size-rank'")
     assert np.array_equal(fitted[1][0], test[1])
     right, result = solves(train, test)
     assert right and result.programs[0][0].startswith("fill_regions(grid")
     unchanged = [(g, g) for g, _ in train]  # nothing filled: no region rule, whatever the features say
-    assert fit_pairs(program_search.fit_region_colours, unchanged, [test[0]]) is None
+    assert fit_pairs(search_fitters.fit_region_colours, unchanged, [test[0]]) is None
 
 
 def test_specks_touching_a_block_are_removed_with_the_lone_ones():
@@ -1054,18 +1046,18 @@ def test_specks_touching_a_block_are_removed_with_the_lone_ones():
     grid[4, 2] = 7  # one touching its side
     grid[5, 6] = 7  # a lone one
     grid[3:5, 6:8] = 7  # a 2x2 block, the smallest that stays
-    solid = program_search.keep_solid(grid)
+    solid = search_steps.keep_solid(grid)
     expected = np.zeros_like(grid)
     expected[1:4, 1:4] = 7
     expected[3:5, 6:8] = 7
     assert np.array_equal(solid, expected)
-    assert program_search.keep_solid(np.array([[3, 3, 3]], np.uint8)).tolist() == [[0, 0, 0]]
+    assert search_steps.keep_solid(np.array([[3, 3, 3]], np.uint8)).tolist() == [[0, 0, 0]]
 
 
 def test_the_halo_of_one_colour_is_painted_on_the_background_only():
     grid = np.zeros((6, 6), np.uint8)
     grid[1, 1], grid[4, 4], grid[0, 5] = 2, 3, 2
-    halo = program_search.paint_halo_of(grid, 2, 8)
+    halo = search_steps.paint_halo_of(grid, 2, 8)
     assert {(int(r), int(c)) for r, c in zip(*np.nonzero(halo == NEW))} == {
         (0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2), (0, 4), (1, 4), (1, 5)}
     assert halo[4, 4] == 3 and halo[1, 1] == 2  # other colours and the colour itself untouched
@@ -1084,7 +1076,7 @@ def test_bars_are_recoloured_by_their_place_in_the_order_of_sizes():
 
     train = [scene(h) for h in ((3, 8, 5, 1), (6, 2, 7, 4), (9, 1, 3, 5))]
     test = scene((2, 11, 4, 10))  # heights 10 and 11: no example shows them
-    fitted = fit_pairs(program_search.fit_object_colours, train, [test[0]])
+    fitted = fit_pairs(search_fitters.fit_object_colours, train, [test[0]])
     assert fitted is not None and "'size-order'" in fitted[0] and np.array_equal(fitted[1][0], test[1])
 
 
@@ -1104,30 +1096,30 @@ def test_parts_are_laid_over_each_other_in_the_colour_order_the_examples_teach()
 
     examples = [example() for _ in range(4)]
     train, test = examples[:3], examples[3]
-    fitted = fit_pairs(program_search.fit_part_overlay, train, [test[0]])
+    fitted = fit_pairs(search_fitters.fit_part_overlay, train, [test[0]])
     assert fitted is not None and fitted[0] == "overlay_by_priority(parts_equal({}, 2, 2), [3, 5, 2, 7])"
     assert np.array_equal(fitted[1][0], test[1])
     right, result = solves(train, test, SearchConfig(seconds=30, max_depth=1, cpu_time=True))
     assert right and "overlay_by_priority" in result.programs[0][0]
     # an output with a colour that no part has in that cell: no order explains it
     outputs = [o.copy() for _, o in train]
-    empty = np.argwhere(~np.any([p != 0 for p in program_search.parts_equal(train[0][0], 2, 2)], axis=0))
+    empty = np.argwhere(~np.any([p != 0 for p in search_steps.parts_equal(train[0][0], 2, 2)], axis=0))
     outputs[0][tuple(empty[0])] = 3
-    assert program_search.fit_part_overlay([g for g, _ in train], outputs, [test[0]]) is None
+    assert search_fitters.fit_part_overlay([g for g, _ in train], outputs, [test[0]]) is None
 
 
 def test_an_overlay_order_with_a_cycle_or_untaught_pairs_gives_no_answer():
     a, b = np.array([[1, 0]], np.uint8), np.array([[2, 2]], np.uint8)
     # 1 over 2 in one example, 2 over 1 in the other: a cycle
-    wins = program_search._wins([([a, b], np.array([[1, 2]], np.uint8)), ([a, b], np.array([[2, 2]], np.uint8))])
-    assert program_search.colour_priority(wins) is None
+    wins = search_fitters._wins([([a, b], np.array([[1, 2]], np.uint8)), ([a, b], np.array([[2, 2]], np.uint8))])
+    assert search_fitters.colour_priority(wins) is None
     # 1 over 2 taught; a test where 1 meets 3, which the examples never ranked against 1, is no answer
-    wins = program_search._wins([([a, b], np.array([[1, 2]], np.uint8))])
-    order = program_search.colour_priority(wins)
+    wins = search_fitters._wins([([a, b], np.array([[1, 2]], np.uint8))])
+    order = search_fitters.colour_priority(wins)
     assert order == [1, 2]
-    assert program_search._taught(wins, order, [a, b])
-    assert not program_search._taught(wins, order, [a, np.array([[3, 0]], np.uint8)])
-    assert np.array_equal(program_search.overlay_by_priority([a, b], order), [[1, 2]])
+    assert search_fitters._taught(wins, order, [a, b])
+    assert not search_fitters._taught(wins, order, [a, np.array([[3, 0]], np.uint8)])
+    assert np.array_equal(search_fitters.overlay_by_priority([a, b], order), [[1, 2]])
 
 
 def test_the_box_with_the_most_cells_of_one_colour_is_cropped():
@@ -1149,7 +1141,7 @@ def test_the_box_with_the_most_cells_of_one_colour_is_cropped():
 
     examples = [example() for _ in range(4)]
     train, test = examples[:3], examples[3]
-    fitted = fit_pairs(program_search.fit_object_crop, train, [test[0]])
+    fitted = fit_pairs(search_fitters.fit_object_crop, train, [test[0]])
     assert fitted is not None and "'cells-2', 'max'" in fitted[0]
     assert np.array_equal(fitted[1][0], test[1])
 
@@ -1159,14 +1151,14 @@ def test_cells_of_one_colour_on_a_diagonal_are_joined():
     grid[0, 0] = grid[3, 3] = 2  # one down-right diagonal
     grid[0, 4] = grid[2, 2] = 3  # one down-left diagonal, crossing it at (2, 2)
     grid[4, 0] = 4  # alone on its diagonals: nothing to join
-    right = program_search.connect_same_diagonal(grid, anti=False)
+    right = search_steps.connect_same_diagonal(grid, anti=False)
     assert [int(right[i, i]) for i in range(5)] == [2, 2, 3, 2, 0]  # a coloured cell on the way stays
-    left = program_search.connect_same_diagonal(grid, anti=True)
+    left = search_steps.connect_same_diagonal(grid, anti=True)
     assert [int(left[i, 4 - i]) for i in range(5)] == [3, 3, 3, 0, 4]
     assert np.count_nonzero(left) == np.count_nonzero(grid) + 1
     # the search composes both directions when the outputs join both kinds of diagonal
     def join(g):
-        return program_search.connect_same_diagonal(program_search.connect_same_diagonal(g, False), True)
+        return search_steps.connect_same_diagonal(search_steps.connect_same_diagonal(g, False), True)
 
     rng = np.random.default_rng(3)
 
@@ -1190,12 +1182,12 @@ def test_a_pattern_of_diagonal_stripes_is_completed_on_its_slanted_lattice():
     # slanted one of 3 cells is
     stripes = np.array([[(2, 8, 3)[(r + c) % 3] for c in range(7)] for r in range(7)], dtype=np.uint8)
     band = np.where(np.add.outer(np.arange(7), np.arange(7)) < 3, stripes, 0).astype(np.uint8)
-    assert np.array_equal(program_search.complete_lattice(band, 0), stripes)
+    assert np.array_equal(search_steps.complete_lattice(band, 0), stripes)
     assert (dsl.complete_period(band, 0) == 0).any()  # the upright lattices do not fill it
     # cells that disagree on every small lattice: nothing filled
     noise = np.random.default_rng(0).integers(1, 10, (6, 6)).astype(np.uint8)
     noise[2:4, 2:4] = 0
-    assert np.array_equal(program_search.complete_lattice(noise, 0), noise)
+    assert np.array_equal(search_steps.complete_lattice(noise, 0), noise)
 
     def example(seed: int):
         rng = np.random.default_rng(seed)
@@ -1259,7 +1251,7 @@ def test_the_output_the_examples_show_for_the_inputs_colour_is_looked_up():
     right, result = solves(examples[:4], examples[4], SearchConfig(seconds=20, max_depth=1, cpu_time=True))
     assert right and result.programs[0][0] == "count_table(grid, 'main-colour', <2 outputs>)"
     # a colour no example shows has no entry in the colour's table (a count may still fit by chance)
-    fitted = fit_pairs(program_search.fit_count, examples[:4], [scattered(4)])
+    fitted = fit_pairs(search_fitters.fit_count, examples[:4], [scattered(4)])
     assert fitted is None or "main-colour" not in fitted[0]
 
 
@@ -1312,7 +1304,7 @@ def test_each_row_is_decided_by_the_same_row_of_the_input_through_a_table():
     right, result = solves(examples[:3], examples[3], SearchConfig(seconds=20, max_depth=1, cpu_time=True))
     assert right and result.programs[0][0] == "line_table(grid, rows, 'uniform', <2 lines>)"
     # keyed by the rows themselves, a row no example shows has no entry
-    fitted = fit_pairs(program_search.fit_line_table, examples[:3], [examples[3][0]])
+    fitted = fit_pairs(search_fitters.fit_line_table, examples[:3], [examples[3][0]])
     assert fitted is not None and "'uniform'" in fitted[0]
 
 
@@ -1320,15 +1312,15 @@ def test_a_line_table_needs_a_line_met_twice_and_a_change():
     grids = [np.array([[1, 0], [0, 1]], np.uint8), np.array([[2, 0], [0, 2]], np.uint8)]
     # every row met once: any outputs would fit
     outputs = [np.array([[3, 3], [4, 4]], np.uint8), np.array([[5, 5], [6, 6]], np.uint8)]
-    assert program_search.fit_line_table(grids, outputs, [grids[0]]) is None
+    assert search_fitters.fit_line_table(grids, outputs, [grids[0]]) is None
     # outputs equal to the inputs: nothing to learn
-    assert program_search.fit_line_table(grids, grids, [grids[0]]) is None
+    assert search_fitters.fit_line_table(grids, grids, [grids[0]]) is None
     # rows that repeat: the table answers a test made of rows it has seen, and nothing else
     grids = [np.array([[0, 0, 5], [0, 5, 0]], np.uint8), np.array([[0, 0, 5], [0, 0, 5]], np.uint8)]
     outputs = [np.array([[3, 3, 3], [4, 4, 4]], np.uint8), np.array([[3, 3, 3], [3, 3, 3]], np.uint8)]
-    fitted = program_search.fit_line_table(grids, outputs, [np.array([[0, 5, 0], [0, 0, 5]], np.uint8)])
+    fitted = search_fitters.fit_line_table(grids, outputs, [np.array([[0, 5, 0], [0, 0, 5]], np.uint8)])
     assert fitted is not None and fitted[1][0].tolist() == [[4, 4, 4], [3, 3, 3]]
-    assert program_search.fit_line_table(grids, outputs, [np.array([[5, 0, 0]], np.uint8)]) is None
+    assert search_fitters.fit_line_table(grids, outputs, [np.array([[5, 0, 0]], np.uint8)]) is None
 
 
 def test_the_holes_that_are_solid_squares_are_filled_even_where_an_example_has_none():
@@ -1361,8 +1353,8 @@ def test_a_grid_made_of_copies_of_a_tile_is_cut_to_one_tile_along_either_axis():
 
     train = [copies(3, 4, 1, 2), copies(2, 3, 2, 1), copies(4, 2, 1, 2)]
     test = copies(3, 3, 2, 1)
-    assert program_search.one_period(train[0][0]).shape == (3, 4)
-    assert program_search.one_period(np.array([[1, 2, 3]], np.uint8)).tolist() == [[1, 2, 3]]  # no repeat: itself
+    assert search_steps.one_period(train[0][0]).shape == (3, 4)
+    assert search_steps.one_period(np.array([[1, 2, 3]], np.uint8)).tolist() == [[1, 2, 3]]  # no repeat: itself
     right, result = solves(train, test)
     assert right and result.programs[0][0] == "one_period(grid)"
 
@@ -1381,12 +1373,12 @@ def test_a_repeating_pattern_is_continued_into_the_empty_part_of_the_grid():
     train = [pattern(3, 7), pattern(4, 9), pattern(2, 5)]
     test = pattern(5, 11)
     given, whole = train[0]
-    assert np.array_equal(program_search.continue_pattern(given, "right"), whole)
+    assert np.array_equal(search_steps.continue_pattern(given, "right"), whole)
     # the same continued upwards: the grid turned so that right is up, and back
     turned = np.ascontiguousarray(np.flipud(given.T))
-    assert np.array_equal(program_search.continue_pattern(turned, "up"), np.flipud(whole.T))
+    assert np.array_equal(search_steps.continue_pattern(turned, "up"), np.flipud(whole.T))
     with pytest.raises(ValueError):
-        program_search.continue_pattern(whole, "right")  # nothing empty to continue into
+        search_steps.continue_pattern(whole, "right")  # nothing empty to continue into
     right, result = solves(train, test)
     assert right and result.programs[0][0] == "continue_pattern(grid, 'right')"
 
@@ -1395,12 +1387,12 @@ def test_a_band_is_repeated_as_one_block_above_and_below_itself():
     band = np.array([[2, 0, 2, 0], [2, 2, 2, 2], [2, 0, 2, 0]], np.uint8)  # its rows repeat with period 2 inside it
     grid = np.zeros((8, 4), np.uint8)
     grid[4:7] = band
-    made = program_search.repeat_block(grid, 0)
+    made = search_steps.repeat_block(grid, 0)
     assert np.array_equal(made[4:7], band) and np.array_equal(made[1:4], band)  # whole copies, not period 2
     assert np.array_equal(made[0], band[2]) and np.array_equal(made[7], band[0])
-    assert np.array_equal(program_search.repeat_block(grid.T, 1), made.T)
+    assert np.array_equal(search_steps.repeat_block(grid.T, 1), made.T)
     with pytest.raises(ValueError):
-        program_search.repeat_block(made, 0)  # the grid is full: nothing to repeat into
+        search_steps.repeat_block(made, 0)  # the grid is full: nothing to repeat into
 
 
 def test_noisy_stripes_are_cleaned_along_whichever_axis_they_run():
@@ -1417,7 +1409,7 @@ def test_noisy_stripes_are_cleaned_along_whichever_axis_they_run():
 
     train = [stripes(False), stripes(True), stripes(False)]
     test = stripes(True)
-    assert np.array_equal(program_search.line_majority(test[0]), test[1])
+    assert np.array_equal(search_steps.line_majority(test[0]), test[1])
     right, result = solves(train, test)
     assert right and result.programs[0][0] == "line_majority(grid)"
 
@@ -1444,12 +1436,12 @@ def test_the_template_is_stamped_on_the_lone_cells_and_copied_onto_silhouettes()
 
     for kind, step in (("markers", "stamp_at_markers"), ("silhouettes", "paint_silhouettes")):
         examples = [example(kind) for _ in range(4)]
-        assert np.array_equal(getattr(program_search, step)(examples[0][0]), examples[0][1])
+        assert np.array_equal(getattr(search_steps, step)(examples[0][0]), examples[0][1])
         right, result = solves(examples[:3], examples[3])
         assert right and result.programs[0][0] == f"{step}(grid)"
     template = examples[0][1][:3, :3]
     with pytest.raises(ValueError):
-        program_search.stamp_at_markers(np.pad(template, 2))  # no lone cell
+        search_steps.stamp_at_markers(np.pad(template, 2))  # no lone cell
 
 
 def test_a_template_touching_a_silhouette_corner_to_corner_is_copied_and_removed():
@@ -1458,8 +1450,8 @@ def test_a_template_touching_a_silhouette_corner_to_corner_is_copied_and_removed
     grid[3:5, 3:5] = 8  # meets the template corner to corner: one object when corners join
     grid[5:7, 6:8] = 8
     with pytest.raises(ValueError):
-        program_search.paint_silhouettes(grid, keep=False)  # the template and a silhouette run together
-    out = program_search.paint_silhouettes(grid, keep=False, connectivity=4)
+        search_steps.paint_silhouettes(grid, keep=False)  # the template and a silhouette run together
+    out = search_steps.paint_silhouettes(grid, keep=False, connectivity=4)
     expected = np.zeros_like(grid)
     expected[3:5, 3:5] = expected[5:7, 6:8] = [[7, 6], [9, 4]]
     assert np.array_equal(out, expected)
@@ -1471,15 +1463,15 @@ def test_regions_touching_a_colour_are_flooded_and_edge_pairs_are_joined():
                      [5, 5, 5, 0, 0],
                      [0, 0, 0, 5, 5],
                      [0, 0, 0, 5, 0]], np.uint8)
-    flooded = program_search.flood_from(grid, 1)
+    flooded = search_steps.flood_from(grid, 1)
     assert (flooded[:2, :2] == 1).all() and (flooded[:2, 3:] == 0).all() and flooded[4, 4] == 0
     edges = np.array([[3, 0, 0, 4],
                       [2, 0, 1, 2],
                       [0, 0, 0, 0],
                       [3, 0, 0, 1]], np.uint8)
-    assert program_search.connect_edges(edges).tolist() == [[3, 0, 0, 0], [3, 2, 2, 2], [3, 0, 0, 0], [3, 0, 0, 0]]
+    assert search_steps.connect_edges(edges).tolist() == [[3, 0, 0, 0], [3, 2, 2, 2], [3, 0, 0, 0], [3, 0, 0, 0]]
     with pytest.raises(ValueError):
-        program_search.connect_edges(np.eye(3, dtype=np.uint8))
+        search_steps.connect_edges(np.eye(3, dtype=np.uint8))
 
 
 def test_a_pattern_is_mirrored_four_ways_around_an_anchor_block():
@@ -1499,7 +1491,7 @@ def test_a_pattern_is_mirrored_four_ways_around_an_anchor_block():
         return grid, out
 
     examples = [example() for _ in range(4)]
-    assert np.array_equal(program_search.symmetrize_around(examples[0][0], 3, "hv"), examples[0][1])
+    assert np.array_equal(search_steps.symmetrize_around(examples[0][0], 3, "hv"), examples[0][1])
     right, result = solves(examples[:3], examples[3])
     assert right and result.programs[0][0] == "symmetrize_around(grid, 3, 'hv')"
 
@@ -1509,9 +1501,9 @@ def test_line_ends_and_tails_are_extended_away_from_their_neighbour():
     grid[6, 1:3] = 4  # a short line: both ends go on along the row
     grid[4:6, 4:6] = 2  # a block with a tail off its corner
     grid[3, 3] = 2
-    out = program_search.extend_ends(grid)
+    out = search_steps.extend_ends(grid)
     assert out[6].tolist() == [4] * 7
     assert [int(out[i, i]) for i in range(4)] == [2, 2, 2, 2] and (out[4:6, 4:6] == 2).all()
     assert out[:6, 6].tolist() == [0] * 6 and out[3, :3].tolist() == [0] * 3  # the block sends nothing
     with pytest.raises(ValueError):
-        program_search.extend_ends(np.eye(1, dtype=np.uint8))  # a lone cell is no line's end
+        search_steps.extend_ends(np.eye(1, dtype=np.uint8))  # a lone cell is no line's end
