@@ -42,9 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
-from training_code.arc_loader import ArcDataset, dataset_grids
+from training_code.arc_loader import ArcDataset, dataset_grids, solutions_beside
 from training_code.cli import OptionError
 from training_code.formats import format_from_spec
+from training_code.grids import ArcDataError
 from training_code.induction.program_search import SEARCH_VERSION, SearchConfig, search_task
 from training_code.induction.programs.arc1_training import PROGRAMS
 from training_code.task_choice import check_task_spec, is_count, select_tasks
@@ -62,8 +63,10 @@ def load_split(split: str) -> ArcDataset:
     """The tasks of a ``--split`` with their solutions; for ``arc-agi-2-new`` the ARC-AGI-2 training tasks
     without any grid of an ARC-AGI-1 training or evaluation task."""
     challenges = SPLITS[split]
-    dataset = ArcDataset.from_kaggle(challenges, challenges.with_name(challenges.name.replace("challenges",
-                                                                                              "solutions")))
+    solutions = solutions_beside(challenges)
+    if solutions is None:  # the benchmark scores every task: without answers it measures nothing
+        raise ArcDataError("no solutions file beside it (make data writes both)", file=str(challenges))
+    dataset = ArcDataset.from_kaggle(challenges, solutions)
     if split == "arc-agi-2-new":
         arc1 = dataset_grids(load_split("training"), load_split("evaluation"))
         dataset = dataset.without(dataset.sharing_grids(arc1))
